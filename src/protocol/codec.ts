@@ -1,0 +1,141 @@
+// The one codec: turns untrusted input (a WebSocket frame, an HTTP body, a query string)
+// into a typed value or a typed error. One schema per frame type; nothing else parses client input.
+
+import { ErrorCode } from "./errors.js";
+import { ClientFrameType, type ClientFrame, type SendRequest, type ServerFrame } from "./frames.js";
+import {
+  DEFAULT_HISTORY_LIMIT,
+  MAX_CLIENT_MSG_ID_CHARS,
+  MAX_FRAME_BYTES,
+  MAX_HISTORY_LIMIT,
+  MAX_TEXT_CHARS,
+  ROOM_ID_PATTERN,
+} from "./limits.js";
+
+export interface DecodeError {
+  code: ErrorCode;
+  message: string;
+  clientMsgId?: string;
+}
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; error: DecodeError };
+
+const ok = <T>(value: T): Decoded<T> => ({ ok: true, value });
+const fail = <T>(code: ErrorCode, message: string, clientMsgId?: string): Decoded<T> => ({
+  ok: false,
+  error: clientMsgId === undefined ? { code, message } : { code, message, clientMsgId },
+});
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const encoder = new TextEncoder();
+
+/** UTF-8 size without allocating when the answer is obvious (UTF-16 length × 3 bounds the UTF-8 size). */
+export const utf8Length = (text: string): number =>
+  text.length * 3 <= MAX_FRAME_BYTES ? Math.min(text.length * 3, encoder.encode(text).length) : encoder.encode(text).length;
+
+/** Characters as people count them (code points), so an emoji is one, not two. */
+const codePointLength = (text: string): number => {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+};
+
+/**
+ * Postgres `text` cannot hold NUL, and a lone surrogate would be stored as U+FFFD, so the
+ * committed text would differ from the acked one. Both are refused before anything is queued.
+ */
+const storableTextProblem = (text: string): string | undefined => {
+  if (!text.isWellFormed()) return "contains an unpaired surrogate (invalid UTF-16)";
+  if (text.includes("\u0000")) return "contains a NUL character";
+  return undefined;
+};
+
+const validateClientMsgId = (value: unknown): Decoded<string> => {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_CLIENT_MSG_ID_CHARS) {
+    return fail(ErrorCode.BadRequest, `clientMsgId must be a string of 1–${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  }
+  const problem = storableTextProblem(value);
+  if (problem) return fail(ErrorCode.BadRequest, `clientMsgId ${problem}`);
+  return ok(value);
+};
+
+/** Schema of a send (WebSocket `send` frame and HTTP POST body share it). */
+export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  const id = validateClientMsgId(input.clientMsgId);
+  if (!id.ok) return id;
+  const clientMsgId = id.value;
+  const text = input.text;
+  if (typeof text !== "string" || text.length === 0) {
+    return fail(ErrorCode.BadRequest, "text must be a non-empty string", clientMsgId);
+  }
+  if (codePointLength(text) > MAX_TEXT_CHARS) {
+    return fail(ErrorCode.TooLarge, `text is over ${MAX_TEXT_CHARS} characters`, clientMsgId);
+  }
+  const problem = storableTextProblem(text);
+  if (problem) return fail(ErrorCode.BadRequest, `text ${problem}`, clientMsgId);
+  return ok({ clientMsgId, text });
+};
+
+/** Decodes one WebSocket frame from a client. Binary frames and oversized frames are refused unparsed. */
+export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFrame> => {
+  if (typeof raw !== "string") return fail(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
+  if (utf8Length(raw) > MAX_FRAME_BYTES) return fail(ErrorCode.TooLarge, `frame is over ${MAX_FRAME_BYTES} bytes`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return fail(ErrorCode.BadRequest, "frame is not valid JSON");
+  }
+  if (!isRecord(parsed)) return fail(ErrorCode.BadRequest, "frame must be a JSON object");
+  switch (parsed.type) {
+    case ClientFrameType.Ping:
+      return ok({ type: ClientFrameType.Ping });
+    case ClientFrameType.Send: {
+      const send = decodeSendRequest(parsed);
+      return send.ok ? ok({ type: ClientFrameType.Send, ...send.value }) : send;
+    }
+    default:
+      return fail(ErrorCode.BadRequest, `unknown frame type ${JSON.stringify(String(parsed.type)).slice(0, 80)}`);
+  }
+};
+
+export const encodeFrame = (frame: ServerFrame | ClientFrame): string => JSON.stringify(frame);
+
+export const decodeRoomId = (value: string | undefined): Decoded<string> =>
+  value !== undefined && ROOM_ID_PATTERN.test(value)
+    ? ok(value)
+    : fail(ErrorCode.BadRequest, "roomId must be 1–128 characters of A-Z, a-z, 0-9, _ and -");
+
+/** A non-negative integer cursor (`since`, `after`): decimal digits only, within the safe range. */
+export const decodeSeqCursor = (name: string, value: string | undefined): Decoded<number | undefined> => {
+  if (value === undefined) return ok(undefined);
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    return fail(ErrorCode.BadRequest, `${name} must be a non-negative integer seq`);
+  }
+  return ok(Number(value));
+};
+
+/** A page size (`limit`, `last`): 1–1000, default 50. */
+export const decodeLimit = (name: string, value: string | undefined): Decoded<number | undefined> => {
+  if (value === undefined) return ok(undefined);
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_HISTORY_LIMIT) {
+    return fail(ErrorCode.BadRequest, `${name} must be an integer from 1 to ${MAX_HISTORY_LIMIT}`);
+  }
+  return ok(Number(value));
+};
+
+/** What a connecting socket asked for: everything after `since`, or the newest `last`. */
+export type HistoryRequest = { kind: "since"; since: number } | { kind: "last"; last: number };
+
+export const decodeHistoryRequest = (since: string | undefined, last: string | undefined): Decoded<HistoryRequest> => {
+  if (since !== undefined && last !== undefined) return fail(ErrorCode.BadRequest, "use either since or last, not both");
+  const s = decodeSeqCursor("since", since);
+  if (!s.ok) return s;
+  if (s.value !== undefined) return ok({ kind: "since", since: s.value });
+  const l = decodeLimit("last", last);
+  if (!l.ok) return l;
+  return ok({ kind: "last", last: l.value ?? DEFAULT_HISTORY_LIMIT });
+};

@@ -1,0 +1,77 @@
+// One error model for the whole product: the same code table drives HTTP statuses,
+// WebSocket `error` frames and close codes, so a client handles one list of failures.
+
+export const ErrorCode = {
+  /** The request or frame is malformed: bad JSON, unknown type, missing or wrong fields, bad cursor. */
+  BadRequest: "bad_request",
+  /** No token, or the token is invalid, expired or signed with the wrong key. */
+  Unauthorized: "unauthorized",
+  /** The caller is authenticated but may not do this here. */
+  Forbidden: "forbidden",
+  /** The route or the room does not exist. */
+  NotFound: "not_found",
+  /** The text or the frame is over its size limit. */
+  TooLarge: "too_large",
+  /** Too many requests or sends; retry after the hinted delay. */
+  RateLimited: "rate_limited",
+  /** Storage could not commit or read right now; nothing was lost, retry with the same clientMsgId. */
+  Unavailable: "unavailable",
+  /** A bug on our side; the details are in our logs, never in the response. */
+  Internal: "internal",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const httpStatusOf: Record<ErrorCode, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/**
+ * WebSocket close codes for errors that end a socket (4000–4999 is the application range).
+ * Recoverable errors (a bad frame, a failed send) keep the socket open and only send an `error` frame.
+ */
+export const closeCodeOf: Record<ErrorCode, number> = {
+  bad_request: 4400,
+  unauthorized: 4401,
+  forbidden: 4403,
+  not_found: 4404,
+  too_large: 4413,
+  rate_limited: 4429,
+  unavailable: 4503,
+  internal: 4500,
+};
+
+export const isErrorCode = (value: unknown): value is ErrorCode =>
+  typeof value === "string" && Object.values(ErrorCode).includes(value as ErrorCode);
+
+/** The one error type of the server. `message` is safe to show to clients; `cause` never leaves the server. */
+export class ChatError extends Error {
+  override readonly name = "ChatError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+  readonly retryAfterMs: number | undefined;
+
+  get status(): number {
+    return httpStatusOf[this.code];
+  }
+}
+
+/** The HTTP error body: `{"error":{"code":"...","message":"..."}}`. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+export const errorBody = (code: ErrorCode, message: string): ErrorBody => ({ error: { code, message } });
