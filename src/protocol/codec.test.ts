@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { decodeClientFrame, decodeHistoryRequest, decodeLimit, decodeRoomId, decodeSeqCursor } from "./codec.js";
+
+describe("decodeClientFrame", () => {
+  it("accepts exactly the two client frame types", () => {
+    expect(decodeClientFrame('{"type":"ping"}')).toEqual({ ok: true, value: { type: "ping" } });
+    expect(decodeClientFrame('{"type":"send","clientMsgId":"c","text":"hi","extra":1}')).toEqual({
+      ok: true,
+      value: { type: "send", clientMsgId: "c", text: "hi" },
+    });
+  });
+
+  it.each([
+    ["not json", "{", "bad_request"],
+    ["array", "[]", "bad_request"],
+    ["null", "null", "bad_request"],
+    ["unknown type", '{"type":"subscribe"}', "bad_request"],
+    ["no type", "{}", "bad_request"],
+    ["id too long", JSON.stringify({ type: "send", clientMsgId: "x".repeat(65), text: "t" }), "bad_request"],
+    ["id empty", JSON.stringify({ type: "send", clientMsgId: "", text: "t" }), "bad_request"],
+    ["text missing", JSON.stringify({ type: "send", clientMsgId: "c" }), "bad_request"],
+    ["text not string", JSON.stringify({ type: "send", clientMsgId: "c", text: ["a"] }), "bad_request"],
+    ["text too long", JSON.stringify({ type: "send", clientMsgId: "c", text: "a".repeat(4001) }), "too_large"],
+    ["lone surrogate", JSON.stringify({ type: "send", clientMsgId: "c", text: "\ud83d" }), "bad_request"],
+    ["NUL", JSON.stringify({ type: "send", clientMsgId: "c", text: "a\u0000" }), "bad_request"],
+    ["frame too big", JSON.stringify({ type: "ping", pad: "p".repeat(16 * 1024) }), "too_large"],
+  ])("%s → %s", (_, raw, code) => {
+    const decoded = decodeClientFrame(raw);
+    expect(decoded.ok).toBe(false);
+    if (!decoded.ok) expect(decoded.error.code).toBe(code);
+  });
+
+  it("counts characters as code points: 4,000 emoji are allowed", () => {
+    expect(decodeClientFrame(JSON.stringify({ type: "send", clientMsgId: "c", text: "😀".repeat(4000) })).ok).toBe(true);
+  });
+
+  it("refuses binary frames", () => {
+    expect(decodeClientFrame(new ArrayBuffer(4))).toMatchObject({ ok: false, error: { code: "bad_request" } });
+  });
+
+  it("errors about a send carry its clientMsgId", () => {
+    const d = decodeClientFrame(JSON.stringify({ type: "send", clientMsgId: "c9", text: "" }));
+    expect(d).toMatchObject({ ok: false, error: { clientMsgId: "c9" } });
+  });
+});
+
+describe("cursors and ids", () => {
+  it("room ids: 1–128 of [A-Za-z0-9_-]", () => {
+    expect(decodeRoomId("a-B_9").ok).toBe(true);
+    expect(decodeRoomId("x".repeat(128)).ok).toBe(true);
+    for (const bad of ["", "x".repeat(129), "a b", "a/b", "é", undefined]) expect(decodeRoomId(bad).ok).toBe(false);
+  });
+
+  it("seq cursors are non-negative integers; limits 1–1000", () => {
+    expect(decodeSeqCursor("since", "0")).toEqual({ ok: true, value: 0 });
+    expect(decodeSeqCursor("since", undefined)).toEqual({ ok: true, value: undefined });
+    for (const bad of ["-1", "1.5", "1e3", "abc", " 1", "99999999999999999"]) expect(decodeSeqCursor("since", bad).ok).toBe(false);
+    expect(decodeLimit("limit", "1000")).toEqual({ ok: true, value: 1000 });
+    for (const bad of ["0", "1001", "-5", "x"]) expect(decodeLimit("limit", bad).ok).toBe(false);
+  });
+
+  it("since and last are exclusive; last defaults to 50", () => {
+    expect(decodeHistoryRequest(undefined, undefined)).toEqual({ ok: true, value: { kind: "last", last: 50 } });
+    expect(decodeHistoryRequest("4", undefined)).toEqual({ ok: true, value: { kind: "since", since: 4 } });
+    expect(decodeHistoryRequest("4", "5").ok).toBe(false);
+  });
+});

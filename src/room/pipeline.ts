@@ -1,0 +1,78 @@
+// Group commit. Awaiting Postgres does not stop other events from entering a Durable Object
+// (input gates only cover its own storage), so the pipeline serialises itself: at most one
+// batch is in flight, and everything submitted meanwhile becomes the next batch.
+
+export interface PipelineOptions {
+  /** The most sends in one batch (one Postgres statement). */
+  maxBatchSize: number;
+  /** The most text bytes in one batch, so one statement stays well under Postgres' limits. */
+  maxBatchBytes: number;
+}
+
+export class CommitPipeline<T extends { bytes: number }> {
+  private readonly queue: T[] = [];
+  private running = false;
+
+  constructor(
+    /** Commits one batch and delivers every outcome before it resolves; it must not throw. */
+    private readonly commit: (batch: T[]) => Promise<void>,
+    private readonly options: PipelineOptions,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get busy(): boolean {
+    return this.running;
+  }
+
+  submit(item: T): void {
+    this.queue.push(item);
+    if (!this.running) void this.drain();
+  }
+
+  /** Takes the next batch off the queue: at least one item, then up to the size and byte limits. */
+  takeBatch(): T[] {
+    let bytes = 0;
+    let count = 0;
+    for (const item of this.queue) {
+      if (count > 0 && (count >= this.options.maxBatchSize || bytes + item.bytes > this.options.maxBatchBytes)) break;
+      bytes += item.bytes;
+      count++;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) await this.commit(this.takeBatch());
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/**
+ * Within one batch, the same (user, clientMsgId) may appear twice (a client resent before its
+ * first ack). Only the first is sent to Postgres; the repeats share its outcome as duplicates.
+ */
+export const dedupeBatch = <T extends { userId: string; clientMsgId: string }>(
+  batch: readonly T[],
+): { unique: T[]; repeats: Array<{ item: T; original: number }> } => {
+  const firstIndex = new Map<string, number>();
+  const unique: T[] = [];
+  const repeats: Array<{ item: T; original: number }> = [];
+  for (const item of batch) {
+    const key = `${item.userId.length}:${item.userId}${item.clientMsgId}`;
+    const seen = firstIndex.get(key);
+    if (seen === undefined) {
+      firstIndex.set(key, unique.length);
+      unique.push(item);
+    } else {
+      repeats.push({ item, original: seen });
+    }
+  }
+  return { unique, repeats };
+};

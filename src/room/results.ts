@@ -1,0 +1,20 @@
+// What room calls return across RPC. Errors thrown over RPC lose their type, so the room
+// returns failures as values with a code from the shared error table.
+
+import type { ErrorCode } from "../protocol/errors.js";
+import type { Message } from "../protocol/frames.js";
+
+export interface Failure {
+  ok: false;
+  code: ErrorCode;
+  /** Safe to show to clients: "unable to <operation>; <reason>". */
+  message: string;
+  retryAfterMs?: number;
+}
+
+export const failure = (code: ErrorCode, message: string): Failure => ({ ok: false, code, message });
+
+export type RoomResult<T> = { ok: true; value: T } | Failure;
+
+/** The fate of one send: committed (maybe earlier, for a repeated clientMsgId) or failed. */
+export type SendOutcome = { ok: true; message: Message; duplicate: boolean } | Failure;

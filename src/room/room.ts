@@ -1,0 +1,502 @@
+// The room Durable Object: one per (tenant, room). It is the room's single writer and
+// sequencer, holds the room's WebSockets (hibernation API), and merges history with live
+// messages for every joining socket. It stays a thin shell: batching, dedup, the window and
+// the handshake plan are pure parts beside it; Postgres is behind MessageStore.
+//
+// What survives what:
+//  - Postgres holds every committed message and the room's last_seq and writer epoch.
+//  - Durable Object storage holds the writer epoch this object last claimed.
+//  - Each socket's attachment holds who it is (user, room) and whether it got `ready`.
+//  - Memory (seq counter, recent window, queue) is a cache of the above, rebuilt on wake-up.
+
+import { DurableObject } from "cloudflare:workers";
+import { readConfig, type Config } from "../config.js";
+import { decodeClientFrame, encodeFrame, type HistoryRequest } from "../protocol/codec.js";
+import { closeCodeOf, ErrorCode, errorBody, httpStatusOf } from "../protocol/errors.js";
+import {
+  ClientFrameType,
+  ServerFrameType,
+  type Message,
+  type SendRequest,
+  type ServerFrame,
+} from "../protocol/frames.js";
+import { PostgresStore, useLocalWsProxy } from "../storage/postgres.js";
+import { type HistoryQuery, type MessageStore, type RoomKey, StorageError } from "../storage/types.js";
+import { buildReady, readyQuery } from "./handshake.js";
+import { CommitPipeline, dedupeBatch } from "./pipeline.js";
+import { type Failure, failure, type RoomResult, type SendOutcome } from "./results.js";
+import { RecentWindow } from "./window.js";
+
+/** Per-socket state that must survive hibernation (the constructor runs again on wake-up). */
+interface SocketAttachment {
+  v: 1;
+  tenant: string;
+  roomId: string;
+  userId: string;
+  /** True once `ready` was sent: from then on the socket receives live frames directly. */
+  ready: boolean;
+}
+
+interface PendingSend {
+  id: string;
+  userId: string;
+  clientMsgId: string;
+  text: string;
+  bytes: number;
+  /** Called exactly once, synchronously, when the send's fate is known. */
+  deliver: (outcome: SendOutcome) => void;
+}
+
+const WINDOW_BYTES = 2 * 1024 * 1024;
+const EPOCH_KEY = "writerEpoch";
+
+export class Room extends DurableObject<Env> {
+  private readonly config: Config;
+  private room: RoomKey | undefined;
+  private storeInstance: MessageStore | undefined;
+  /** Set once this instance holds the room's writer epoch in Postgres. */
+  private writer: { epoch: number } | undefined;
+  private booting: Promise<{ epoch: number }> | undefined;
+  /** The room's committed high-water mark as this writer knows it. */
+  private lastSeq = 0;
+  /**
+   * Set after any commit whose outcome is unknown (timeout, connection lost after the statement
+   * was sent). Before the next seq is assigned, the room re-reads last_seq from Postgres and
+   * broadcasts whatever did commit, so no seq is assigned twice and none is skipped.
+   */
+  private needsResync = false;
+  /** Set when a newer instance took the writer role; this one disconnects its sockets. */
+  private lostWriterRole = false;
+  private readonly window: RecentWindow;
+  private readonly pipeline: CommitPipeline<PendingSend>;
+  /** Sockets between accept and `ready`: live frames for them wait here, in order. */
+  private readonly joining = new Map<WebSocket, string[]>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = readConfig(env);
+    if (this.config.neonWsProxy) useLocalWsProxy(this.config.neonWsProxy);
+    this.window = new RecentWindow(this.config.windowMessages, WINDOW_BYTES);
+    this.pipeline = new CommitPipeline((batch) => this.commit(batch), {
+      maxBatchSize: 500,
+      maxBatchBytes: 1024 * 1024,
+    });
+    // Pings are answered by the runtime without waking a hibernated object.
+    ctx.setWebSocketAutoResponse(
+      new WebSocketRequestResponsePair(
+        encodeFrame({ type: ClientFrameType.Ping }),
+        encodeFrame({ type: ServerFrameType.Pong }),
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // RPC used by the Worker's HTTP routes
+
+  /** `GET /v1/rooms/{roomId}/messages`: after `after` oldest-first, else the newest `limit`. */
+  async history(
+    room: RoomKey,
+    query: { after: number | undefined; limit: number },
+  ): Promise<RoomResult<{ messages: Message[]; latestSeq: number }>> {
+    try {
+      await this.ensureWriter(room);
+      const latestSeq = this.lastSeq;
+      const q =
+        query.after === undefined
+          ? { afterSeq: Math.max(0, latestSeq - query.limit), uptoSeq: latestSeq, limit: query.limit, from: "newest" as const }
+          : { afterSeq: query.after, uptoSeq: latestSeq, limit: query.limit, from: "oldest" as const };
+      const messages = await this.readHistory(room, q);
+      return { ok: true, value: { messages, latestSeq } };
+    } catch (error) {
+      return this.failureOf(error, "unable to read history");
+    }
+  }
+
+  /** `POST /v1/rooms/{roomId}/messages`: the same pipeline as a WebSocket send. */
+  async send(room: RoomKey, userId: string, request: SendRequest): Promise<SendOutcome> {
+    this.adopt(room);
+    return new Promise((resolve) => this.submit(userId, request, resolve));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // WebSockets
+
+  /** The Worker forwards authenticated, validated upgrades here (headers set by the Worker only). */
+  override async fetch(request: Request): Promise<Response> {
+    const room = { tenant: request.headers.get("x-chat-tenant") ?? "", roomId: request.headers.get("x-chat-room") ?? "" };
+    const userId = request.headers.get("x-chat-user") ?? "";
+    const historyHeader = request.headers.get("x-chat-history");
+    if (!room.tenant || !room.roomId || !userId || !historyHeader) {
+      return failureResponse(ErrorCode.BadRequest, "unable to join; the request did not come through the Worker");
+    }
+    const history = JSON.parse(historyHeader) as HistoryRequest;
+    try {
+      await this.ensureWriter(room);
+    } catch (error) {
+      const f = this.failureOf(error, "unable to join the room");
+      return failureResponse(f.code, f.message);
+    }
+    if (history.kind === "since" && history.since > this.lastSeq) {
+      return failureResponse(
+        ErrorCode.BadRequest,
+        `unable to resume; since=${history.since} is ahead of the room's latest seq ${this.lastSeq}`,
+      );
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    // From here to `joining.set` there is no await: the watermark and the registration happen
+    // in one turn, so no commit can be broadcast in between.
+    this.ctx.acceptWebSocket(server, [userId]);
+    const attachment: SocketAttachment = { v: 1, ...room, userId, ready: false };
+    server.serializeAttachment(attachment);
+    const watermark = this.lastSeq;
+    this.joining.set(server, []);
+    this.ctx.waitUntil(this.completeHandshake(server, room, history, watermark));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /*
+   * Why the handshake is race-free. At registration the socket gets watermark W = lastSeq, and
+   * from that moment every broadcast for it is buffered (see `deliverFrame`). Broadcasts only
+   * carry seqs the room had not committed before, so every buffered frame has seq > W. The
+   * history sent in `ready` is read for seq <= W (from memory, or from Postgres, which holds
+   * everything up to W because W was committed). `ready` goes out first, then the buffer in
+   * order, in one synchronous turn, and only then is the socket marked live. So the socket sees
+   * ..W from history and W+1.. live: no gap (everything > W is buffered or later), no duplicate
+   * (history stops at W, the buffer starts above it), in seq order.
+   */
+  private async completeHandshake(
+    ws: WebSocket,
+    room: RoomKey,
+    request: HistoryRequest,
+    watermark: number,
+  ): Promise<void> {
+    const query = readyQuery(request, watermark);
+    let history: Message[];
+    try {
+      history = await this.readHistory(room, query);
+    } catch (error) {
+      this.joining.delete(ws);
+      const f = this.failureOf(error, "unable to read history for the handshake");
+      safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: f.code, message: f.message }));
+      safeClose(ws, closeCodeOf[f.code], f.message);
+      return;
+    }
+    const buffered = this.joining.get(ws);
+    this.joining.delete(ws);
+    if (!buffered) return; // closed while we were reading
+    safeSend(ws, encodeFrame(buildReady(room.roomId, query, history)));
+    for (const frame of buffered) safeSend(ws, frame);
+    const attachment = attachmentOf(ws);
+    if (attachment) ws.serializeAttachment({ ...attachment, ready: true });
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const attachment = attachmentOf(ws);
+    if (!attachment) {
+      safeClose(ws, closeCodeOf.internal, "socket state lost; reconnect");
+      return;
+    }
+    const room = { tenant: attachment.tenant, roomId: attachment.roomId };
+    this.adopt(room);
+    if (!attachment.ready && !this.joining.has(ws)) {
+      // A socket that never got `ready` cannot survive a restart of the object (its handshake
+      // was in memory). Tell the client to reconnect rather than serve it an unknown position.
+      safeClose(ws, closeCodeOf.unavailable, "handshake interrupted; reconnect");
+      return;
+    }
+    const decoded = decodeClientFrame(raw);
+    if (!decoded.ok) {
+      this.deliverFrame(ws, { type: ServerFrameType.Error, ...decoded.error });
+      return;
+    }
+    const frame = decoded.value;
+    if (frame.type === ClientFrameType.Ping) {
+      this.deliverFrame(ws, { type: ServerFrameType.Pong });
+      return;
+    }
+    this.submit(attachment.userId, frame, (outcome) => {
+      this.deliverFrame(
+        ws,
+        outcome.ok
+          ? {
+              type: ServerFrameType.Ack,
+              clientMsgId: outcome.message.clientMsgId,
+              seq: outcome.message.seq,
+              id: outcome.message.id,
+              createdAt: outcome.message.createdAt,
+            }
+          : { type: ServerFrameType.Error, code: outcome.code, message: outcome.message, clientMsgId: frame.clientMsgId },
+      );
+    });
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.joining.delete(ws);
+    // 1005/1006 are not valid to send back; answer a clean close with the same code.
+    safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    // Abrupt disconnects are normal on mobile networks; nothing to log.
+    this.joining.delete(ws);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The write path
+
+  private submit(userId: string, request: SendRequest, deliver: PendingSend["deliver"]): void {
+    // A resend of something already committed and still in memory is answered at once.
+    const known = this.window.find(userId, request.clientMsgId);
+    if (known) {
+      deliver({ ok: true, message: known, duplicate: true });
+      return;
+    }
+    this.pipeline.submit({
+      id: crypto.randomUUID(),
+      userId,
+      clientMsgId: request.clientMsgId,
+      text: request.text,
+      bytes: request.text.length * 3 + request.clientMsgId.length,
+      deliver,
+    });
+  }
+
+  /** One batch: at most one runs at a time (CommitPipeline). Delivers every outcome; never throws. */
+  private async commit(batch: PendingSend[]): Promise<void> {
+    const room = this.room;
+    if (!room) throw new Error("commit before the room was adopted");
+    const { unique, repeats } = dedupeBatch(batch);
+    let results: Array<{ message: Message; duplicate: boolean }>;
+    let fresh: Message[];
+    try {
+      const { epoch } = await this.ensureWriter(room);
+      if (this.needsResync) await this.resync(room, epoch);
+      const createdAt = new Date().toISOString();
+      const outcome = await this.store().commitBatch(room, epoch, this.lastSeq, createdAt, unique);
+      if (outcome.kind === "rejected") {
+        // Our epoch or last_seq was stale: find out which before anything else is sequenced.
+        // Nothing of this batch was written; its senders retry with the same clientMsgIds.
+        this.needsResync = true;
+        await this.resync(room, epoch);
+        throw new StorageError("the room's state moved under this writer; nothing was committed", "failed");
+      }
+      let seq = this.lastSeq;
+      fresh = [];
+      results = unique.map((pending, index) => {
+        const original = outcome.duplicates.get(index);
+        if (original) return { message: original, duplicate: true };
+        seq += 1;
+        const message: Message = {
+          roomId: room.roomId,
+          seq,
+          id: pending.id,
+          userId: pending.userId,
+          text: pending.text,
+          clientMsgId: pending.clientMsgId,
+          createdAt,
+        };
+        fresh.push(message);
+        return { message, duplicate: false };
+      });
+      this.lastSeq = outcome.lastSeq;
+    } catch (error) {
+      // Whatever failed, the outcome may be unknown: re-read Postgres before the next seq.
+      if (this.writer) this.needsResync = true;
+      const f = this.failureOf(error, "unable to commit the message");
+      for (const pending of batch) pending.deliver(f);
+      // Only after the senders heard `unavailable`: if another instance owns the room now,
+      // send every client there.
+      if (!this.writer && this.lostWriterRole) this.disconnectAll();
+      return;
+    }
+    // Committed. Broadcast first, in seq order, then ack: a sender sees its own message frame
+    // before its ack, and the next batch cannot start before both are out (we are still inside
+    // the pipeline's turn).
+    this.publish(fresh);
+    unique.forEach((pending, index) => {
+      const result = results[index];
+      if (result) pending.deliver({ ok: true, ...result });
+    });
+    for (const { item, original } of repeats) {
+      const result = results[original];
+      if (result) item.deliver({ ok: true, message: result.message, duplicate: true });
+    }
+  }
+
+  /**
+   * Re-reads the room from Postgres after an unknown outcome. If the epoch moved, another
+   * instance owns the room now (see docs/architecture.md, "Fencing"): drop the writer role and
+   * close the sockets so clients reconnect to the new owner. If last_seq moved, the unknown
+   * commit did happen: those messages are broadcast now, before any newer seq.
+   */
+  private async resync(room: RoomKey, epoch: number): Promise<void> {
+    const state = await this.store().readRoomState(room);
+    if (!state || state.writerEpoch !== epoch) {
+      this.writer = undefined;
+      this.lostWriterRole = true;
+      this.window.reset([]);
+      this.needsResync = false;
+      throw new StorageError("another instance of this room took over; reconnect", "failed");
+    }
+    if (state.lastSeq > this.lastSeq) {
+      const missed = await this.store().readMessages(room, {
+        afterSeq: this.lastSeq,
+        uptoSeq: state.lastSeq,
+        limit: state.lastSeq - this.lastSeq,
+        from: "oldest",
+      });
+      if (missed.length !== state.lastSeq - this.lastSeq) {
+        throw new StorageError(`resync read ${missed.length} of ${state.lastSeq - this.lastSeq} messages`, "failed");
+      }
+      this.lastSeq = state.lastSeq;
+      this.publish(missed);
+    }
+    this.needsResync = false;
+  }
+
+  /** Makes committed messages visible: the window, then every socket, in seq order. */
+  private publish(messages: Message[]): void {
+    if (messages.length === 0) return;
+    this.window.append(messages);
+    const frames = messages.map((message) => encodeFrame({ type: ServerFrameType.Message, message }));
+    for (const ws of this.ctx.getWebSockets()) {
+      const buffer = this.joining.get(ws);
+      if (buffer) buffer.push(...frames);
+      else for (const frame of frames) safeSend(ws, frame);
+    }
+  }
+
+  /** Every frame to a socket goes through here, so nothing overtakes `ready` on a joining socket. */
+  private deliverFrame(ws: WebSocket, frame: ServerFrame): void {
+    const encoded = encodeFrame(frame);
+    const buffer = this.joining.get(ws);
+    if (buffer) buffer.push(encoded);
+    else safeSend(ws, encoded);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Writer role and storage
+
+  /** The room key arrives with every call; an object only ever serves one room. */
+  private adopt(room: RoomKey): void {
+    if (!this.room) this.room = room;
+    else if (this.room.tenant !== room.tenant || this.room.roomId !== room.roomId) {
+      throw new Error(`room object for ${this.room.tenant}:${this.room.roomId} got a call for ${room.tenant}:${room.roomId}`);
+    }
+  }
+
+  private store(): MessageStore {
+    if (!this.storeInstance) {
+      if (!this.config.databaseUrl) {
+        throw new StorageError("DATABASE_URL is not set; configure it with `wrangler secret put DATABASE_URL`", "failed");
+      }
+      this.storeInstance = new PostgresStore({
+        connectionString: this.config.databaseUrl,
+        statementTimeoutMs: this.config.statementTimeoutMs,
+        idleTimeoutMs: this.config.postgresIdleMs,
+        maxConnections: 3,
+      });
+    }
+    return this.storeInstance;
+  }
+
+  /** Claims the writer role once per instance (after every wake-up), then loads the window. */
+  private async ensureWriter(room: RoomKey): Promise<{ epoch: number }> {
+    this.adopt(room);
+    if (this.writer) return this.writer;
+    this.booting ??= this.claimWriter(room).finally(() => {
+      this.booting = undefined;
+    });
+    return this.booting;
+  }
+
+  /*
+   * Fencing. The platform can briefly run two instances of one object (an old one that has not
+   * noticed it was replaced, and the new one). Each instance, before its first write, picks
+   * epoch = max(epoch in its storage, epoch in Postgres) + 1, persists it in its storage (a
+   * replaced instance's storage writes fail), and claims it in Postgres only if it is higher
+   * than the stored one. Every commit is one statement that advances last_seq only WHERE
+   * writer_epoch = my epoch AND last_seq = what I expect, under the row lock of `rooms`. So once
+   * a newer instance has claimed, an older one can never commit again: its statements match no
+   * row and insert nothing, and the (room, seq) primary key forbids a seq being used twice even
+   * if that argument had a hole.
+   */
+  private async claimWriter(room: RoomKey): Promise<{ epoch: number }> {
+    const store = this.store();
+    const stored = (await this.ctx.storage.get<number>(EPOCH_KEY)) ?? 0;
+    const state = await store.readRoomState(room);
+    const epoch = Math.max(stored, state?.writerEpoch ?? 0) + 1;
+    await this.ctx.storage.put(EPOCH_KEY, epoch);
+    const claimed = await store.claimWriter(room, epoch);
+    if (!claimed) throw new StorageError("another instance of this room claimed it first; retry", "failed");
+    const recent = await store.readMessages(room, {
+      afterSeq: Math.max(0, claimed.lastSeq - this.config.windowMessages),
+      uptoSeq: claimed.lastSeq,
+      limit: this.config.windowMessages,
+      from: "newest",
+    });
+    this.lastSeq = claimed.lastSeq;
+    this.window.reset(recent);
+    this.needsResync = false;
+    this.writer = { epoch };
+    return this.writer;
+  }
+
+  /** After losing the epoch: send every client to the new owner (they resume with `since`). */
+  private disconnectAll(): void {
+    this.lostWriterRole = false;
+    for (const ws of this.ctx.getWebSockets()) {
+      this.joining.delete(ws);
+      safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.Unavailable, message: "room moved; reconnect" }));
+      safeClose(ws, closeCodeOf.unavailable, "room moved; reconnect");
+    }
+  }
+
+  /** History for seq in (afterSeq, uptoSeq]: from memory when the window covers it, else Postgres. */
+  private async readHistory(room: RoomKey, q: HistoryQuery): Promise<Message[]> {
+    const from = q.from === "newest" ? Math.max(q.afterSeq, q.uptoSeq - q.limit) : q.afterSeq;
+    const upto = q.from === "newest" ? q.uptoSeq : Math.min(q.uptoSeq, q.afterSeq + q.limit);
+    return this.window.range(from, upto, this.lastSeq) ?? this.store().readMessages(room, q);
+  }
+
+  private failureOf(error: unknown, operation: string): Failure {
+    if (error instanceof StorageError) {
+      console.warn(`room ${this.room?.tenant}:${this.room?.roomId}: ${operation}: ${error.message}`, describeCause(error));
+      return failure(ErrorCode.Unavailable, `${operation}; storage is unavailable, retry later`);
+    }
+    console.error(`room ${this.room?.tenant}:${this.room?.roomId}: ${operation}`, error);
+    return failure(ErrorCode.Internal, `${operation}; internal error`);
+  }
+}
+
+const attachmentOf = (ws: WebSocket): SocketAttachment | undefined => {
+  const value = ws.deserializeAttachment() as SocketAttachment | null;
+  return value && value.v === 1 ? value : undefined;
+};
+
+/** A socket can be closing at any moment; a failed send to it is not an error of the room. */
+const safeSend = (ws: WebSocket, data: string): void => {
+  try {
+    ws.send(data);
+  } catch {}
+};
+
+const safeClose = (ws: WebSocket, code: number, reason: string): void => {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {}
+};
+
+const failureResponse = (code: ErrorCode, message: string): Response =>
+  Response.json(errorBody(code, message), { status: httpStatusOf[code] });
+
+/** Driver errors can carry connection strings in their text; log only their class and code. */
+const describeCause = (error: Error): string => {
+  const cause = error.cause;
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    return `cause: ${cause.name}${typeof code === "string" ? ` (${code})` : ""}: ${cause.message.replace(/postgres(ql)?:\/\/\S+/g, "postgres://…")}`;
+  }
+  return "";
+};

@@ -1,0 +1,67 @@
+// The recent-history window kept in the room object's memory: the newest committed messages,
+// contiguous by seq. It only makes reads cheaper; losing it (eviction) costs one Postgres read.
+
+import type { Message } from "../protocol/frames.js";
+import { utf8Length } from "../protocol/codec.js";
+
+export class RecentWindow {
+  private messages: Message[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly maxMessages: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** The first seq held, or lastSeq + 1 when empty: everything from here to lastSeq is in memory. */
+  firstSeq(lastSeq: number): number {
+    return this.messages[0]?.seq ?? lastSeq + 1;
+  }
+
+  get size(): number {
+    return this.messages.length;
+  }
+
+  /** Replaces the contents (after a cold start or a resync). `messages` must be contiguous. */
+  reset(messages: Message[]): void {
+    this.messages = [];
+    this.bytes = 0;
+    this.append(messages);
+  }
+
+  /** Appends committed messages in seq order; a gap would make reads wrong, so it restarts the window. */
+  append(messages: readonly Message[]): void {
+    for (const message of messages) {
+      const last = this.messages[this.messages.length - 1];
+      if (last && message.seq !== last.seq + 1) {
+        this.messages = [];
+        this.bytes = 0;
+      }
+      this.messages.push(message);
+      this.bytes += sizeOf(message);
+    }
+    while (this.messages.length > this.maxMessages || (this.bytes > this.maxBytes && this.messages.length > 1)) {
+      const dropped = this.messages.shift();
+      if (dropped) this.bytes -= sizeOf(dropped);
+    }
+  }
+
+  /** Messages with afterSeq < seq <= uptoSeq, if the window holds all of them; otherwise undefined. */
+  range(afterSeq: number, uptoSeq: number, lastSeq: number): Message[] | undefined {
+    if (uptoSeq <= afterSeq) return [];
+    const first = this.firstSeq(lastSeq);
+    if (afterSeq + 1 < first || uptoSeq > lastSeq) return undefined;
+    return this.messages.slice(afterSeq + 1 - first, uptoSeq + 1 - first);
+  }
+
+  find(userId: string, clientMsgId: string): Message | undefined {
+    for (let i = this.messages.length - 1; i >= 0; i--) {
+      const m = this.messages[i];
+      if (m && m.userId === userId && m.clientMsgId === clientMsgId) return m;
+    }
+    return undefined;
+  }
+}
+
+/** Approximate wire size of a message (its text dominates); used for the window and `ready` caps. */
+export const sizeOf = (message: Message): number => utf8Length(message.text) + 200;

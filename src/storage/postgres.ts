@@ -1,0 +1,243 @@
+// Postgres adapter: the durable record, through @neondatabase/serverless in WebSocket mode
+// (the same driver in production and in tests). Owned by one room object at a time.
+
+import { neonConfig, Pool, type PoolClient } from "@neondatabase/serverless";
+import type { Message } from "../protocol/frames.js";
+import {
+  type CommitOutcome,
+  type HistoryQuery,
+  type MessageStore,
+  type NewMessage,
+  type RoomKey,
+  type RoomState,
+  StorageError,
+} from "./types.js";
+
+let localProxyConfigured = false;
+
+/**
+ * Points the driver at a local Neon-protocol WebSocket proxy (`host:port/path`) instead of Neon.
+ * `neonConfig` is global to the isolate, so this is set once and only when a local proxy is configured.
+ */
+export const useLocalWsProxy = (endpoint: string): void => {
+  if (localProxyConfigured) return;
+  localProxyConfigured = true;
+  neonConfig.wsProxy = (host, port) => `${endpoint}?address=${host}:${port}`;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.pipelineTLS = false;
+  neonConfig.pipelineConnect = false;
+  neonConfig.forceDisablePgSSL = true;
+};
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** A statement that has not answered by then has an unknown outcome. */
+  statementTimeoutMs: number;
+  /**
+   * Idle connections are closed after this long: an open outgoing WebSocket keeps a Durable
+   * Object awake (and billed) and prevents hibernation.
+   */
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+interface MessageRow {
+  seq: string | number;
+  id: string;
+  user_id: string;
+  client_msg_id: string;
+  text: string;
+  created_at: Date | string;
+}
+
+const toIso = (value: Date | string): string => (value instanceof Date ? value : new Date(value)).toISOString();
+
+const toMessage = (roomId: string, row: MessageRow): Message => ({
+  roomId,
+  seq: Number(row.seq),
+  id: row.id,
+  userId: row.user_id,
+  text: row.text,
+  clientMsgId: row.client_msg_id,
+  createdAt: toIso(row.created_at),
+});
+
+/*
+ * One statement, so one round trip and one implicit transaction:
+ *  - `dup` finds sends whose (user, clientMsgId) is already stored: they are answered with the
+ *    original row and take no seq (LATERAL, so each is one probe of the unique index rather
+ *    than a scan of the room);
+ *  - `fresh` numbers the others 1..k in batch order;
+ *  - `claim` advances last_seq only if this writer still holds the room's epoch AND the room is
+ *    exactly where the writer believes it is. It takes the row lock on `rooms`, so two writers
+ *    of one room are serialised here; the loser re-evaluates the WHERE and matches nothing;
+ *  - `ins` inserts only when `claim` matched, with seq = expected + n: consecutive, no gap.
+ * The primary key (tenant, room_id, seq) is the last line of defence against a reused seq.
+ */
+const COMMIT_SQL = `
+WITH input AS (
+  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS i(id, user_id, client_msg_id, text, ord)
+),
+dup AS (
+  SELECT i.ord, m.seq, m.id, m.user_id, m.client_msg_id, m.text, m.created_at
+  FROM input i
+  CROSS JOIN LATERAL (
+    SELECT * FROM messages
+    WHERE tenant = $1 AND room_id = $2 AND user_id = i.user_id AND client_msg_id = i.client_msg_id
+  ) m
+),
+fresh AS (
+  SELECT i.*, row_number() OVER (ORDER BY i.ord) AS n
+  FROM input i
+  WHERE NOT EXISTS (SELECT 1 FROM dup d WHERE d.ord = i.ord)
+),
+claim AS (
+  UPDATE rooms SET last_seq = $4 + (SELECT count(*) FROM fresh)
+  WHERE tenant = $1 AND room_id = $2 AND writer_epoch = $3 AND last_seq = $4
+  RETURNING last_seq
+),
+ins AS (
+  INSERT INTO messages (tenant, room_id, seq, id, user_id, client_msg_id, text, created_at)
+  SELECT $1, $2, $4 + f.n, f.id, f.user_id, f.client_msg_id, f.text, $9::timestamptz
+  FROM fresh f
+  WHERE EXISTS (SELECT 1 FROM claim)
+  RETURNING seq
+)
+SELECT c.last_seq AS claimed, d.ord, d.seq, d.id, d.user_id, d.client_msg_id, d.text, d.created_at,
+       (SELECT count(*) FROM ins) AS inserted
+FROM (SELECT 1) AS one
+LEFT JOIN claim c ON true
+LEFT JOIN dup d ON true
+`;
+
+interface CommitRow extends Partial<MessageRow> {
+  claimed: string | number | null;
+  ord: string | number | null;
+  inserted: string | number;
+}
+
+const CLAIM_SQL = `
+INSERT INTO rooms (tenant, room_id, writer_epoch) VALUES ($1, $2, $3)
+ON CONFLICT (tenant, room_id) DO UPDATE SET writer_epoch = EXCLUDED.writer_epoch
+  WHERE rooms.writer_epoch < EXCLUDED.writer_epoch
+RETURNING last_seq, writer_epoch
+`;
+
+const COLUMNS = "seq, id, user_id, client_msg_id, text, created_at";
+
+export class PostgresStore implements MessageStore {
+  private readonly pool: Pool;
+
+  constructor(private readonly options: PostgresOptions) {
+    this.pool = new Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections,
+      idleTimeoutMillis: options.idleTimeoutMs,
+      connectionTimeoutMillis: options.statementTimeoutMs,
+    });
+    // workerd fires `error` on an outbound WebSocket after the server closes it, even cleanly;
+    // without listeners that surfaces as an unhandled error. The failed query already rejects.
+    this.pool.on("error", () => {});
+    this.pool.on("connect", (client: PoolClient) => client.on("error", () => {}));
+  }
+
+  private async withClient<T>(what: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (cause) {
+      throw new StorageError(`unable to connect to Postgres for ${what}`, "failed", { cause });
+    }
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StorageError(`${what} did not answer within ${this.options.statementTimeoutMs} ms`, "timeout")),
+        this.options.statementTimeoutMs,
+      );
+    });
+    try {
+      const result = await Promise.race([run(client), timeout]);
+      client.release();
+      return result;
+    } catch (cause) {
+      // A connection that failed or timed out mid-statement is never reused: its protocol state is unknown.
+      client.release(true);
+      if (cause instanceof StorageError) throw cause;
+      throw new StorageError(`${what} failed`, "failed", { cause });
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+    }
+  }
+
+  async readRoomState(room: RoomKey): Promise<RoomState | null> {
+    const { rows } = await this.withClient("reading the room state", (c) =>
+      c.query<{ last_seq: string; writer_epoch: string }>(
+        "SELECT last_seq, writer_epoch FROM rooms WHERE tenant = $1 AND room_id = $2",
+        [room.tenant, room.roomId],
+      ),
+    );
+    const row = rows[0];
+    return row ? { lastSeq: Number(row.last_seq), writerEpoch: Number(row.writer_epoch) } : null;
+  }
+
+  async claimWriter(room: RoomKey, epoch: number): Promise<RoomState | null> {
+    const { rows } = await this.withClient("claiming the room writer", (c) =>
+      c.query<{ last_seq: string; writer_epoch: string }>(CLAIM_SQL, [room.tenant, room.roomId, epoch]),
+    );
+    const row = rows[0];
+    return row ? { lastSeq: Number(row.last_seq), writerEpoch: Number(row.writer_epoch) } : null;
+  }
+
+  async commitBatch(
+    room: RoomKey,
+    writerEpoch: number,
+    expectedLastSeq: number,
+    createdAt: string,
+    batch: readonly NewMessage[],
+  ): Promise<CommitOutcome> {
+    const { rows } = await this.withClient("committing a batch", (c) =>
+      c.query<CommitRow>(COMMIT_SQL, [
+        room.tenant,
+        room.roomId,
+        writerEpoch,
+        expectedLastSeq,
+        batch.map((m) => m.id),
+        batch.map((m) => m.userId),
+        batch.map((m) => m.clientMsgId),
+        batch.map((m) => m.text),
+        createdAt,
+      ]),
+    );
+    const first = rows[0];
+    if (!first || first.claimed === null) return { kind: "rejected" };
+    const duplicates = new Map<number, Message>();
+    for (const row of rows) {
+      if (row.ord === null || row.seq === undefined) continue;
+      duplicates.set(Number(row.ord) - 1, toMessage(room.roomId, row as MessageRow));
+    }
+    const lastSeq = Number(first.claimed);
+    if (lastSeq !== expectedLastSeq + batch.length - duplicates.size) {
+      // Cannot happen unless the SQL above is wrong; refuse to guess seqs.
+      throw new StorageError(`commit advanced last_seq to ${lastSeq}, expected ${expectedLastSeq} + fresh`, "failed");
+    }
+    return { kind: "committed", lastSeq, duplicates };
+  }
+
+  async readMessages(room: RoomKey, q: HistoryQuery): Promise<Message[]> {
+    if (q.limit <= 0 || q.uptoSeq <= q.afterSeq) return [];
+    const order = q.from === "oldest" ? "ASC" : "DESC";
+    const { rows } = await this.withClient("reading history", (c) =>
+      c.query<MessageRow>(
+        `SELECT ${COLUMNS} FROM messages WHERE tenant = $1 AND room_id = $2 AND seq > $3 AND seq <= $4 ORDER BY seq ${order} LIMIT $5`,
+        [room.tenant, room.roomId, q.afterSeq, q.uptoSeq, q.limit],
+      ),
+    );
+    const messages = rows.map((row) => toMessage(room.roomId, row));
+    return q.from === "oldest" ? messages : messages.reverse();
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => {});
+  }
+}

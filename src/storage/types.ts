@@ -1,0 +1,70 @@
+// The small interfaces the room depends on. The room never sees a driver; adapters wrap
+// driver errors in StorageError (with the cause) so the room can map them to `unavailable`.
+
+import type { Message } from "../protocol/frames.js";
+
+/** A room is named by tenant + room id everywhere: object name, Postgres rows, Redis keys. */
+export interface RoomKey {
+  tenant: string;
+  roomId: string;
+}
+
+export const roomName = (room: RoomKey): string => `${room.tenant}:${room.roomId}`;
+
+export interface RoomState {
+  lastSeq: number;
+  writerEpoch: number;
+}
+
+/** A send that has been validated and given an id, waiting for its seq. */
+export interface NewMessage {
+  id: string;
+  userId: string;
+  clientMsgId: string;
+  text: string;
+}
+
+export type CommitOutcome =
+  /** Committed: fresh messages got seqs expectedLastSeq+1… in batch order; `duplicates` were already stored. */
+  | { kind: "committed"; lastSeq: number; duplicates: Map<number, Message> }
+  /** Nothing written: the room's epoch or last_seq is not what this writer expected. */
+  | { kind: "rejected" };
+
+export interface HistoryQuery {
+  /** Messages with seq > afterSeq … */
+  afterSeq: number;
+  /** … and seq <= uptoSeq (inclusive) … */
+  uptoSeq: number;
+  /** … at most `limit` of them, … */
+  limit: number;
+  /** … the oldest of the range (paging forward) or the newest (a tail). Always returned ascending. */
+  from: "oldest" | "newest";
+}
+
+export interface MessageStore {
+  readRoomState(room: RoomKey): Promise<RoomState | null>;
+  /** Makes `epoch` the room's writer epoch if it is higher than the stored one; null means fenced. */
+  claimWriter(room: RoomKey, epoch: number): Promise<RoomState | null>;
+  /** One transaction: check epoch and last_seq, dedup by (user, clientMsgId), insert, advance last_seq. */
+  commitBatch(
+    room: RoomKey,
+    writerEpoch: number,
+    expectedLastSeq: number,
+    createdAt: string,
+    batch: readonly NewMessage[],
+  ): Promise<CommitOutcome>;
+  readMessages(room: RoomKey, query: HistoryQuery): Promise<Message[]>;
+  close(): Promise<void>;
+}
+
+export class StorageError extends Error {
+  override readonly name = "StorageError";
+  constructor(
+    message: string,
+    /** `timeout`: the outcome is unknown (the statement may have committed). */
+    readonly kind: "timeout" | "failed",
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

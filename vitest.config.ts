@@ -1,0 +1,40 @@
+// Tests run inside workerd (the Workers runtime) through @cloudflare/vitest-pool-workers.
+// The global setup (Node) starts the local stack — real Postgres behind a Neon wsproxy, real
+// Redis behind an Upstash REST shim — and hands its addresses to the Worker as bindings.
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export const TEST_AUTH_SECRET = "test-secret-not-for-production";
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          AUTH_SECRET: TEST_AUTH_SECRET,
+          DEV_TOKENS: "true",
+          DATABASE_URL: inject("databaseUrl"),
+          NEON_WSPROXY: inject("neonWsProxy"),
+          // A short timeout so "Postgres paused" tests do not wait long; still far above a commit.
+          PG_STATEMENT_TIMEOUT_MS: "2000",
+          // A small in-memory window, so most handshakes read Postgres while commits race them.
+          HISTORY_WINDOW: "16",
+          UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
+          UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
+          // Test-only bindings: where to inject faults.
+          TEST_FAULTS_URL: inject("faultsUrl"),
+          TEST_REDIS_CONTROL_URL: inject("redisControlUrl"),
+        },
+      },
+    })),
+  ],
+  test: {
+    include: ["test/**/*.test.ts", "src/room/**/*.test.ts", "src/protocol/**/*.test.ts", "src/storage/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
+    // Fault tests flip a proxy that every test file shares: run files one at a time.
+    fileParallelism: false,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
