@@ -16,6 +16,10 @@ export interface Config {
   mirrorMaxLen: number;
   /** How many recent messages a room keeps in memory to answer handshakes without Postgres. */
   windowMessages: number;
+  /** The most sends in one commit. 1 turns group commit off (the benchmark's baseline). */
+  maxBatchSize: number;
+  /** `pooled` keeps connections open between batches; `per-batch` opens one per statement (benchmark baseline). */
+  postgresConnections: "pooled" | "per-batch";
 }
 
 export interface ConfigEnv {
@@ -29,6 +33,8 @@ export interface ConfigEnv {
   UPSTASH_REDIS_REST_TOKEN?: string;
   MIRROR_MAXLEN?: string;
   HISTORY_WINDOW?: string;
+  MAX_BATCH_SIZE?: string;
+  PG_CONNECTIONS?: string;
 }
 
 const positiveInt = (value: string | undefined, fallback: number): number => {
@@ -51,5 +57,7 @@ export const readConfig = (env: ConfigEnv): Config => {
     upstash: upstashUrl && upstashToken ? { url: upstashUrl, token: upstashToken } : undefined,
     mirrorMaxLen: positiveInt(env.MIRROR_MAXLEN, 1000),
     windowMessages: positiveInt(env.HISTORY_WINDOW, 1000),
+    maxBatchSize: positiveInt(env.MAX_BATCH_SIZE, 500),
+    postgresConnections: env.PG_CONNECTIONS === "per-batch" ? "per-batch" : "pooled",
   };
 };

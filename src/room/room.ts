@@ -78,7 +78,7 @@ export class Room extends DurableObject<Env> {
     if (this.config.neonWsProxy) useLocalWsProxy(this.config.neonWsProxy);
     this.window = new RecentWindow(this.config.windowMessages, WINDOW_BYTES);
     this.pipeline = new CommitPipeline((batch) => this.commit(batch), {
-      maxBatchSize: 500,
+      maxBatchSize: this.config.maxBatchSize,
       maxBatchBytes: 1024 * 1024,
     });
     // Pings are answered by the runtime without waking a hibernated object.
@@ -396,6 +396,7 @@ export class Room extends DurableObject<Env> {
         statementTimeoutMs: this.config.statementTimeoutMs,
         idleTimeoutMs: this.config.postgresIdleMs,
         maxConnections: 3,
+        reuseConnections: this.config.postgresConnections === "pooled",
       });
     }
     return this.storeInstance;

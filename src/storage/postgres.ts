@@ -39,6 +39,8 @@ export interface PostgresOptions {
    */
   idleTimeoutMs: number;
   maxConnections: number;
+  /** False closes each connection after one statement (only to measure what pooling saves). */
+  reuseConnections?: boolean;
 }
 
 interface MessageRow {
@@ -158,7 +160,7 @@ export class PostgresStore implements MessageStore {
     });
     try {
       const result = await Promise.race([run(client), timeout]);
-      client.release();
+      client.release(this.options.reuseConnections === false);
       return result;
     } catch (cause) {
       // A connection that failed or timed out mid-statement is never reused: its protocol state is unknown.

@@ -1,0 +1,111 @@
+// Starts `wrangler dev` (the real Worker + Durable Objects in workerd) as a child process that a
+// harness controls: dev, benchmarks, the chaos checker and the SDK tests all use it. wrangler runs
+// in its own process group because killing only its pid leaves workerd running.
+import { type ChildProcess, spawn } from "node:child_process";
+import { resolve } from "node:path";
+import type { LocalStack } from "./stack.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = resolve(ROOT, "node_modules/.bin/wrangler");
+export const DEV_SECRET = "dev-secret-not-for-production";
+
+export interface WranglerOptions {
+  port: number;
+  host?: string;
+  /** Worker vars, passed as --var KEY:VALUE (wrangler splits at the first ':' only). */
+  vars: Record<string, string>;
+  /** Durable Object state directory; kept across restarts of the same harness. */
+  persistTo: string;
+  /** "inherit" shows wrangler's output (dev); "ignore" keeps a harness's output readable. */
+  output?: "inherit" | "ignore";
+}
+
+export interface WranglerServer {
+  url: string;
+  child: ChildProcess;
+  /** Stops wrangler and everything it started (SIGTERM, then SIGKILL after 5 s). Idempotent. */
+  stop(): Promise<void>;
+  /** Kills the server abruptly (every room object dies with it), as a crash would. */
+  kill(): Promise<void>;
+}
+
+/** The vars a local stack gives the Worker. */
+export const stackVars = (stack: LocalStack, extra: Record<string, string> = {}): Record<string, string> => {
+  const vars: Record<string, string> = {
+    DATABASE_URL: stack.databaseUrl,
+    AUTH_SECRET: process.env.AUTH_SECRET || DEV_SECRET,
+    DEV_TOKENS: "true",
+  };
+  if (stack.neonWsProxy) vars.NEON_WSPROXY = stack.neonWsProxy;
+  if (stack.redis) {
+    vars.UPSTASH_REDIS_REST_URL = stack.redis.restUrl;
+    vars.UPSTASH_REDIS_REST_TOKEN = stack.redis.restToken;
+  }
+  return { ...vars, ...extra };
+};
+
+/** Polls /healthz until it answers 200; throws if wrangler exits first or it takes too long. */
+async function waitHealthy(child: ChildProcess, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer yet";
+  while (Date.now() < deadline) {
+    const exit = child.exitCode ?? child.signalCode;
+    if (exit !== null) throw new Error(`wrangler exited (${exit}) before it was ready`);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return;
+      last = `HTTP ${res.status}`;
+    } catch (e) {
+      last = e instanceof Error ? e.message : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`GET /healthz did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}
+
+export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000): Promise<WranglerServer> {
+  const host = options.host ?? "127.0.0.1";
+  const url = `http://${host}:${options.port}`;
+  const args = ["dev", "--ip", host, "--port", String(options.port), "--persist-to", options.persistTo];
+  args.push("--show-interactive-dev-session=false");
+  for (const [k, v] of Object.entries(options.vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, {
+    cwd: ROOT,
+    detached: true, // own process group: `kill -- -pgid` reaches workerd too
+    stdio: ["ignore", options.output ?? "ignore", options.output ?? "ignore"],
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
+  });
+  const pgid = child.pid;
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (pgid) process.kill(-pgid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const onExit = (): void => killGroup("SIGKILL");
+  process.on("exit", onExit); // never leave workerd behind
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: NodeJS.Signals): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        killGroup(signal);
+        const timer = setTimeout(() => killGroup("SIGKILL"), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      killGroup("SIGKILL"); // workerd may outlive its parent; the group does not
+      process.off("exit", onExit);
+    })();
+    return stopping;
+  };
+  const server: WranglerServer = { url, child, stop: () => stop("SIGTERM"), kill: () => stop("SIGKILL") };
+  try {
+    await waitHealthy(child, url, timeoutMs);
+  } catch (e) {
+    await server.kill();
+    throw e;
+  }
+  return server;
+}
