@@ -20,6 +20,8 @@ export default defineConfig({
           PG_STATEMENT_TIMEOUT_MS: "2000",
           // A small in-memory window, so most handshakes read Postgres while commits race them.
           HISTORY_WINDOW: "16",
+          // A short stream, so trimming is exercised.
+          MIRROR_MAXLEN: "50",
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
           // Test-only bindings: where to inject faults.

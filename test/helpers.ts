@@ -199,3 +199,24 @@ export const setFault = async (fault: Fault): Promise<void> => {
   const res = await fetch(testEnv.TEST_FAULTS_URL, { method: "POST", body: JSON.stringify(fault) });
   if (!res.ok) throw new Error(`setting fault failed: ${res.status} ${await res.text()}`);
 };
+
+/** True when the run has a Redis (always under CI=true: the global setup fails without one). */
+export const hasRedis = (): boolean => Boolean(testEnv.UPSTASH_REDIS_REST_URL);
+
+/** Makes the Upstash endpoint fail like an outage (true) or recover (false). */
+export const setRedisDown = async (down: boolean): Promise<void> => {
+  const res = await fetch(testEnv.TEST_REDIS_CONTROL_URL, { method: "POST", body: JSON.stringify({ down }) });
+  if (!res.ok) throw new Error(`redis control failed: ${res.status}`);
+};
+
+/** The room's mirror stream as Redis holds it, read over the Upstash REST API. */
+export const mirroredStream = async (roomId: string, tenant = "default"): Promise<Message[]> => {
+  const { Redis } = await import("@upstash/redis/cloudflare");
+  const redis = new Redis({ url: testEnv.UPSTASH_REDIS_REST_URL, token: testEnv.UPSTASH_REDIS_REST_TOKEN, enableTelemetry: false });
+  const entries = await redis.xrange(`chat:{${tenant}:${roomId}}:messages`, "-", "+");
+  return Object.entries(entries).map(([id, fields]) => {
+    const message = fields.message as Message;
+    if (`${message.seq}-0` !== id) throw new Error(`stream entry ${id} holds seq ${message.seq}`);
+    return message;
+  });
+};

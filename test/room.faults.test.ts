@@ -87,10 +87,13 @@ describe("Postgres unavailable", () => {
     reader.close();
   });
 
-  it("a room that cannot reach Postgres refuses the upgrade with 503 unavailable instead of serving a guess", async () => {
+  it("a room that cannot reach Postgres refuses the join with an `unavailable` frame and close 4503 instead of serving a guess", async () => {
     const room = uniqueRoom("pgdown-join");
     await setFault({ mode: "refuse" });
-    await expect(TestSocket.open(room, { user: "a" })).rejects.toThrow(/503.*unavailable/);
+    const socket = await TestSocket.open(room, { user: "a" });
+    await eventually("closed", () => socket.closed);
+    expect(socket.frames).toEqual([{ type: "error", code: "unavailable", message: expect.stringContaining("unable to join") }]);
+    expect(socket.closed?.code).toBe(4503);
   });
 
   it("slow Postgres: a send that times out gets `unavailable`; its retry commits it exactly once", async () => {

@@ -96,9 +96,12 @@ describe("resume", () => {
     back.close();
   });
 
-  it("a cursor ahead of the room is refused before the upgrade (400), not silently accepted", async () => {
+  it("a cursor ahead of the room is refused with a bad_request frame and close 4400, not silently accepted", async () => {
     const room = uniqueRoom("ahead");
-    await expect(TestSocket.open(room, { user: "a", since: 5 })).rejects.toThrow(/400.*bad_request.*ahead/);
+    const socket = await TestSocket.open(room, { user: "a", since: 5 });
+    await eventually("closed", () => socket.closed);
+    expect(socket.frames).toEqual([{ type: "error", code: "bad_request", message: expect.stringMatching(/ahead/) }]);
+    expect(socket.closed?.code).toBe(4400);
   });
 });
 

@@ -15,6 +15,7 @@ import {
 import { ChatError, ErrorCode, errorBody } from "../protocol/errors.js";
 import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES } from "../protocol/limits.js";
 import type { Failure } from "../room/results.js";
+import { UpstashMirror } from "../storage/redis.js";
 import type { RoomKey } from "../storage/types.js";
 import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
 
@@ -45,6 +46,11 @@ const readJson = async (c: Context<AppEnv>): Promise<unknown> => {
   } catch {
     throw new ChatError(ErrorCode.BadRequest, "unable to read the body; it is not valid JSON");
   }
+};
+
+const mirrorOf = (env: Env): UpstashMirror | undefined => {
+  const config = readConfig(env);
+  return config.upstash ? new UpstashMirror({ ...config.upstash, maxLen: config.mirrorMaxLen, timeoutMs: 2000 }) : undefined;
 };
 
 const roomStub = (env: Env, room: RoomKey) => env.ROOM.get(env.ROOM.idFromName(`${room.tenant}:${room.roomId}`));
@@ -81,7 +87,29 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
   const room = roomOf(c);
   const after = decoded(decodeSeqCursor("after", c.req.query("after")));
   const limit = decoded(decodeLimit("limit", c.req.query("limit"))) ?? DEFAULT_HISTORY_LIMIT;
+  // Edge read path: a page after a cursor is answered from the Redis mirror when its trimmed
+  // window still holds after+1 (then, written in order, it is contiguous), without waking the
+  // room. It may end before the newest message by at most the mirror's lag.
+  const mirror = mirrorOf(c.env);
+  if (after !== undefined && mirror) {
+    const fromRedis = await mirror.readAfter(room, after, limit).catch((error: unknown) => {
+      console.warn(`edge read of ${room.tenant}:${room.roomId} fell back to the room: ${(error as Error).message}`);
+      return undefined;
+    });
+    if (fromRedis) {
+      c.header("x-chat-source", "redis");
+      return c.json({ messages: fromRedis.messages, latestSeq: fromRedis.topSeq });
+    }
+  }
   const result = await roomStub(c.env, room).history(room, { after, limit });
+  if (!result.ok) return throwFailure(result);
+  c.header("x-chat-source", "room");
+  return c.json(result.value);
+});
+
+app.get("/v1/rooms/:roomId/status", async (c) => {
+  const room = roomOf(c);
+  const result = await roomStub(c.env, room).status(room);
   if (!result.ok) return throwFailure(result);
   return c.json(result.value);
 });

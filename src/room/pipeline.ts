@@ -29,10 +29,24 @@ export class CommitPipeline<T extends { bytes: number }> {
 
   submit(item: T): void {
     this.queue.push(item);
-    if (!this.running) void this.drain();
+    void this.kick();
   }
 
-  /** Takes the next batch off the queue: at least one item, then up to the size and byte limits. */
+  /**
+   * Runs the commit step now even with nothing queued (an empty batch), so work that must happen
+   * in the pipeline's turn — a resync after an unknown outcome — is not left waiting for a send.
+   * Resolves when the pipeline is idle.
+   */
+  kick(): Promise<void> {
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+    });
+    return this.draining;
+  }
+
+  private draining: Promise<void> | undefined;
+
+  /** Takes the next batch off the queue: at least one item if any, then up to the size and byte limits. */
   takeBatch(): T[] {
     let bytes = 0;
     let count = 0;
@@ -47,7 +61,8 @@ export class CommitPipeline<T extends { bytes: number }> {
   private async drain(): Promise<void> {
     this.running = true;
     try {
-      while (this.queue.length > 0) await this.commit(this.takeBatch());
+      do await this.commit(this.takeBatch());
+      while (this.queue.length > 0);
     } finally {
       this.running = false;
     }

@@ -21,8 +21,10 @@ import {
   type ServerFrame,
 } from "../protocol/frames.js";
 import { PostgresStore, useLocalWsProxy } from "../storage/postgres.js";
+import { type MirrorStore, UpstashMirror } from "../storage/redis.js";
 import { type HistoryQuery, type MessageStore, type RoomKey, StorageError } from "../storage/types.js";
 import { buildReady, readyQuery } from "./handshake.js";
+import { MirrorPump, mirrorBackoffMs } from "./mirror.js";
 import { CommitPipeline, dedupeBatch } from "./pipeline.js";
 import { type Failure, failure, type RoomResult, type SendOutcome } from "./results.js";
 import { RecentWindow } from "./window.js";
@@ -49,6 +51,11 @@ interface PendingSend {
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
 const EPOCH_KEY = "writerEpoch";
+const ROOM_KEY = "room";
+const MIRRORED_KEY = "mirroredSeq";
+/** While a room is active, the heal alarm fires this often to catch up a mirror that a crash left behind. */
+const HEAL_INTERVAL_MS = 30_000;
+const MIRROR_BATCH = 500;
 
 export class Room extends DurableObject<Env> {
   private readonly config: Config;
@@ -71,12 +78,23 @@ export class Room extends DurableObject<Env> {
   private readonly pipeline: CommitPipeline<PendingSend>;
   /** Sockets between accept and `ready`: live frames for them wait here, in order. */
   private readonly joining = new Map<WebSocket, string[]>();
+  /** Redis mirror (undefined when no Upstash is configured): store, pump and retry state. */
+  private readonly mirrorStore: MirrorStore | undefined;
+  private mirror: MirrorPump | undefined;
+  private mirrorFailures = 0;
+  /** During a Redis outage, live commits do not retry the mirror; the heal alarm does, with backoff. */
+  private mirrorRetryAt = 0;
+  /** True while a heal alarm is known to be set (memory only: re-armed after every wake-up). */
+  private alarmArmed = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
     if (this.config.neonWsProxy) useLocalWsProxy(this.config.neonWsProxy);
     this.window = new RecentWindow(this.config.windowMessages, WINDOW_BYTES);
+    this.mirrorStore = this.config.upstash
+      ? new UpstashMirror({ ...this.config.upstash, maxLen: this.config.mirrorMaxLen, timeoutMs: 5000 })
+      : undefined;
     this.pipeline = new CommitPipeline((batch) => this.commit(batch), {
       maxBatchSize: this.config.maxBatchSize,
       maxBatchBytes: 1024 * 1024,
@@ -118,6 +136,27 @@ export class Room extends DurableObject<Env> {
     return new Promise((resolve) => this.submit(userId, request, resolve));
   }
 
+  /** `GET /v1/rooms/{roomId}/status`: where the room and its mirror are (ops and tests). */
+  async status(room: RoomKey): Promise<
+    RoomResult<{ latestSeq: number; mirroredSeq: number | null; mirrorLag: number | null; sockets: number }>
+  > {
+    try {
+      await this.ensureWriter(room);
+      const mirroredSeq = this.mirror ? this.mirror.mirroredSeq : null;
+      return {
+        ok: true,
+        value: {
+          latestSeq: this.lastSeq,
+          mirroredSeq,
+          mirrorLag: mirroredSeq === null ? null : this.lastSeq - mirroredSeq,
+          sockets: this.ctx.getWebSockets().length,
+        },
+      };
+    } catch (error) {
+      return this.failureOf(error, "unable to read the room status");
+    }
+  }
+
   // ---------------------------------------------------------------------------------------
   // WebSockets
 
@@ -134,10 +173,10 @@ export class Room extends DurableObject<Env> {
       await this.ensureWriter(room);
     } catch (error) {
       const f = this.failureOf(error, "unable to join the room");
-      return failureResponse(f.code, f.message);
+      return refuseSocket(f.code, f.message);
     }
     if (history.kind === "since" && history.since > this.lastSeq) {
-      return failureResponse(
+      return refuseSocket(
         ErrorCode.BadRequest,
         `unable to resume; since=${history.since} is ahead of the room's latest seq ${this.lastSeq}`,
       );
@@ -272,6 +311,9 @@ export class Room extends DurableObject<Env> {
     try {
       const { epoch } = await this.ensureWriter(room);
       if (this.needsResync) await this.resync(room, epoch);
+      if (batch.length === 0) return; // a kick: the resync above was the work
+      // Armed before the commit, so a crash between commit and mirror still gets healed.
+      await this.armHealAlarm();
       const createdAt = new Date().toISOString();
       const outcome = await this.store().commitBatch(room, epoch, this.lastSeq, createdAt, unique);
       if (outcome.kind === "rejected") {
@@ -301,8 +343,12 @@ export class Room extends DurableObject<Env> {
       });
       this.lastSeq = outcome.lastSeq;
     } catch (error) {
-      // Whatever failed, the outcome may be unknown: re-read Postgres before the next seq.
-      if (this.writer) this.needsResync = true;
+      // Whatever failed, the outcome may be unknown: re-read Postgres before the next seq
+      // (at the next send, or when the heal alarm fires if no send comes).
+      if (this.writer) {
+        this.needsResync = true;
+        void this.armHealAlarm().catch(() => {});
+      }
       const f = this.failureOf(error, "unable to commit the message");
       for (const pending of batch) pending.deliver(f);
       // Only after the senders heard `unavailable`: if another instance owns the room now,
@@ -355,10 +401,12 @@ export class Room extends DurableObject<Env> {
     this.needsResync = false;
   }
 
-  /** Makes committed messages visible: the window, then every socket, in seq order. */
+  /** Makes committed messages visible: the window, every socket in seq order, then the mirror. */
   private publish(messages: Message[]): void {
     if (messages.length === 0) return;
     this.window.append(messages);
+    // Not awaited: Redis being slow or down never delays a broadcast or an ack.
+    void this.mirrorNow();
     const frames = messages.map((message) => encodeFrame({ type: ServerFrameType.Message, message }));
     for (const ws of this.ctx.getWebSockets()) {
       const buffer = this.joining.get(ws);
@@ -425,10 +473,11 @@ export class Room extends DurableObject<Env> {
    */
   private async claimWriter(room: RoomKey): Promise<{ epoch: number }> {
     const store = this.store();
-    const stored = (await this.ctx.storage.get<number>(EPOCH_KEY)) ?? 0;
+    const saved = await this.ctx.storage.get<number>([EPOCH_KEY, MIRRORED_KEY]);
     const state = await store.readRoomState(room);
-    const epoch = Math.max(stored, state?.writerEpoch ?? 0) + 1;
-    await this.ctx.storage.put(EPOCH_KEY, epoch);
+    const epoch = Math.max(saved.get(EPOCH_KEY) ?? 0, state?.writerEpoch ?? 0) + 1;
+    // The room key is kept for the heal alarm, which arrives without one.
+    await this.ctx.storage.put({ [EPOCH_KEY]: epoch, [ROOM_KEY]: room });
     const claimed = await store.claimWriter(room, epoch);
     if (!claimed) throw new StorageError("another instance of this room claimed it first; retry", "failed");
     const recent = await store.readMessages(room, {
@@ -441,6 +490,14 @@ export class Room extends DurableObject<Env> {
     this.window.reset(recent);
     this.needsResync = false;
     this.writer = { epoch };
+    if (this.mirrorStore) {
+      // No watermark yet (a new room, or storage that was reset): the stream only ever needs the
+      // newest MIRROR_MAXLEN messages, so older ones are not pushed again.
+      const mirrored = saved.get(MIRRORED_KEY) ?? Math.max(0, claimed.lastSeq - this.config.mirrorMaxLen);
+      this.mirror = new MirrorPump(this.mirrorDeps(room), Math.min(mirrored, claimed.lastSeq), MIRROR_BATCH);
+      // A crash between a commit and its mirror leaves the watermark behind: heal on every wake-up.
+      if (this.mirror.mirroredSeq < this.lastSeq) void this.mirrorNow();
+    }
     return this.writer;
   }
 
@@ -452,6 +509,71 @@ export class Room extends DurableObject<Env> {
       safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.Unavailable, message: "room moved; reconnect" }));
       safeClose(ws, closeCodeOf.unavailable, "room moved; reconnect");
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Redis mirror and the heal alarm
+
+  private mirrorDeps(room: RoomKey) {
+    const mirrorStore = this.mirrorStore;
+    if (!mirrorStore) throw new Error("mirror without a store");
+    return {
+      read: (afterSeq: number, uptoSeq: number) =>
+        this.readHistory(room, { afterSeq, uptoSeq, limit: uptoSeq - afterSeq, from: "oldest" }),
+      write: (messages: Message[]) => mirrorStore.append(room, messages),
+      save: (seq: number) => this.ctx.storage.put(MIRRORED_KEY, seq),
+    };
+  }
+
+  /** Catches the mirror up to the committed seq; on failure, retries later from the watermark. */
+  private async mirrorNow(fromAlarm = false): Promise<void> {
+    const mirror = this.mirror;
+    if (!mirror || (!fromAlarm && Date.now() < this.mirrorRetryAt)) return;
+    const caughtUp = await mirror.catchUp(() => this.lastSeq);
+    if (caughtUp) {
+      this.mirrorFailures = 0;
+      this.mirrorRetryAt = 0;
+      return;
+    }
+    this.mirrorFailures++;
+    const delay = mirrorBackoffMs(this.mirrorFailures);
+    this.mirrorRetryAt = Date.now() + delay;
+    console.warn(
+      `room ${this.room?.tenant}:${this.room?.roomId}: mirror behind by ${this.lastSeq - mirror.mirroredSeq} ` +
+        `(failure ${this.mirrorFailures}, retry in ${delay} ms): ${describeError(mirror.lastError)}`,
+    );
+    await this.armHealAlarm(delay, true).catch(() => {});
+  }
+
+  /** Sets the heal alarm unless one is already set (or moves it earlier with `force`). */
+  private async armHealAlarm(delayMs = HEAL_INTERVAL_MS, force = false): Promise<void> {
+    if (!this.mirrorStore && !this.needsResync) return;
+    if (this.alarmArmed && !force) return;
+    this.alarmArmed = true;
+    await this.ctx.storage.setAlarm(Date.now() + delayMs);
+  }
+
+  /**
+   * The heal alarm: after a crash, an outage or an unknown commit outcome, it brings the room
+   * back to "everything committed is broadcast and mirrored", with backoff, until it is.
+   */
+  override async alarm(): Promise<void> {
+    this.alarmArmed = false;
+    const room = await this.ctx.storage.get<RoomKey>(ROOM_KEY);
+    if (!room) return;
+    try {
+      await this.ensureWriter(room);
+      await this.pipeline.kick();
+    } catch (error) {
+      this.failureOf(error, "unable to heal the room");
+      this.mirrorFailures++;
+      await this.armHealAlarm(mirrorBackoffMs(this.mirrorFailures));
+      return;
+    }
+    // A failed pass re-arms the alarm itself; a room that is caught up needs no alarm until its
+    // next commit arms one (an idle room is not woken again).
+    await this.mirrorNow(true);
+    if (this.needsResync) await this.armHealAlarm(mirrorBackoffMs(++this.mirrorFailures), true);
   }
 
   /** History for seq in (afterSeq, uptoSeq]: from memory when the window covers it, else Postgres. */
@@ -492,12 +614,39 @@ const safeClose = (ws: WebSocket, code: number, reason: string): void => {
 const failureResponse = (code: ErrorCode, message: string): Response =>
   Response.json(errorBody(code, message), { status: httpStatusOf[code] });
 
-/** Driver errors can carry connection strings in their text; log only their class and code. */
+/**
+ * Refuses a join the room cannot serve (storage down, a cursor from the future) after the
+ * upgrade: browsers hide an HTTP error on an upgrade behind a bare 1006, so the client gets an
+ * `error` frame and a close code from the shared table instead, and knows whether to retry.
+ */
+const refuseSocket = (code: ErrorCode, message: string): Response => {
+  const pair = new WebSocketPair();
+  const [client, server] = [pair[0], pair[1]];
+  server.accept();
+  server.send(encodeFrame({ type: ServerFrameType.Error, code, message }));
+  server.close(closeCodeOf[code], message.slice(0, 120));
+  return new Response(null, { status: 101, webSocket: client });
+};
+
+const describeError = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${loggable(error.message)}${error instanceof StorageError ? ` ${describeCause(error)}` : ""}` : "unknown";
+
+/**
+ * Driver errors can carry secrets or user content in their text (connection strings; Upstash
+ * echoes the whole command, message texts included). Logs get the class, the code and the
+ * first part of the message only.
+ */
 const describeCause = (error: Error): string => {
   const cause = error.cause;
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code;
-    return `cause: ${cause.name}${typeof code === "string" ? ` (${code})` : ""}: ${cause.message.replace(/postgres(ql)?:\/\/\S+/g, "postgres://…")}`;
+    return `cause: ${cause.name}${typeof code === "string" ? ` (${code})` : ""}: ${loggable(cause.message)}`;
   }
   return "";
 };
+
+const loggable = (text: string): string =>
+  text
+    .split(/, command was:/)[0]
+    ?.replace(/(postgres(ql)?|redis|rediss|https?):\/\/\S+/g, "$1://…")
+    .slice(0, 200) ?? "";

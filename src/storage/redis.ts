@@ -1,0 +1,114 @@
+// Redis (Upstash) adapter: the mirror of committed messages for fanout outside the room.
+//
+// Key layout (stable; consumers rely on it). `{…}` is a Redis Cluster hash tag, so a room's keys
+// live on one shard:
+//   chat:{<tenant>:<roomId>}:messages   stream; entry id `<seq>-0`, one field `message` = Message JSON,
+//                                       trimmed with MAXLEN ~ (MIRROR_MAXLEN, default 1,000)
+//   chat:{<tenant>:<roomId>}:live       pub/sub channel; one PUBLISH per mirrored batch:
+//                                       {"roomId","tenant","messages":[Message…]}
+// The stream is written strictly in seq order with explicit ids, so it can lag Postgres but never
+// holds a seq Postgres does not, never skips one below its top, and never holds one twice.
+
+import { Redis } from "@upstash/redis/cloudflare";
+import type { Message } from "../protocol/frames.js";
+import { type RoomKey, StorageError } from "./types.js";
+
+export const REDIS_PREFIX = "chat";
+export const streamKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:messages`;
+export const channelKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:live`;
+
+/** Redis' answer to an XADD with an id at or below the stream's top: already mirrored. */
+const ALREADY_MIRRORED = /equal or smaller than the target stream top item/i;
+
+export interface MirrorStore {
+  /** Appends committed messages (ascending, contiguous) to the room's stream and publishes them. */
+  append(room: RoomKey, messages: readonly Message[]): Promise<void>;
+  /**
+   * Messages with seq > afterSeq, oldest first, at most `limit`, if the stream still holds
+   * seq afterSeq+1 (the trimmed window covers the request); otherwise undefined.
+   */
+  readAfter(room: RoomKey, afterSeq: number, limit: number): Promise<{ messages: Message[]; topSeq: number } | undefined>;
+}
+
+export interface UpstashOptions {
+  url: string;
+  token: string;
+  maxLen: number;
+  /** A request that has not answered by then fails; the mirror retries from its watermark. */
+  timeoutMs: number;
+}
+
+const seqOfId = (id: string): number => Number(id.split("-")[0]);
+
+export class UpstashMirror implements MirrorStore {
+  private readonly redis: Redis;
+
+  constructor(private readonly options: UpstashOptions) {
+    this.redis = new Redis({
+      url: options.url,
+      token: options.token,
+      // The mirror has its own retry loop (from its watermark, with backoff, via an alarm):
+      // the client's retries would only hold a failed batch longer.
+      retry: { retries: 0 },
+      enableTelemetry: false,
+      signal: () => AbortSignal.timeout(options.timeoutMs),
+    });
+  }
+
+  async append(room: RoomKey, messages: readonly Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    const key = streamKey(room);
+    const pipeline = this.redis.pipeline();
+    for (const message of messages) {
+      pipeline.xadd(key, `${message.seq}-0`, { message: JSON.stringify(message) }, {
+        trim: { type: "MAXLEN", threshold: this.options.maxLen, comparison: "~" },
+      });
+    }
+    pipeline.publish(channelKey(room), JSON.stringify({ tenant: room.tenant, roomId: room.roomId, messages }));
+    let results: Array<{ error?: string }>;
+    try {
+      results = (await pipeline.exec({ keepErrors: true })) as Array<{ error?: string }>;
+    } catch (cause) {
+      throw new StorageError("mirroring to Redis failed", "failed", { cause });
+    }
+    for (const result of results) {
+      if (result.error && !ALREADY_MIRRORED.test(result.error)) {
+        // Only the start of Redis' error: the rest can echo the command (user content).
+        throw new StorageError(`mirroring to Redis failed: ${result.error.slice(0, 80)}`, "failed");
+      }
+    }
+  }
+
+  async readAfter(
+    room: RoomKey,
+    afterSeq: number,
+    limit: number,
+  ): Promise<{ messages: Message[]; topSeq: number } | undefined> {
+    const key = streamKey(room);
+    const pipeline = this.redis.pipeline();
+    pipeline.xrange(key, `${afterSeq + 1}-0`, "+", limit);
+    pipeline.xrevrange(key, "+", "-", 1);
+    let range: Record<string, Record<string, unknown>>;
+    let top: Record<string, Record<string, unknown>>;
+    try {
+      [range, top] = (await pipeline.exec()) as [typeof range, typeof top];
+    } catch (cause) {
+      throw new StorageError("reading the Redis mirror failed", "failed", { cause });
+    }
+    const entries = Object.entries(range);
+    const first = entries[0];
+    // Covered only if the stream still holds the very next seq: then, written strictly in order,
+    // it holds everything from there to its top with no gap.
+    if (!first || seqOfId(first[0]) !== afterSeq + 1) return undefined;
+    const messages: Message[] = [];
+    for (const [id, fields] of entries) {
+      // The client already JSON-parsed the field (automatic deserialization).
+      const raw = fields.message;
+      const message = (typeof raw === "string" ? JSON.parse(raw) : raw) as Message | undefined;
+      if (!message || typeof message !== "object" || message.seq !== seqOfId(id) || message.seq !== afterSeq + 1 + messages.length) return undefined;
+      messages.push(message);
+    }
+    const topId = Object.keys(top)[0];
+    return { messages, topSeq: topId ? seqOfId(topId) : afterSeq };
+  }
+}
