@@ -1,0 +1,110 @@
+// The REST half of the protocol: history pages (to fill holes and page back) and HTTP sends.
+// Every call carries `Authorization: Bearer`; a 401 drops the token and is retried once with a
+// fresh one, because a token can expire between the check and the request.
+
+import { ErrorCode, httpStatusOf } from "../protocol/errors.js";
+import type { Message, SendRequest } from "../protocol/frames.js";
+import { decodeErrorBody, decodeMessage, decodeMessagesPage, type MessagesPage } from "./decode.js";
+import { ChatClientError } from "./errors.js";
+import type { TokenSource } from "./token.js";
+import { apiUrl, type FetchLike } from "./transport.js";
+
+const codeOfStatus = (status: number): ErrorCode =>
+  (Object.entries(httpStatusOf).find(([, s]) => s === status)?.[0] as ErrorCode | undefined) ??
+  (status >= 500 ? ErrorCode.Unavailable : ErrorCode.BadRequest);
+
+/** `Retry-After` is seconds (or an HTTP date, which we do not expect from our own API). */
+const retryAfterMs = (header: string | null): number | undefined => {
+  if (header === null || !/^\d+(\.\d+)?$/.test(header.trim())) return undefined;
+  return Math.round(Number(header) * 1000);
+};
+
+export interface ListMessagesOptions {
+  /** Messages with seq > after, oldest first. Without it: the newest `limit`. */
+  after?: number;
+  /** 1–1000, default 50 (the server's default). */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+/** The result of `POST /v1/rooms/{roomId}/messages`: `created` is false for a repeated clientMsgId. */
+export interface PostResult {
+  message: Message;
+  created: boolean;
+}
+
+export class RestApi {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly tokens: TokenSource,
+    private readonly fetchFn: FetchLike,
+  ) {}
+
+  /** `GET /v1/rooms/{roomId}/messages?after=&limit=` → `{ messages, latestSeq }`, ascending. */
+  async listMessages(roomId: string, options: ListMessagesOptions = {}): Promise<MessagesPage> {
+    const url = apiUrl(this.baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/messages`);
+    if (options.after !== undefined) url.searchParams.set("after", String(options.after));
+    if (options.limit !== undefined) url.searchParams.set("limit", String(options.limit));
+    const { body } = await this.#request("load messages", "GET", url, undefined, options.signal);
+    const page = decodeMessagesPage(body);
+    if (!page) throw new ChatClientError("protocol", "unable to load messages; the response is not a messages page");
+    return page;
+  }
+
+  /** `POST /v1/rooms/{roomId}/messages` with `{ clientMsgId, text }` → 201 (or 200 for a repeat). */
+  async postMessage(roomId: string, send: SendRequest, signal?: AbortSignal): Promise<PostResult> {
+    const url = apiUrl(this.baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/messages`);
+    const { status, body } = await this.#request("send the message", "POST", url, JSON.stringify(send), signal);
+    const message = decodeMessage(
+      typeof body === "object" && body !== null ? (body as { message?: unknown }).message : undefined,
+    );
+    if (!message) throw new ChatClientError("protocol", "unable to send the message; the response has no message");
+    return { message, created: status === 201 };
+  }
+
+  async #request(
+    operation: string,
+    method: string,
+    url: URL,
+    body: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; body: unknown }> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.tokens.get();
+      const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+      if (body !== undefined) headers["content-type"] = "application/json";
+      let response: Awaited<ReturnType<FetchLike>>;
+      let text: string;
+      try {
+        response = await this.fetchFn(url.href, {
+          method,
+          headers,
+          ...(body === undefined ? {} : { body }),
+          ...(signal === undefined ? {} : { signal }),
+        });
+        text = await response.text();
+      } catch (cause) {
+        if (signal?.aborted) throw new ChatClientError("aborted", `unable to ${operation}; aborted`, { cause });
+        throw new ChatClientError("network", `unable to ${operation}; the request to ${url.origin} failed`, { cause });
+      }
+      let parsed: unknown;
+      try {
+        parsed = text === "" ? undefined : JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      if (response.status === 401 && attempt === 0) {
+        this.tokens.invalidate(token);
+        continue;
+      }
+      if (response.status >= 200 && response.status < 300) return { status: response.status, body: parsed };
+      const error = decodeErrorBody(parsed);
+      const retryAfter = retryAfterMs(response.headers.get("retry-after"));
+      throw new ChatClientError(
+        error?.code ?? codeOfStatus(response.status),
+        `unable to ${operation}; ${error?.message ?? `the server answered HTTP ${response.status}`}`,
+        { status: response.status, ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }) },
+      );
+    }
+  }
+}

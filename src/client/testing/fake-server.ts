@@ -1,0 +1,206 @@
+// An in-memory stand-in for one room of the real server, for the SDK's unit tests: a WebSocket
+// class whose sockets the test opens, feeds and closes by hand, and a fetch that answers the REST
+// history route from the same committed messages. It follows the protocol (ready from since/last,
+// truncation at 1000, dedup by clientMsgId) so the tests exercise the SDK against realistic answers;
+// the integration tests against the real Worker live elsewhere.
+
+import type { AckFrame, ClientFrame, Message, SendFrame, ServerFrame } from "../../protocol/frames.js";
+import { MAX_READY_MESSAGES } from "../../protocol/limits.js";
+import type { FetchLike, ResponseLike, WebSocketConstructor, WebSocketLike } from "../transport.js";
+
+export interface HttpCall {
+  method: string;
+  url: URL;
+  authorization: string | undefined;
+}
+
+type Handler<E> = ((event: E) => void) | null;
+
+export class FakeSocket implements WebSocketLike {
+  readyState = 0;
+  readonly url: URL;
+  /** Frames the client sent, parsed. */
+  readonly sent: ClientFrame[] = [];
+  /** Set when the client closed the socket. */
+  closedByClient: { code: number | undefined; reason: string | undefined } | undefined;
+
+  onopen: Handler<never> = null;
+  onmessage: Handler<never> = null;
+  onclose: Handler<never> = null;
+  onerror: Handler<never> = null;
+
+  constructor(
+    url: string,
+    private readonly server: FakeServer,
+  ) {
+    this.url = new URL(url);
+  }
+
+  get token(): string | null {
+    return this.url.searchParams.get("token");
+  }
+
+  /** The `send` frames the client sent on this socket, in order. */
+  get sends(): SendFrame[] {
+    return this.sent.filter((f): f is SendFrame => f.type === "send");
+  }
+
+  send(data: string): void {
+    if (this.readyState !== 1) throw new Error("send on a socket that is not open");
+    const frame = JSON.parse(data) as ClientFrame;
+    this.sent.push(frame);
+    // Like the real server (and unlike everything else here, which the test drives by hand).
+    if (frame.type === "ping" && this.server.answerPings)
+      queueMicrotask(() => this.readyState === 1 && this.deliver({ type: "pong" }));
+  }
+
+  close(code?: number, reason?: string): void {
+    this.readyState = 3;
+    this.closedByClient = { code, reason };
+  }
+
+  // --- driven by the test -------------------------------------------------------------------
+
+  open(): this {
+    this.readyState = 1;
+    (this.onopen as Handler<unknown>)?.({});
+    return this;
+  }
+
+  deliver(frame: ServerFrame): this {
+    return this.deliverRaw(JSON.stringify(frame));
+  }
+
+  deliverRaw(data: string): this {
+    (this.onmessage as Handler<{ data: unknown }>)?.({ data });
+    return this;
+  }
+
+  /** Opens the socket and sends the `ready` the real server would for this URL's since/last. */
+  ready(options: { maxMessages?: number } = {}): this {
+    if (this.readyState === 0) this.open();
+    return this.deliver(this.server.readyFor(this.url, options.maxMessages));
+  }
+
+  /** The server closes the socket (1006 = the connection dropped). */
+  serverClose(code = 1006, reason = ""): this {
+    this.readyState = 3;
+    (this.onclose as Handler<{ code: number; reason: string }>)?.({ code, reason });
+    return this;
+  }
+
+  /** Commits the send like the server would (deduplicated by clientMsgId) and answers ack + message frame. */
+  commitAndAck(send: SendFrame, options: { messageFrame?: boolean; ack?: boolean } = {}): Message {
+    const { message, created } = this.server.commit(send.text, this.server.userId, send.clientMsgId);
+    if (created && options.messageFrame !== false) this.deliver({ type: "message", message });
+    if (options.ack !== false) this.deliver(ackOf(message));
+    return message;
+  }
+}
+
+export const ackOf = (message: Message): AckFrame => ({
+  type: "ack",
+  clientMsgId: message.clientMsgId,
+  seq: message.seq,
+  id: message.id,
+  createdAt: message.createdAt,
+});
+
+const jsonResponse = (status: number, body: unknown, headers: Record<string, string> = {}): ResponseLike => ({
+  status,
+  headers: { get: (name: string) => headers[name.toLowerCase()] ?? null },
+  text: async () => JSON.stringify(body),
+});
+
+export class FakeServer {
+  readonly sockets: FakeSocket[] = [];
+  /** The room's committed messages; `store[i].seq === i + 1`. */
+  readonly store: Message[] = [];
+  readonly httpCalls: HttpCall[] = [];
+  /** Answers the next HTTP calls instead of the store (one entry per call), e.g. a 401. */
+  readonly httpOverrides: ResponseLike[] = [];
+  /** Answer `ping` with `pong`, as the real server does; turn off to play a dead connection. */
+  answerPings = true;
+  /** The user the fake server attributes sends to. */
+  userId = "alice";
+
+  constructor(readonly roomId = "r1") {}
+
+  get latest(): FakeSocket {
+    const socket = this.sockets.at(-1);
+    if (!socket) throw new Error("no socket was opened");
+    return socket;
+  }
+
+  /** Commits a message from someone (or, with a known clientMsgId, returns the original: dedup). */
+  commit(text: string, userId = "bob", clientMsgId = `other-${this.store.length + 1}`): { message: Message; created: boolean } {
+    const existing = this.store.find((m) => m.userId === userId && m.clientMsgId === clientMsgId);
+    if (existing) return { message: existing, created: false };
+    const seq = this.store.length + 1;
+    const message: Message = {
+      roomId: this.roomId,
+      seq,
+      id: `id-${seq}`,
+      userId,
+      text,
+      clientMsgId,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + seq).toISOString(),
+    };
+    this.store.push(message);
+    return { message, created: true };
+  }
+
+  /** Commits `count` messages from others. */
+  commitMany(count: number): Message[] {
+    return Array.from({ length: count }, (_, i) => this.commit(`bulk ${i}`).message);
+  }
+
+  readyFor(url: URL, maxMessages = MAX_READY_MESSAGES): ServerFrame {
+    const since = url.searchParams.get("since");
+    const last = Number(url.searchParams.get("last") ?? 50);
+    const wanted = since === null ? this.store.slice(-last) : this.store.filter((m) => m.seq > Number(since));
+    const messages = wanted.slice(-maxMessages);
+    return {
+      type: "ready",
+      roomId: this.roomId,
+      messages,
+      latestSeq: this.store.length,
+      // As the server's buildReady: messages that were owed but did not fit, for since= and last= alike.
+      truncated: messages.length < wanted.length,
+    };
+  }
+
+  readonly WebSocket: WebSocketConstructor = ((server: FakeServer) =>
+    class extends FakeSocket {
+      constructor(url: string) {
+        super(url, server);
+        server.sockets.push(this);
+      }
+    })(this);
+
+  readonly fetch: FetchLike = async (url, init) => {
+    const parsed = new URL(url);
+    this.httpCalls.push({ method: init.method, url: parsed, authorization: init.headers.authorization });
+    const override = this.httpOverrides.shift();
+    if (override) return override;
+    const match = /^\/v1\/rooms\/([^/]+)\/messages$/.exec(parsed.pathname);
+    if (!match || init.method !== "GET") return jsonResponse(404, { error: { code: "not_found", message: "no such route" } });
+    const after = parsed.searchParams.get("after");
+    const limit = Number(parsed.searchParams.get("limit") ?? 50);
+    const messages = after === null ? this.store.slice(-limit) : this.store.filter((m) => m.seq > Number(after)).slice(0, limit);
+    return jsonResponse(200, { messages, latestSeq: this.store.length });
+  };
+
+  /** The `after`/`limit` of every history request, for asserting how holes were filled. */
+  get historyRequests(): { after: number | null; limit: number | null }[] {
+    return this.httpCalls
+      .filter((c) => c.method === "GET")
+      .map((c) => ({
+        after: c.url.searchParams.has("after") ? Number(c.url.searchParams.get("after")) : null,
+        limit: c.url.searchParams.has("limit") ? Number(c.url.searchParams.get("limit")) : null,
+      }));
+  }
+}
+
+export const errorResponse = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
+  jsonResponse(status, { error: { code, message } }, headers);

@@ -1,0 +1,10 @@
+// Unit tests of the browser SDK (src/client): plain Node, no workerd. The Worker's tests use vitest.config.ts.
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    name: "client",
+    environment: "node",
+    include: ["src/client/**/*.test.ts"],
+  },
+});
