@@ -22,6 +22,10 @@ export default defineConfig({
           HISTORY_WINDOW: "16",
           // A short stream, so trimming is exercised.
           MIRROR_MAXLEN: "50",
+          // Flood limits low enough for a test to hit, high enough for the load tests not to.
+          SEND_BURST: "200",
+          SEND_RATE_PER_S: "100",
+          MAX_SOCKETS_PER_USER: "4",
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
           // Test-only bindings: where to inject faults.

@@ -1,9 +1,47 @@
 // Configuration, read once from the Worker environment. Bad configuration is reported loudly
 // (in logs, and as `internal` to callers) instead of half-working.
 
+/** How one tenant's tokens are verified and how its rooms behave. */
+export interface TenantConfig {
+  id: string;
+  /** HS256 key shared with the tenant's backend. */
+  hs256Secret: Uint8Array | undefined;
+  /** RS256/ES256 keys published by the tenant's backend (fetched and cached). */
+  jwksUrl: string | undefined;
+  audience: string | undefined;
+  issuer: string | undefined;
+  /**
+   * Open rooms: a room exists on first use (as a public room) and anyone of the tenant may send
+   * in a public room, joining it as a member on the first send. Off: rooms are created through
+   * the API and sending needs membership.
+   */
+  autoCreateRooms: boolean;
+}
+
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const DEFAULT_TENANT = "default";
+
+export interface Limits {
+  /** Per user and room: sends refill at this rate… */
+  sendRatePerSecond: number;
+  /** …into a bucket this big (the burst a user may send at once). */
+  sendBurst: number;
+  /** Open sockets per user per room. */
+  socketsPerUser: number;
+  /** A join whose history is not ready by then is closed with `unavailable`. */
+  handshakeTimeoutMs: number;
+  /** Room metadata (JSON) size cap. */
+  metadataMaxBytes: number;
+}
+
 export interface Config {
-  /** HS256 key for user tokens; undefined means the deployment is misconfigured. */
+  /** HS256 key of the `default` tenant (and of dev tokens); undefined means no default tenant. */
   authSecret: Uint8Array | undefined;
+  /** Every tenant that may authenticate, by id. Empty means the deployment is misconfigured. */
+  tenants: Map<string, TenantConfig>;
+  /** Set when TENANTS could not be parsed: every request is refused with `internal`. */
+  configError: string | undefined;
+  limits: Limits;
   devTokens: boolean;
   databaseUrl: string | undefined;
   /** Local only: `host:port/path` of a Neon-protocol WebSocket proxy in front of a plain Postgres. */
@@ -24,6 +62,12 @@ export interface Config {
 
 export interface ConfigEnv {
   AUTH_SECRET?: string;
+  TENANTS?: string;
+  AUTO_CREATE_ROOMS?: string;
+  SEND_RATE_PER_S?: string;
+  SEND_BURST?: string;
+  MAX_SOCKETS_PER_USER?: string;
+  HANDSHAKE_TIMEOUT_MS?: string;
   DEV_TOKENS?: string;
   DATABASE_URL?: string;
   NEON_WSPROXY?: string;
@@ -44,11 +88,71 @@ const positiveInt = (value: string | undefined, fallback: number): number => {
 
 const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
 
+const encoder = new TextEncoder();
+
+/**
+ * TENANTS (a secret) is JSON: {"acme": {"secret": "...", "jwksUrl": "https://…/.well-known/jwks.json",
+ * "audience": "...", "issuer": "...", "autoCreateRooms": false}, …}. The `default` tenant comes from
+ * AUTH_SECRET (+ AUTO_CREATE_ROOMS, default true) unless TENANTS defines it.
+ */
+export const parseTenants = (
+  env: Pick<ConfigEnv, "TENANTS" | "AUTH_SECRET" | "AUTO_CREATE_ROOMS">,
+): { tenants: Map<string, TenantConfig>; error: string | undefined } => {
+  const tenants = new Map<string, TenantConfig>();
+  if (env.AUTH_SECRET) {
+    tenants.set(DEFAULT_TENANT, {
+      id: DEFAULT_TENANT,
+      hs256Secret: encoder.encode(env.AUTH_SECRET),
+      jwksUrl: undefined,
+      audience: undefined,
+      issuer: undefined,
+      autoCreateRooms: env.AUTO_CREATE_ROOMS !== "false",
+    });
+  }
+  if (!env.TENANTS) return { tenants, error: undefined };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(env.TENANTS);
+  } catch {
+    return { tenants, error: "TENANTS is not valid JSON" };
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return { tenants, error: "TENANTS must be a JSON object of tenant id → settings" };
+  }
+  for (const [id, raw] of Object.entries(parsed)) {
+    if (!TENANT_ID_PATTERN.test(id)) return { tenants, error: `TENANTS: tenant id ${JSON.stringify(id)} is not 1–64 of [A-Za-z0-9_-]` };
+    const t = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+    const str = (key: string): string | undefined => (typeof t[key] === "string" && t[key] !== "" ? (t[key] as string) : undefined);
+    const secret = str("secret");
+    const jwksUrl = str("jwksUrl");
+    if (!secret && !jwksUrl) return { tenants, error: `TENANTS.${id}: give a secret (HS256) or a jwksUrl (RS256/ES256)` };
+    tenants.set(id, {
+      id,
+      hs256Secret: secret ? encoder.encode(secret) : undefined,
+      jwksUrl,
+      audience: str("audience"),
+      issuer: str("issuer"),
+      autoCreateRooms: t.autoCreateRooms === true,
+    });
+  }
+  return { tenants, error: undefined };
+};
+
 export const readConfig = (env: ConfigEnv): Config => {
   const upstashUrl = nonEmpty(env.UPSTASH_REDIS_REST_URL);
   const upstashToken = nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
+  const { tenants, error } = parseTenants(env);
   return {
-    authSecret: env.AUTH_SECRET ? new TextEncoder().encode(env.AUTH_SECRET) : undefined,
+    authSecret: env.AUTH_SECRET ? encoder.encode(env.AUTH_SECRET) : undefined,
+    tenants,
+    configError: error ?? (tenants.size === 0 ? "no tenant is configured: set AUTH_SECRET or TENANTS" : undefined),
+    limits: {
+      sendRatePerSecond: positiveInt(env.SEND_RATE_PER_S, 10),
+      sendBurst: positiveInt(env.SEND_BURST, 30),
+      socketsPerUser: positiveInt(env.MAX_SOCKETS_PER_USER, 8),
+      handshakeTimeoutMs: positiveInt(env.HANDSHAKE_TIMEOUT_MS, 5000),
+      metadataMaxBytes: 4096,
+    },
     devTokens: env.DEV_TOKENS === "true",
     databaseUrl: nonEmpty(env.DATABASE_URL),
     neonWsProxy: nonEmpty(env.NEON_WSPROXY),

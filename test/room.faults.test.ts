@@ -168,6 +168,8 @@ describe("fencing", () => {
       idleTimeoutMs: 1000,
       maxConnections: 2,
     });
+    expect(await store.claimWriter(room, 1)).toBeNull(); // rooms must exist before anyone writes
+    expect(await store.createRoom(room, { visibility: "public", name: "f", metadata: {}, createdBy: "u" })).not.toBeNull();
     const old = await store.claimWriter(room, 1);
     expect(old).toEqual({ lastSeq: 0, writerEpoch: 1 });
     const msg = (id: string) => ({ id: crypto.randomUUID(), userId: "u", clientMsgId: id, text: id });

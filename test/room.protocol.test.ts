@@ -52,7 +52,7 @@ describe("handshake golden frames", () => {
     for (let batch = 0; batch < 11; batch++) {
       await Promise.all(
         Array.from({ length: 100 }, (_, i) =>
-          api(`/v1/rooms/${room}/messages`, { user: "w", body: { clientMsgId: `m${batch * 100 + i}`, text: "x" } }),
+          api(`/v1/rooms/${room}/messages`, { user: `w${batch}`, body: { clientMsgId: `m${batch * 100 + i}`, text: "x" } }),
         ),
       );
     }

@@ -3,18 +3,22 @@
 
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { readConfig } from "../config.js";
+import { DEFAULT_TENANT, readConfig } from "../config.js";
 import {
   type Decoded,
   decodeHistoryRequest,
   decodeLimit,
+  decodeRole,
   decodeRoomId,
+  decodeRoomInit,
+  decodeRoomUpdate,
   decodeSendRequest,
   decodeSeqCursor,
 } from "../protocol/codec.js";
 import { ChatError, ErrorCode, errorBody } from "../protocol/errors.js";
-import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES } from "../protocol/limits.js";
-import type { Failure } from "../room/results.js";
+import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT } from "../protocol/limits.js";
+import type { Failure, RoomResult } from "../room/results.js";
+import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
 import type { RoomKey } from "../storage/types.js";
 import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
@@ -29,17 +33,29 @@ const decoded = <T>(result: Decoded<T>): T => {
   return result.value;
 };
 
+/** The value of a room call, or its failure thrown as the typed error (answered by onError). */
+const unwrap = <T>(result: RoomResult<T>): T => (result.ok ? result.value : throwFailure(result));
+
 const throwFailure = (f: Failure): never => {
   throw new ChatError(f.code, f.message, f.retryAfterMs === undefined ? undefined : { retryAfterMs: f.retryAfterMs });
 };
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /** Reads a JSON body with a size cap, before parsing it. */
 const readJson = async (c: Context<AppEnv>): Promise<unknown> => {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > MAX_FRAME_BYTES) throw new ChatError(ErrorCode.TooLarge, `unable to read the body; it is over ${MAX_FRAME_BYTES} bytes`);
-  const text = await c.req.text();
-  if (new TextEncoder().encode(text).length > MAX_FRAME_BYTES) {
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > MAX_FRAME_BYTES) {
     throw new ChatError(ErrorCode.TooLarge, `unable to read the body; it is over ${MAX_FRAME_BYTES} bytes`);
+  }
+  let text: string;
+  try {
+    // Invalid UTF-8 is refused, not silently replaced: what we store must be what was sent.
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ChatError(ErrorCode.BadRequest, "unable to read the body; it is not valid UTF-8");
   }
   try {
     return JSON.parse(text);
@@ -60,23 +76,26 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 app.post("/v1/dev/token", async (c) => {
   const config = readConfig(c.env);
   if (!config.devTokens) throw new ChatError(ErrorCode.NotFound, "unable to find this route");
-  if (!config.authSecret) throw new ChatError(ErrorCode.Internal, "unable to mint a token; the server has no AUTH_SECRET");
   const body = await readJson(c);
-  const userId = typeof body === "object" && body !== null ? (body as { userId?: unknown }).userId : undefined;
-  if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) {
+  const fields = (typeof body === "object" && body !== null ? body : {}) as { userId?: unknown; tenant?: unknown };
+  if (typeof fields.userId !== "string" || !USER_ID_PATTERN.test(fields.userId)) {
     throw new ChatError(ErrorCode.BadRequest, "unable to mint a token; userId must be 1–64 characters of A-Z a-z 0-9 _ . @ : -");
   }
-  return c.json({ token: await mintDevToken(userId, config.authSecret) });
+  const tenant = config.tenants.get(typeof fields.tenant === "string" ? fields.tenant : DEFAULT_TENANT);
+  if (!tenant) throw new ChatError(ErrorCode.BadRequest, "unable to mint a token; unknown tenant");
+  return c.json({ token: await mintDevToken(fields.userId, tenant) });
 });
 
 // Every room route is authenticated. WebSocket upgrades carry the token in the query string,
 // because browsers cannot set headers on a WebSocket.
-app.use("/v1/rooms/*", async (c, next) => {
+const authenticate = async (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
   const isSocket = c.req.path.endsWith("/ws");
   const token = bearerToken(c.req.header("authorization")) ?? (isSocket ? c.req.query("token") : undefined);
-  c.set("principal", await verifyToken(token, readConfig(c.env).authSecret));
+  c.set("principal", await verifyToken(token, readConfig(c.env)));
   await next();
-});
+};
+app.use("/v1/rooms", authenticate);
+app.use("/v1/rooms/*", authenticate);
 
 const roomOf = (c: Context<AppEnv>): RoomKey => ({
   tenant: c.get("principal").tenant,
@@ -101,7 +120,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
       return c.json({ messages: fromRedis.messages, latestSeq: fromRedis.topSeq });
     }
   }
-  const result = await roomStub(c.env, room).history(room, { after, limit });
+  const result = await roomStub(c.env, room).history(room, c.get("principal").userId, { after, limit });
   if (!result.ok) return throwFailure(result);
   c.header("x-chat-source", "room");
   return c.json(result.value);
@@ -109,7 +128,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
 
 app.get("/v1/rooms/:roomId/status", async (c) => {
   const room = roomOf(c);
-  const result = await roomStub(c.env, room).status(room);
+  const result = await roomStub(c.env, room).status(room, c.get("principal").userId);
   if (!result.ok) return throwFailure(result);
   return c.json(result.value);
 });
@@ -120,6 +139,95 @@ app.post("/v1/rooms/:roomId/messages", async (c) => {
   const result = await roomStub(c.env, room).send(room, c.get("principal").userId, request);
   if (!result.ok) return throwFailure(result);
   return c.json({ message: result.message }, result.duplicate ? 200 : 201);
+});
+
+// Rooms and members. Every change goes through the room's object (see Room, "Rooms and members").
+
+app.post("/v1/rooms", async (c) => {
+  const { userId, tenant } = c.get("principal");
+  const init = decoded(decodeRoomInit(await readJson(c)));
+  const room = { tenant, roomId: init.roomId ?? crypto.randomUUID() };
+  const result = await roomStub(c.env, room).createRoom(room, userId, {
+    visibility: init.visibility,
+    name: init.name ?? room.roomId,
+    metadata: init.metadata,
+  });
+  return c.json({ room: unwrap(result) }, 201);
+});
+
+app.get("/v1/rooms", async (c) => {
+  const { userId, tenant } = c.get("principal");
+  const config = readConfig(c.env);
+  if (!config.databaseUrl) throw new ChatError(ErrorCode.Unavailable, "unable to list rooms; no database is configured");
+  if (config.neonWsProxy) useLocalWsProxy(config.neonWsProxy);
+  const limit = decoded(decodeLimit("limit", c.req.query("limit"))) ?? MAX_HISTORY_LIMIT;
+  try {
+    const rooms = await listRoomsOf(
+      { connectionString: config.databaseUrl, statementTimeoutMs: config.statementTimeoutMs },
+      tenant,
+      userId,
+      limit,
+    );
+    return c.json({ rooms });
+  } catch (cause) {
+    throw new ChatError(ErrorCode.Unavailable, "unable to list rooms; storage is unavailable, retry later", { cause });
+  }
+});
+
+app.get("/v1/rooms/:roomId", async (c) => {
+  const room = roomOf(c);
+  return c.json({ room: unwrap(await roomStub(c.env, room).getRoom(room, c.get("principal").userId)) });
+});
+
+app.patch("/v1/rooms/:roomId", async (c) => {
+  const room = roomOf(c);
+  const patch = decoded(decodeRoomUpdate(await readJson(c)));
+  return c.json({ room: unwrap(await roomStub(c.env, room).updateRoom(room, c.get("principal").userId, patch)) });
+});
+
+app.delete("/v1/rooms/:roomId", async (c) => {
+  const room = roomOf(c);
+  const purge = c.req.query("purge");
+  if (purge !== undefined && purge !== "true" && purge !== "false") {
+    throw new ChatError(ErrorCode.BadRequest, "unable to delete the room; purge must be true or false");
+  }
+  return c.json(unwrap(await roomStub(c.env, room).deleteRoom(room, c.get("principal").userId, purge === "true")));
+});
+
+app.post("/v1/rooms/:roomId/join", async (c) => {
+  const room = roomOf(c);
+  return c.json({ member: unwrap(await roomStub(c.env, room).join(room, c.get("principal").userId)) });
+});
+
+app.post("/v1/rooms/:roomId/leave", async (c) => {
+  const room = roomOf(c);
+  const { userId } = c.get("principal");
+  return c.json(unwrap(await roomStub(c.env, room).removeMember(room, userId, userId)));
+});
+
+app.get("/v1/rooms/:roomId/members", async (c) => {
+  const room = roomOf(c);
+  const limit = decoded(decodeLimit("limit", c.req.query("limit"))) ?? MAX_HISTORY_LIMIT;
+  return c.json(unwrap(await roomStub(c.env, room).members(room, c.get("principal").userId, limit)));
+});
+
+const memberOf = (c: Context<AppEnv>): string => {
+  const userId = c.req.param("userId");
+  if (!userId || !USER_ID_PATTERN.test(userId)) throw new ChatError(ErrorCode.BadRequest, "userId is not a valid user id");
+  return userId;
+};
+
+app.put("/v1/rooms/:roomId/members/:userId", async (c) => {
+  const room = roomOf(c);
+  const target = memberOf(c);
+  const role = decoded(decodeRole(await readJson(c)));
+  return c.json({ member: unwrap(await roomStub(c.env, room).setMember(room, c.get("principal").userId, target, role)) });
+});
+
+app.delete("/v1/rooms/:roomId/members/:userId", async (c) => {
+  const room = roomOf(c);
+  const target = memberOf(c);
+  return c.json(unwrap(await roomStub(c.env, room).removeMember(room, c.get("principal").userId, target)));
 });
 
 app.get("/v1/rooms/:roomId/ws", async (c) => {

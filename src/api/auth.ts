@@ -1,7 +1,11 @@
-// Authentication at the edge: every HTTP request and every socket carries a JWT (HS256,
-// secret AUTH_SECRET). `sub` is the user id and `exp` is required.
+// Authentication at the edge: every HTTP request and every socket carries a JWT issued by the
+// tenant's own backend. `sub` is the user id, `tenant` (default "default") picks the tenant whose
+// key verifies it: HS256 with the tenant's secret, or RS256/ES256 through the tenant's JWKS URL.
+// The tenant claim is read before verification only to choose the key; a token signed with any
+// other tenant's key fails verification.
 
-import { errors, jwtVerify, SignJWT } from "jose";
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, type JWTVerifyGetKey, jwtVerify, SignJWT } from "jose";
+import { type Config, DEFAULT_TENANT, TENANT_ID_PATTERN, type TenantConfig } from "../config.js";
 import { ChatError, ErrorCode } from "../protocol/errors.js";
 
 export interface Principal {
@@ -15,30 +19,68 @@ export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:-]{1,64}$/;
 /** Clock skew tolerated on `exp` / `nbf`, in seconds. */
 const CLOCK_TOLERANCE_S = 30;
 
-export const verifyToken = async (token: string | undefined, secret: Uint8Array | undefined): Promise<Principal> => {
-  if (!secret) throw new ChatError(ErrorCode.Internal, "unable to authenticate; the server has no AUTH_SECRET");
-  if (!token) throw new ChatError(ErrorCode.Unauthorized, "unable to authenticate; no token was given");
+/** JWKS are fetched once per isolate and URL, then cached (jose re-fetches on an unknown `kid`). */
+const jwksCache = new Map<string, JWTVerifyGetKey>();
+const jwksFor = (url: string): JWTVerifyGetKey => {
+  let jwks = jwksCache.get(url);
+  if (!jwks) {
+    jwks = createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
+    jwksCache.set(url, jwks);
+  }
+  return jwks;
+};
+
+const unauthorized = (reason: string, cause?: unknown): ChatError =>
+  new ChatError(ErrorCode.Unauthorized, `unable to authenticate; ${reason}`, cause === undefined ? undefined : { cause });
+
+export const verifyToken = async (token: string | undefined, config: Config): Promise<Principal> => {
+  if (config.configError) throw new ChatError(ErrorCode.Internal, `unable to authenticate; server misconfigured: ${config.configError}`);
+  if (!token) throw unauthorized("no token was given");
+  let tenantId: string;
+  let alg: string | undefined;
   try {
-    const { payload } = await jwtVerify(token, secret, {
-      algorithms: ["HS256"],
-      requiredClaims: ["exp", "sub"],
-      clockTolerance: CLOCK_TOLERANCE_S,
-    });
+    const claims = decodeJwt(token);
+    alg = decodeProtectedHeader(token).alg;
+    tenantId = claims.tenant === undefined ? DEFAULT_TENANT : String(claims.tenant);
+  } catch (cause) {
+    throw unauthorized("the token is malformed", cause);
+  }
+  const tenant = TENANT_ID_PATTERN.test(tenantId) ? config.tenants.get(tenantId) : undefined;
+  if (!tenant) throw unauthorized("the token's tenant is unknown");
+  try {
+    const { payload } = await verifyWith(tenant, token, alg);
     const userId = payload.sub;
-    if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) {
-      throw new ChatError(ErrorCode.Unauthorized, "unable to authenticate; the token's sub is not a valid user id");
-    }
-    return { userId, tenant: "default" };
+    if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) throw unauthorized("the token's sub is not a valid user id");
+    return { userId, tenant: tenant.id };
   } catch (cause) {
     if (cause instanceof ChatError) throw cause;
-    const reason = cause instanceof errors.JWTExpired ? "the token has expired" : "the token is invalid";
-    throw new ChatError(ErrorCode.Unauthorized, `unable to authenticate; ${reason}`, { cause });
+    if (cause instanceof errors.JWTExpired) throw unauthorized("the token has expired", cause);
+    if (cause instanceof errors.JWTClaimValidationFailed) throw unauthorized(`the token's ${cause.claim} claim is not accepted`, cause);
+    throw unauthorized("the token is invalid", cause);
   }
 };
 
+const verifyWith = (tenant: TenantConfig, token: string, alg: string | undefined) => {
+  const options = {
+    requiredClaims: ["exp", "sub"],
+    clockTolerance: CLOCK_TOLERANCE_S,
+    ...(tenant.audience ? { audience: tenant.audience } : {}),
+    ...(tenant.issuer ? { issuer: tenant.issuer } : {}),
+  };
+  // The algorithm list is fixed per key type, so `alg: none` or an HS256 token "signed" with a
+  // public key never verifies.
+  if (alg === "HS256" && tenant.hs256Secret) return jwtVerify(token, tenant.hs256Secret, { ...options, algorithms: ["HS256"] });
+  if (tenant.jwksUrl) return jwtVerify(token, jwksFor(tenant.jwksUrl), { ...options, algorithms: ["RS256", "ES256"] });
+  throw unauthorized("the token's algorithm is not accepted for its tenant");
+};
+
 /** Dev tokens: a JWT for any user id, valid for an hour. Only routed when DEV_TOKENS=true. */
-export const mintDevToken = (userId: string, secret: Uint8Array): Promise<string> =>
-  new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(userId).setIssuedAt().setExpirationTime("1h").sign(secret);
+export const mintDevToken = (userId: string, tenant: TenantConfig): Promise<string> => {
+  const secret = tenant.hs256Secret;
+  if (!secret) throw new ChatError(ErrorCode.BadRequest, "unable to mint a token; this tenant verifies tokens with a JWKS");
+  const claims = tenant.id === DEFAULT_TENANT ? {} : { tenant: tenant.id };
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(userId).setIssuedAt().setExpirationTime("1h").sign(secret);
+};
 
 export const bearerToken = (header: string | undefined): string | undefined => {
   const match = header?.match(/^Bearer\s+(\S+)$/i);

@@ -139,3 +139,86 @@ export const decodeHistoryRequest = (since: string | undefined, last: string | u
   if (!l.ok) return l;
   return ok({ kind: "last", last: l.value ?? DEFAULT_HISTORY_LIMIT });
 };
+
+export type RoomVisibility = "public" | "private";
+export type MemberRole = "admin" | "member" | "viewer";
+export const ROOM_NAME_MAX_CHARS = 200;
+export const METADATA_MAX_BYTES = 4096;
+
+export interface RoomInit {
+  roomId: string | undefined;
+  name: string | undefined;
+  visibility: RoomVisibility;
+  metadata: Record<string, unknown>;
+}
+
+export interface RoomUpdate {
+  name?: string;
+  visibility?: RoomVisibility;
+  metadata?: Record<string, unknown>;
+}
+
+const decodeRoomFields = (input: Record<string, unknown>): Decoded<RoomUpdate> => {
+  const out: RoomUpdate = {};
+  if (input.name !== undefined) {
+    if (typeof input.name !== "string" || input.name.length === 0 || input.name.length > ROOM_NAME_MAX_CHARS) {
+      return fail(ErrorCode.BadRequest, `name must be a string of 1–${ROOM_NAME_MAX_CHARS} characters`);
+    }
+    const problem = storableTextProblem(input.name);
+    if (problem) return fail(ErrorCode.BadRequest, `name ${problem}`);
+    out.name = input.name;
+  }
+  if (input.visibility !== undefined) {
+    if (input.visibility !== "public" && input.visibility !== "private") {
+      return fail(ErrorCode.BadRequest, 'visibility must be "public" or "private"');
+    }
+    out.visibility = input.visibility;
+  }
+  if (input.metadata !== undefined) {
+    if (!isRecord(input.metadata)) return fail(ErrorCode.BadRequest, "metadata must be a JSON object");
+    const json = JSON.stringify(input.metadata);
+    if (encoder.encode(json).length > METADATA_MAX_BYTES) {
+      return fail(ErrorCode.TooLarge, `metadata is over ${METADATA_MAX_BYTES} bytes of JSON`);
+    }
+    if (json.includes("\\u0000")) return fail(ErrorCode.BadRequest, "metadata contains a NUL character");
+    out.metadata = input.metadata;
+  }
+  return ok(out);
+};
+
+/** Schema of `POST /v1/rooms`. */
+export const decodeRoomInit = (input: unknown): Decoded<RoomInit> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  let roomId: string | undefined;
+  if (input.roomId !== undefined) {
+    const id = decodeRoomId(typeof input.roomId === "string" ? input.roomId : undefined);
+    if (!id.ok) return id;
+    roomId = id.value;
+  }
+  const fields = decodeRoomFields(input);
+  if (!fields.ok) return fields;
+  return ok({
+    roomId,
+    name: fields.value.name,
+    visibility: fields.value.visibility ?? "public",
+    metadata: fields.value.metadata ?? {},
+  });
+};
+
+/** Schema of `PATCH /v1/rooms/{roomId}`. */
+export const decodeRoomUpdate = (input: unknown): Decoded<RoomUpdate> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  const fields = decodeRoomFields(input);
+  if (fields.ok && Object.keys(fields.value).length === 0) {
+    return fail(ErrorCode.BadRequest, "give at least one of name, visibility, metadata");
+  }
+  return fields;
+};
+
+/** Schema of `PUT /v1/rooms/{roomId}/members/{userId}`. */
+export const decodeRole = (input: unknown): Decoded<MemberRole> => {
+  const role = isRecord(input) ? input.role : undefined;
+  return role === "admin" || role === "member" || role === "viewer"
+    ? ok(role)
+    : fail(ErrorCode.BadRequest, 'role must be "admin", "member" or "viewer"');
+};

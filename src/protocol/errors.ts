@@ -10,6 +10,8 @@ export const ErrorCode = {
   Forbidden: "forbidden",
   /** The route or the room does not exist. */
   NotFound: "not_found",
+  /** The request conflicts with what exists (a room id that is taken). */
+  Conflict: "conflict",
   /** The text or the frame is over its size limit. */
   TooLarge: "too_large",
   /** Too many requests or sends; retry after the hinted delay. */
@@ -27,6 +29,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  conflict: 409,
   too_large: 413,
   rate_limited: 429,
   unavailable: 503,
@@ -42,6 +45,7 @@ export const closeCodeOf: Record<ErrorCode, number> = {
   unauthorized: 4401,
   forbidden: 4403,
   not_found: 4404,
+  conflict: 4409,
   too_large: 4413,
   rate_limited: 4429,
   unavailable: 4503,

@@ -12,7 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Config } from "../config.js";
 import { decodeClientFrame, encodeFrame, type HistoryRequest } from "../protocol/codec.js";
-import { closeCodeOf, ErrorCode, errorBody, httpStatusOf } from "../protocol/errors.js";
+import { ChatError, closeCodeOf, ErrorCode, errorBody, httpStatusOf } from "../protocol/errors.js";
 import {
   ClientFrameType,
   ServerFrameType,
@@ -22,7 +22,18 @@ import {
 } from "../protocol/frames.js";
 import { PostgresStore, useLocalWsProxy } from "../storage/postgres.js";
 import { type MirrorStore, UpstashMirror } from "../storage/redis.js";
-import { type HistoryQuery, type MessageStore, type RoomKey, StorageError } from "../storage/types.js";
+import {
+  type HistoryQuery,
+  type Member,
+  type MessageStore,
+  type Role,
+  type RoomKey,
+  type RoomPatch,
+  type RoomRecord,
+  StorageError,
+  type Visibility,
+} from "../storage/types.js";
+import { type Action, can, TokenBucket } from "./access.js";
 import { buildReady, readyQuery } from "./handshake.js";
 import { MirrorPump, mirrorBackoffMs } from "./mirror.js";
 import { CommitPipeline, dedupeBatch } from "./pipeline.js";
@@ -86,6 +97,16 @@ export class Room extends DurableObject<Env> {
   private mirrorRetryAt = 0;
   /** True while a heal alarm is known to be set (memory only: re-armed after every wake-up). */
   private alarmArmed = false;
+  /** The room as Postgres holds it (visibility, name, metadata), loaded with the writer role. */
+  private record: RoomRecord | undefined;
+  /**
+   * Roles by user, cached: every membership change goes through this object (the room's single
+   * writer), so the cache cannot go stale while this instance holds the writer role.
+   */
+  private readonly roles = new Map<string, Role | null>();
+  /** Sends of one user are authorized and queued strictly in arrival order (see enqueueSend). */
+  private readonly sendChains = new Map<string, Promise<void>>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -114,10 +135,11 @@ export class Room extends DurableObject<Env> {
   /** `GET /v1/rooms/{roomId}/messages`: after `after` oldest-first, else the newest `limit`. */
   async history(
     room: RoomKey,
+    userId: string,
     query: { after: number | undefined; limit: number },
   ): Promise<RoomResult<{ messages: Message[]; latestSeq: number }>> {
     try {
-      await this.ensureWriter(room);
+      await this.authorize(room, userId, "read");
       const latestSeq = this.lastSeq;
       const q =
         query.after === undefined
@@ -133,15 +155,16 @@ export class Room extends DurableObject<Env> {
   /** `POST /v1/rooms/{roomId}/messages`: the same pipeline as a WebSocket send. */
   async send(room: RoomKey, userId: string, request: SendRequest): Promise<SendOutcome> {
     this.adopt(room);
-    return new Promise((resolve) => this.submit(userId, request, resolve));
+    return new Promise((resolve) => this.enqueueSend(room, userId, request, resolve));
   }
 
   /** `GET /v1/rooms/{roomId}/status`: where the room and its mirror are (ops and tests). */
-  async status(room: RoomKey): Promise<
-    RoomResult<{ latestSeq: number; mirroredSeq: number | null; mirrorLag: number | null; sockets: number }>
-  > {
+  async status(
+    room: RoomKey,
+    userId: string,
+  ): Promise<RoomResult<{ latestSeq: number; mirroredSeq: number | null; mirrorLag: number | null; sockets: number }>> {
     try {
-      await this.ensureWriter(room);
+      await this.authorize(room, userId, "read");
       const mirroredSeq = this.mirror ? this.mirror.mirroredSeq : null;
       return {
         ok: true,
@@ -158,6 +181,152 @@ export class Room extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------
+  // Rooms and members (RPC). Every change goes through the room's object, so it can act on the
+  // live sockets at once (a removed member is disconnected before the call returns).
+
+  async createRoom(
+    room: RoomKey,
+    actor: string,
+    init: { visibility: Visibility; name: string; metadata: Record<string, unknown> },
+  ): Promise<RoomResult<RoomInfo>> {
+    try {
+      this.adopt(room);
+      const record = await this.store().createRoom(room, { ...init, createdBy: actor });
+      if (!record) throw new ChatError(ErrorCode.Conflict, "unable to create the room; the id is taken (perhaps by a deleted room)");
+      this.writer = undefined; // re-boot on next use, with this record
+      this.roles.set(actor, "admin");
+      if (record.visibility === "public") void this.mirrorStore?.setAccess(room, "public").catch(() => {});
+      return { ok: true, value: roomInfo(room, record, "admin") };
+    } catch (error) {
+      return this.failureOf(error, "unable to create the room");
+    }
+  }
+
+  async getRoom(room: RoomKey, actor: string): Promise<RoomResult<RoomInfo>> {
+    try {
+      const { record, role } = await this.authorize(room, actor, "read");
+      return { ok: true, value: roomInfo(room, { ...record, lastSeq: this.lastSeq }, role) };
+    } catch (error) {
+      return this.failureOf(error, "unable to read the room");
+    }
+  }
+
+  async updateRoom(room: RoomKey, actor: string, patch: RoomPatch): Promise<RoomResult<RoomInfo>> {
+    try {
+      const { record, role } = await this.authorize(room, actor, "manage");
+      const goingPrivate = patch.visibility === "private" && record.visibility === "public";
+      // The edge read path serves a room from Redis only while Redis says it is public: say
+      // "private" there first, so no edge read can outlive the change.
+      if (goingPrivate && this.mirrorStore) await this.mirrorStore.setAccess(room, "private");
+      const updated = await this.store().updateRoom(room, patch);
+      if (!updated) throw new ChatError(ErrorCode.NotFound, "unable to update the room; it does not exist");
+      this.record = { ...updated, lastSeq: this.lastSeq, writerEpoch: record.writerEpoch };
+      if (patch.visibility === "public" && record.visibility === "private") {
+        void this.mirrorStore?.setAccess(room, "public").catch(() => {});
+      }
+      if (goingPrivate) await this.disconnectNonMembers(room);
+      return { ok: true, value: roomInfo(room, this.record, role) };
+    } catch (error) {
+      return this.failureOf(error, "unable to update the room");
+    }
+  }
+
+  async deleteRoom(room: RoomKey, actor: string, purge: boolean): Promise<RoomResult<{ deleted: true; purged: boolean }>> {
+    try {
+      await this.authorize(room, actor, "manage");
+      if (this.mirrorStore) await this.mirrorStore.drop(room);
+      await this.store().deleteRoom(room, purge);
+      this.record = undefined;
+      this.writer = undefined;
+      this.roles.clear();
+      this.window.reset([]);
+      this.mirror = undefined;
+      await this.ctx.storage.delete(MIRRORED_KEY);
+      for (const ws of this.ctx.getWebSockets()) {
+        this.joining.delete(ws);
+        safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.NotFound, message: "the room was deleted" }));
+        safeClose(ws, closeCodeOf.not_found, "the room was deleted");
+      }
+      return { ok: true, value: { deleted: true, purged: purge } };
+    } catch (error) {
+      return this.failureOf(error, "unable to delete the room");
+    }
+  }
+
+  /** Joins a public room as a member (a no-op for someone who already has a role). */
+  async join(room: RoomKey, actor: string): Promise<RoomResult<Member>> {
+    try {
+      const { record, role } = await this.authorize(room, actor, "read");
+      if (record.visibility !== "public" && role === null) {
+        throw new ChatError(ErrorCode.Forbidden, "unable to join; private rooms are joined by invitation");
+      }
+      const member = await this.store().setMember(room, actor, role ?? "member");
+      this.roles.set(actor, member.role);
+      return { ok: true, value: member };
+    } catch (error) {
+      return this.failureOf(error, "unable to join the room");
+    }
+  }
+
+  /** Adds a member or changes a role (admins only). */
+  async setMember(room: RoomKey, actor: string, target: string, role: Role): Promise<RoomResult<Member>> {
+    try {
+      await this.authorize(room, actor, "manage");
+      const member = await this.store().setMember(room, target, role);
+      this.roles.set(target, member.role);
+      return { ok: true, value: member };
+    } catch (error) {
+      return this.failureOf(error, "unable to change the membership");
+    }
+  }
+
+  /** Removes a member (admins, or anyone for themselves: leaving). Their sockets close at once if they lose read access. */
+  async removeMember(room: RoomKey, actor: string, target: string): Promise<RoomResult<{ removed: boolean }>> {
+    try {
+      if (actor === target) await this.authorize(room, actor, "read");
+      else await this.authorize(room, actor, "manage");
+      const removed = await this.store().removeMember(room, target);
+      this.roles.set(target, null);
+      if (this.record && !can("read", this.record.visibility, null)) {
+        this.closeSocketsOf(target, ErrorCode.Forbidden, "you are no longer a member of this room");
+      }
+      return { ok: true, value: { removed } };
+    } catch (error) {
+      return this.failureOf(error, "unable to remove the member");
+    }
+  }
+
+  async members(room: RoomKey, actor: string, limit: number): Promise<RoomResult<{ members: Member[] }>> {
+    try {
+      await this.authorize(room, actor, "read");
+      return { ok: true, value: { members: await this.store().listMembers(room, limit) } };
+    } catch (error) {
+      return this.failureOf(error, "unable to list the members");
+    }
+  }
+
+  private closeSocketsOf(userId: string, code: ErrorCode, reason: string): void {
+    for (const ws of this.ctx.getWebSockets(userId)) {
+      this.joining.delete(ws);
+      safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code, message: reason }));
+      safeClose(ws, closeCodeOf[code], reason);
+    }
+  }
+
+  private async disconnectNonMembers(room: RoomKey): Promise<void> {
+    const users = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = attachmentOf(ws);
+      if (attachment) users.add(attachment.userId);
+    }
+    for (const userId of users) {
+      if ((await this.roleOf(room, userId)) === null) {
+        this.closeSocketsOf(userId, ErrorCode.Forbidden, "the room became private; you are not a member");
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
   // WebSockets
 
   /** The Worker forwards authenticated, validated upgrades here (headers set by the Worker only). */
@@ -170,10 +339,16 @@ export class Room extends DurableObject<Env> {
     }
     const history = JSON.parse(historyHeader) as HistoryRequest;
     try {
-      await this.ensureWriter(room);
+      await this.authorize(room, userId, "read");
     } catch (error) {
       const f = this.failureOf(error, "unable to join the room");
       return refuseSocket(f.code, f.message);
+    }
+    if (this.ctx.getWebSockets(userId).length >= this.config.limits.socketsPerUser) {
+      return refuseSocket(
+        ErrorCode.RateLimited,
+        `unable to join the room; ${this.config.limits.socketsPerUser} sockets per user per room are open already`,
+      );
     }
     if (history.kind === "since" && history.since > this.lastSeq) {
       return refuseSocket(
@@ -213,7 +388,11 @@ export class Room extends DurableObject<Env> {
     const query = readyQuery(request, watermark);
     let history: Message[];
     try {
-      history = await this.readHistory(room, query);
+      history = await withTimeout(
+        this.readHistory(room, query),
+        this.config.limits.handshakeTimeoutMs,
+        () => new StorageError("the handshake's history did not arrive in time", "timeout"),
+      );
     } catch (error) {
       this.joining.delete(ws);
       const f = this.failureOf(error, "unable to read history for the handshake");
@@ -254,7 +433,7 @@ export class Room extends DurableObject<Env> {
       this.deliverFrame(ws, { type: ServerFrameType.Pong });
       return;
     }
-    this.submit(attachment.userId, frame, (outcome) => {
+    this.enqueueSend(room, attachment.userId, frame, (outcome) => {
       this.deliverFrame(
         ws,
         outcome.ok
@@ -283,6 +462,47 @@ export class Room extends DurableObject<Env> {
 
   // ---------------------------------------------------------------------------------------
   // The write path
+
+  /**
+   * Authorizes and rate-limits a send, then queues it. Checking may wait on storage (the first
+   * send of a user loads their role), so a user's sends are chained: each is checked and queued
+   * only after the one before it, and a socket's sends reach the pipeline in the order they came.
+   */
+  private enqueueSend(room: RoomKey, userId: string, request: SendRequest, deliver: PendingSend["deliver"]): void {
+    const previous = this.sendChains.get(userId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      try {
+        await this.authorize(room, userId, "send");
+      } catch (error) {
+        deliver(this.failureOf(error, "unable to send"));
+        return;
+      }
+      const limited = this.takeSendToken(userId);
+      if (limited) deliver(limited);
+      else this.submit(userId, request, deliver);
+    });
+    this.sendChains.set(userId, next);
+    void next.finally(() => {
+      if (this.sendChains.get(userId) === next) this.sendChains.delete(userId);
+    });
+  }
+
+  /** The per-user token bucket (memory only: a restart forgives, which is acceptable for a flood guard). */
+  private takeSendToken(userId: string): Failure | undefined {
+    const now = Date.now();
+    let bucket = this.buckets.get(userId);
+    if (!bucket) {
+      if (this.buckets.size > 10_000) for (const [u, b] of this.buckets) if (b.isIdle(now)) this.buckets.delete(u);
+      bucket = new TokenBucket(this.config.limits.sendBurst, this.config.limits.sendRatePerSecond, now);
+      this.buckets.set(userId, bucket);
+    }
+    const taken = bucket.take(now);
+    if (taken.ok) return undefined;
+    return {
+      ...failure(ErrorCode.RateLimited, `unable to send; too many messages, retry in ${taken.retryAfterMs} ms`),
+      retryAfterMs: taken.retryAfterMs,
+    };
+  }
 
   private submit(userId: string, request: SendRequest, deliver: PendingSend["deliver"]): void {
     // A resend of something already committed and still in memory is answered at once.
@@ -451,13 +671,46 @@ export class Room extends DurableObject<Env> {
   }
 
   /** Claims the writer role once per instance (after every wake-up), then loads the window. */
-  private async ensureWriter(room: RoomKey): Promise<{ epoch: number }> {
+  private async ensureWriter(room: RoomKey, actor?: string): Promise<{ epoch: number }> {
     this.adopt(room);
     if (this.writer) return this.writer;
-    this.booting ??= this.claimWriter(room).finally(() => {
+    this.booting ??= this.claimWriter(room, actor).finally(() => {
       this.booting = undefined;
     });
     return this.booting;
+  }
+
+  /** Boots the room and checks that `userId` may do `action`; throws a ChatError otherwise. */
+  private async authorize(room: RoomKey, userId: string, action: Action): Promise<{ record: RoomRecord; role: Role | null }> {
+    await this.ensureWriter(room, userId);
+    const record = this.record;
+    if (!record) throw new ChatError(ErrorCode.NotFound, "unable to find the room");
+    let role = await this.roleOf(room, userId);
+    if (action === "send" && role === null && record.visibility === "public" && this.tenant(room).autoCreateRooms) {
+      // Open rooms: the first send joins the sender as a member.
+      role = (await this.store().setMember(room, userId, "member")).role;
+      this.roles.set(userId, role);
+    }
+    if (!can(action, record.visibility, role)) {
+      const what = action === "read" ? "this private room" : action === "send" ? "send here" : "manage this room";
+      throw new ChatError(ErrorCode.Forbidden, `unable to ${action}; you may not ${action === "read" ? "read " : ""}${what}`);
+    }
+    return { record, role };
+  }
+
+  private async roleOf(room: RoomKey, userId: string): Promise<Role | null> {
+    const cached = this.roles.get(userId);
+    if (cached !== undefined) return cached;
+    const role = await this.store().roleOf(room, userId);
+    if (this.roles.size > 50_000) this.roles.clear();
+    this.roles.set(userId, role);
+    return role;
+  }
+
+  private tenant(room: RoomKey) {
+    const tenant = this.config.tenants.get(room.tenant);
+    if (!tenant) throw new ChatError(ErrorCode.Unauthorized, "unable to serve the room; its tenant is not configured");
+    return tenant;
   }
 
   /*
@@ -471,10 +724,22 @@ export class Room extends DurableObject<Env> {
    * row and insert nothing, and the (room, seq) primary key forbids a seq being used twice even
    * if that argument had a hole.
    */
-  private async claimWriter(room: RoomKey): Promise<{ epoch: number }> {
+  private async claimWriter(room: RoomKey, actor: string | undefined): Promise<{ epoch: number }> {
     const store = this.store();
     const saved = await this.ctx.storage.get<number>([EPOCH_KEY, MIRRORED_KEY]);
-    const state = await store.readRoomState(room);
+    let state = await store.readRoomState(room);
+    if (!state || state.deletedAt) {
+      // Rooms exist once created, except in tenants with open rooms, where first use creates a
+      // public one. A deleted room (history kept) is never brought back by first use.
+      if (state?.deletedAt || !actor || !this.tenant(room).autoCreateRooms) {
+        throw new ChatError(ErrorCode.NotFound, "unable to find the room; it does not exist");
+      }
+      state =
+        (await store.createRoom(room, { visibility: "public", name: room.roomId, metadata: {}, createdBy: actor })) ??
+        (await store.readRoomState(room));
+      if (!state || state.deletedAt) throw new StorageError("the room vanished while it was being created", "failed");
+      void this.mirrorStore?.setAccess(room, "public").catch(() => {});
+    }
     const epoch = Math.max(saved.get(EPOCH_KEY) ?? 0, state?.writerEpoch ?? 0) + 1;
     // The room key is kept for the heal alarm, which arrives without one.
     await this.ctx.storage.put({ [EPOCH_KEY]: epoch, [ROOM_KEY]: room });
@@ -489,6 +754,8 @@ export class Room extends DurableObject<Env> {
     this.lastSeq = claimed.lastSeq;
     this.window.reset(recent);
     this.needsResync = false;
+    this.record = { ...state, ...claimed };
+    this.roles.clear();
     this.writer = { epoch };
     if (this.mirrorStore) {
       // No watermark yet (a new room, or storage that was reset): the stream only ever needs the
@@ -584,6 +851,10 @@ export class Room extends DurableObject<Env> {
   }
 
   private failureOf(error: unknown, operation: string): Failure {
+    if (error instanceof ChatError) {
+      const f = failure(error.code, error.message);
+      return error.retryAfterMs === undefined ? f : { ...f, retryAfterMs: error.retryAfterMs };
+    }
     if (error instanceof StorageError) {
       console.warn(`room ${this.room?.tenant}:${this.room?.roomId}: ${operation}: ${error.message}`, describeCause(error));
       return failure(ErrorCode.Unavailable, `${operation}; storage is unavailable, retry later`);
@@ -592,6 +863,39 @@ export class Room extends DurableObject<Env> {
     return failure(ErrorCode.Internal, `${operation}; internal error`);
   }
 }
+
+/** A room as the API shows it, with the caller's role. */
+export interface RoomInfo {
+  roomId: string;
+  name: string;
+  visibility: Visibility;
+  metadata: Record<string, unknown>;
+  createdBy: string | null;
+  createdAt: string;
+  latestSeq: number;
+  role: Role | null;
+}
+
+const roomInfo = (room: RoomKey, record: RoomRecord, role: Role | null): RoomInfo => ({
+  roomId: room.roomId,
+  name: record.name,
+  visibility: record.visibility,
+  metadata: record.metadata,
+  createdBy: record.createdBy,
+  createdAt: record.createdAt,
+  latestSeq: record.lastSeq,
+  role,
+});
+
+const withTimeout = <T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> => {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => {
+    if (timer !== null) clearTimeout(timer);
+  });
+};
 
 const attachmentOf = (ws: WebSocket): SocketAttachment | undefined => {
   const value = ws.deserializeAttachment() as SocketAttachment | null;

@@ -6,11 +6,17 @@ import type { Message } from "../protocol/frames.js";
 import {
   type CommitOutcome,
   type HistoryQuery,
+  type Member,
   type MessageStore,
   type NewMessage,
+  type NewRoom,
+  type Role,
   type RoomKey,
+  type RoomPatch,
+  type RoomRecord,
   type RoomState,
   StorageError,
+  type Visibility,
 } from "./types.js";
 
 let localProxyConfigured = false;
@@ -120,11 +126,56 @@ interface CommitRow extends Partial<MessageRow> {
 }
 
 const CLAIM_SQL = `
-INSERT INTO rooms (tenant, room_id, writer_epoch) VALUES ($1, $2, $3)
-ON CONFLICT (tenant, room_id) DO UPDATE SET writer_epoch = EXCLUDED.writer_epoch
-  WHERE rooms.writer_epoch < EXCLUDED.writer_epoch
+UPDATE rooms SET writer_epoch = $3
+WHERE tenant = $1 AND room_id = $2 AND writer_epoch < $3 AND deleted_at IS NULL
 RETURNING last_seq, writer_epoch
 `;
+
+const ROOM_COLUMNS = "last_seq, writer_epoch, visibility, name, metadata, created_by, created_at, deleted_at";
+
+interface RoomRow {
+  last_seq: string | number;
+  writer_epoch: string | number;
+  visibility: Visibility;
+  name: string | null;
+  metadata: Record<string, unknown> | null;
+  created_by: string | null;
+  created_at: Date | string;
+  deleted_at: Date | string | null;
+}
+
+const toRoomRecord = (roomId: string, row: RoomRow): RoomRecord => ({
+  lastSeq: Number(row.last_seq),
+  writerEpoch: Number(row.writer_epoch),
+  visibility: row.visibility,
+  name: row.name ?? roomId,
+  metadata: row.metadata ?? {},
+  createdBy: row.created_by,
+  createdAt: toIso(row.created_at),
+  deletedAt: row.deleted_at === null ? null : toIso(row.deleted_at),
+});
+
+/** The room and its creator as admin, in one statement; nothing if the id is taken. */
+const CREATE_ROOM_SQL = `
+WITH created AS (
+  INSERT INTO rooms (tenant, room_id, visibility, name, metadata, created_by)
+  VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+  ON CONFLICT (tenant, room_id) DO NOTHING
+  RETURNING ${ROOM_COLUMNS}
+), admin AS (
+  INSERT INTO room_members (tenant, room_id, user_id, role)
+  SELECT $1, $2, $6, 'admin' FROM created
+)
+SELECT * FROM created
+`;
+
+interface MemberRow {
+  user_id: string;
+  role: Role;
+  joined_at: Date | string;
+}
+
+const toMember = (row: MemberRow): Member => ({ userId: row.user_id, role: row.role, joinedAt: toIso(row.joined_at) });
 
 const COLUMNS = "seq, id, user_id, client_msg_id, text, created_at";
 
@@ -172,15 +223,107 @@ export class PostgresStore implements MessageStore {
     }
   }
 
-  async readRoomState(room: RoomKey): Promise<RoomState | null> {
+  async readRoomState(room: RoomKey): Promise<RoomRecord | null> {
     const { rows } = await this.withClient("reading the room state", (c) =>
-      c.query<{ last_seq: string; writer_epoch: string }>(
-        "SELECT last_seq, writer_epoch FROM rooms WHERE tenant = $1 AND room_id = $2",
-        [room.tenant, room.roomId],
+      c.query<RoomRow>(`SELECT ${ROOM_COLUMNS} FROM rooms WHERE tenant = $1 AND room_id = $2`, [room.tenant, room.roomId]),
+    );
+    const row = rows[0];
+    return row ? toRoomRecord(room.roomId, row) : null;
+  }
+
+  async createRoom(room: RoomKey, init: NewRoom): Promise<RoomRecord | null> {
+    const { rows } = await this.withClient("creating the room", (c) =>
+      c.query<RoomRow>(CREATE_ROOM_SQL, [
+        room.tenant,
+        room.roomId,
+        init.visibility,
+        init.name,
+        JSON.stringify(init.metadata),
+        init.createdBy,
+      ]),
+    );
+    const row = rows[0];
+    return row ? toRoomRecord(room.roomId, row) : null;
+  }
+
+  async updateRoom(room: RoomKey, patch: RoomPatch): Promise<RoomRecord | null> {
+    const { rows } = await this.withClient("updating the room", (c) =>
+      c.query<RoomRow>(
+        `UPDATE rooms SET
+           visibility = COALESCE($3, visibility),
+           name = COALESCE($4, name),
+           metadata = COALESCE($5::jsonb, metadata)
+         WHERE tenant = $1 AND room_id = $2 AND deleted_at IS NULL
+         RETURNING ${ROOM_COLUMNS}`,
+        [
+          room.tenant,
+          room.roomId,
+          patch.visibility ?? null,
+          patch.name ?? null,
+          patch.metadata === undefined ? null : JSON.stringify(patch.metadata),
+        ],
       ),
     );
     const row = rows[0];
-    return row ? { lastSeq: Number(row.last_seq), writerEpoch: Number(row.writer_epoch) } : null;
+    return row ? toRoomRecord(room.roomId, row) : null;
+  }
+
+  async deleteRoom(room: RoomKey, purge: boolean): Promise<void> {
+    await this.withClient("deleting the room", (c) =>
+      purge
+        ? c.query("DELETE FROM rooms WHERE tenant = $1 AND room_id = $2", [room.tenant, room.roomId])
+        : c.query(
+            `WITH gone AS (DELETE FROM room_members WHERE tenant = $1 AND room_id = $2)
+             UPDATE rooms SET deleted_at = now() WHERE tenant = $1 AND room_id = $2 AND deleted_at IS NULL`,
+            [room.tenant, room.roomId],
+          ),
+    );
+  }
+
+  async roleOf(room: RoomKey, userId: string): Promise<Role | null> {
+    const { rows } = await this.withClient("reading a membership", (c) =>
+      c.query<{ role: Role }>("SELECT role FROM room_members WHERE tenant = $1 AND room_id = $2 AND user_id = $3", [
+        room.tenant,
+        room.roomId,
+        userId,
+      ]),
+    );
+    return rows[0]?.role ?? null;
+  }
+
+  async setMember(room: RoomKey, userId: string, role: Role): Promise<Member> {
+    const { rows } = await this.withClient("changing a membership", (c) =>
+      c.query<MemberRow>(
+        `INSERT INTO room_members (tenant, room_id, user_id, role) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant, room_id, user_id) DO UPDATE SET role = EXCLUDED.role
+         RETURNING user_id, role, joined_at`,
+        [room.tenant, room.roomId, userId, role],
+      ),
+    );
+    const row = rows[0];
+    if (!row) throw new StorageError("changing a membership returned no row", "failed");
+    return toMember(row);
+  }
+
+  async removeMember(room: RoomKey, userId: string): Promise<boolean> {
+    const { rowCount } = await this.withClient("removing a member", (c) =>
+      c.query("DELETE FROM room_members WHERE tenant = $1 AND room_id = $2 AND user_id = $3", [
+        room.tenant,
+        room.roomId,
+        userId,
+      ]),
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  async listMembers(room: RoomKey, limit: number): Promise<Member[]> {
+    const { rows } = await this.withClient("listing members", (c) =>
+      c.query<MemberRow>(
+        "SELECT user_id, role, joined_at FROM room_members WHERE tenant = $1 AND room_id = $2 ORDER BY joined_at, user_id LIMIT $3",
+        [room.tenant, room.roomId, limit],
+      ),
+    );
+    return rows.map(toMember);
   }
 
   async claimWriter(room: RoomKey, epoch: number): Promise<RoomState | null> {
@@ -239,7 +382,53 @@ export class PostgresStore implements MessageStore {
     return q.from === "oldest" ? messages : messages.reverse();
   }
 
+  async listRoomsOf(tenant: string, userId: string, limit: number): Promise<RoomSummary[]> {
+    const { rows } = await this.withClient("listing rooms", (c) =>
+      c.query<{ room_id: string; name: string | null; visibility: Visibility; role: Role; last_seq: string }>(
+        `SELECT r.room_id, r.name, r.visibility, m.role, r.last_seq
+         FROM room_members m JOIN rooms r ON r.tenant = m.tenant AND r.room_id = m.room_id
+         WHERE m.tenant = $1 AND m.user_id = $2 AND r.deleted_at IS NULL
+         ORDER BY r.room_id LIMIT $3`,
+        [tenant, userId, limit],
+      ),
+    );
+    return rows.map((r) => ({
+      roomId: r.room_id,
+      name: r.name ?? r.room_id,
+      visibility: r.visibility,
+      role: r.role,
+      latestSeq: Number(r.last_seq),
+    }));
+  }
+
   async close(): Promise<void> {
     await this.pool.end().catch(() => {});
   }
 }
+
+export interface RoomSummary {
+  roomId: string;
+  name: string;
+  visibility: Visibility;
+  role: Role;
+  latestSeq: number;
+}
+
+/**
+ * The rooms a user belongs to, with their latest seq. A cross-room read, so it runs in the
+ * Worker on a connection opened for this request and closed after it (a pool kept across
+ * requests in a stateless Worker hangs: see STACK.md).
+ */
+export const listRoomsOf = async (
+  options: Pick<PostgresOptions, "connectionString" | "statementTimeoutMs">,
+  tenant: string,
+  userId: string,
+  limit: number,
+): Promise<RoomSummary[]> => {
+  const store = new PostgresStore({ ...options, idleTimeoutMs: 1000, maxConnections: 1, reuseConnections: false });
+  try {
+    return await store.listRoomsOf(tenant, userId, limit);
+  } finally {
+    await store.close();
+  }
+};

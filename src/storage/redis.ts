@@ -6,6 +6,8 @@
 //                                       trimmed with MAXLEN ~ (MIRROR_MAXLEN, default 1,000)
 //   chat:{<tenant>:<roomId>}:live       pub/sub channel; one PUBLISH per mirrored batch:
 //                                       {"roomId","tenant","messages":[Message…]}
+//   chat:{<tenant>:<roomId>}:access     "public" while the room is public; the edge read path
+//                                       serves a room from the stream only then
 // The stream is written strictly in seq order with explicit ids, so it can lag Postgres but never
 // holds a seq Postgres does not, never skips one below its top, and never holds one twice.
 
@@ -16,6 +18,7 @@ import { type RoomKey, StorageError } from "./types.js";
 export const REDIS_PREFIX = "chat";
 export const streamKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:messages`;
 export const channelKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:live`;
+export const accessKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:access`;
 
 /** Redis' answer to an XADD with an id at or below the stream's top: already mirrored. */
 const ALREADY_MIRRORED = /equal or smaller than the target stream top item/i;
@@ -28,6 +31,10 @@ export interface MirrorStore {
    * seq afterSeq+1 (the trimmed window covers the request); otherwise undefined.
    */
   readAfter(room: RoomKey, afterSeq: number, limit: number): Promise<{ messages: Message[]; topSeq: number } | undefined>;
+  /** Marks the room readable at the edge (public) or not (private). */
+  setAccess(room: RoomKey, visibility: "public" | "private"): Promise<void>;
+  /** Removes the room's stream and access mark (the room was deleted). */
+  drop(room: RoomKey): Promise<void>;
 }
 
 export interface UpstashOptions {
@@ -79,6 +86,22 @@ export class UpstashMirror implements MirrorStore {
     }
   }
 
+  async setAccess(room: RoomKey, visibility: "public" | "private"): Promise<void> {
+    try {
+      await this.redis.set(accessKey(room), visibility);
+    } catch (cause) {
+      throw new StorageError("updating the room's access mark in Redis failed", "failed", { cause });
+    }
+  }
+
+  async drop(room: RoomKey): Promise<void> {
+    try {
+      await this.redis.del(accessKey(room), streamKey(room));
+    } catch (cause) {
+      throw new StorageError("removing the room from Redis failed", "failed", { cause });
+    }
+  }
+
   async readAfter(
     room: RoomKey,
     afterSeq: number,
@@ -86,15 +109,19 @@ export class UpstashMirror implements MirrorStore {
   ): Promise<{ messages: Message[]; topSeq: number } | undefined> {
     const key = streamKey(room);
     const pipeline = this.redis.pipeline();
+    pipeline.get(accessKey(room));
     pipeline.xrange(key, `${afterSeq + 1}-0`, "+", limit);
     pipeline.xrevrange(key, "+", "-", 1);
+    let access: unknown;
     let range: Record<string, Record<string, unknown>>;
     let top: Record<string, Record<string, unknown>>;
     try {
-      [range, top] = (await pipeline.exec()) as [typeof range, typeof top];
+      [access, range, top] = (await pipeline.exec()) as [unknown, typeof range, typeof top];
     } catch (cause) {
       throw new StorageError("reading the Redis mirror failed", "failed", { cause });
     }
+    // Private (or unknown) rooms are only served by the room object, which checks membership.
+    if (access !== "public") return undefined;
     const entries = Object.entries(range);
     const first = entries[0];
     // Covered only if the stream still holds the very next seq: then, written strictly in order,

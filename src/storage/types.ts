@@ -16,6 +16,40 @@ export interface RoomState {
   writerEpoch: number;
 }
 
+export type Visibility = "public" | "private";
+export type Role = "admin" | "member" | "viewer";
+
+/** A room as Postgres holds it (everything but its messages). */
+export interface RoomRecord extends RoomState {
+  visibility: Visibility;
+  name: string;
+  metadata: Record<string, unknown>;
+  createdBy: string | null;
+  createdAt: string;
+  /** Set when the room was deleted with its history kept; such a room is gone for every API. */
+  deletedAt: string | null;
+}
+
+export interface NewRoom {
+  visibility: Visibility;
+  name: string;
+  metadata: Record<string, unknown>;
+  /** Becomes the room's first admin. */
+  createdBy: string;
+}
+
+export interface RoomPatch {
+  visibility?: Visibility;
+  name?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface Member {
+  userId: string;
+  role: Role;
+  joinedAt: string;
+}
+
 /** A send that has been validated and given an id, waiting for its seq. */
 export interface NewMessage {
   id: string;
@@ -42,9 +76,22 @@ export interface HistoryQuery {
 }
 
 export interface MessageStore {
-  readRoomState(room: RoomKey): Promise<RoomState | null>;
-  /** Makes `epoch` the room's writer epoch if it is higher than the stored one; null means fenced. */
+  readRoomState(room: RoomKey): Promise<RoomRecord | null>;
+  /** Creates the room with its creator as admin; null if the id is taken (also by a deleted room). */
+  createRoom(room: RoomKey, init: NewRoom): Promise<RoomRecord | null>;
+  /**
+   * Makes `epoch` the writer epoch of an existing, not deleted room if it is higher than the
+   * stored one; null means fenced (or the room is gone).
+   */
   claimWriter(room: RoomKey, epoch: number): Promise<RoomState | null>;
+  updateRoom(room: RoomKey, patch: RoomPatch): Promise<RoomRecord | null>;
+  /** Deletes the room: `purge` removes it and its messages; otherwise it is marked deleted. */
+  deleteRoom(room: RoomKey, purge: boolean): Promise<void>;
+  roleOf(room: RoomKey, userId: string): Promise<Role | null>;
+  /** Adds the member or changes their role. */
+  setMember(room: RoomKey, userId: string, role: Role): Promise<Member>;
+  removeMember(room: RoomKey, userId: string): Promise<boolean>;
+  listMembers(room: RoomKey, limit: number): Promise<Member[]>;
   /** One transaction: check epoch and last_seq, dedup by (user, clientMsgId), insert, advance last_seq. */
   commitBatch(
     room: RoomKey,
