@@ -26,6 +26,13 @@ export default defineConfig({
           SEND_BURST: "200",
           SEND_RATE_PER_S: "100",
           MAX_SOCKETS_PER_USER: "4",
+          // Two more tenants with rooms closed by default: acme (HS256, audience check) and
+          // globex (RS256/ES256 through a JWKS served by the global setup, issuer check).
+          TENANTS: JSON.stringify({
+            acme: { secret: "acme-secret-not-for-production", audience: "chat-acme", autoCreateRooms: false },
+            globex: { jwksUrl: inject("jwksUrl"), issuer: "https://id.globex.test", autoCreateRooms: false },
+          }),
+          TEST_JWKS_PRIVATE_KEYS: inject("jwksPrivateKeys"),
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
           // Test-only bindings: where to inject faults.

@@ -1,4 +1,7 @@
 // Runs in Node before the workerd tests: starts the local stack and provides its addresses.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { exportJWK, generateKeyPair } from "jose";
 import type { TestProject } from "vitest/node";
 import { startLocalStack } from "../tools/local/stack.js";
 
@@ -11,8 +14,40 @@ declare module "vitest" {
     redisRestToken: string;
     redisControlUrl: string;
     redisUrl: string;
+    /** A tenant's identity provider for the JWKS tests: its published keys' URL and its private keys. */
+    jwksUrl: string;
+    jwksPrivateKeys: string;
   }
 }
+
+/**
+ * A local identity provider: RS256 and ES256 key pairs, the public halves served as a JWKS on
+ * loopback (what a tenant's backend publishes), the private halves handed to the tests.
+ */
+const startJwksServer = async (): Promise<{ url: string; privateKeys: string; close: () => Promise<void> }> => {
+  const keys = [];
+  const privateKeys: Record<string, unknown> = {};
+  for (const [alg, kid] of [
+    ["RS256", "rsa-1"],
+    ["ES256", "ec-1"],
+  ] as const) {
+    const pair = await generateKeyPair(alg, { extractable: true });
+    keys.push({ ...(await exportJWK(pair.publicKey)), kid, alg, use: "sig" });
+    privateKeys[alg] = { ...(await exportJWK(pair.privateKey)), kid, alg };
+  }
+  const body = JSON.stringify({ keys });
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    privateKeys: JSON.stringify(privateKeys),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+};
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const stack = await startLocalStack({ purpose: "test" });
@@ -25,5 +60,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("redisRestToken", stack.redis?.restToken ?? "");
   project.provide("redisControlUrl", stack.redis?.controlUrl ?? "");
   project.provide("redisUrl", stack.redis?.redisUrl ?? "");
-  return () => stack.close();
+  const jwks = await startJwksServer();
+  project.provide("jwksUrl", jwks.url);
+  project.provide("jwksPrivateKeys", jwks.privateKeys);
+  return async () => {
+    await jwks.close();
+    await stack.close();
+  };
 }

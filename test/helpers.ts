@@ -4,7 +4,7 @@
 import { createExecutionContext, env } from "cloudflare:test";
 import worker from "../src/index.js";
 import { Pool } from "@neondatabase/serverless";
-import { SignJWT } from "jose";
+import { importJWK, type JWTPayload, SignJWT } from "jose";
 import type { Fault } from "../tools/local/faults.js";
 import type { Message, ReadyFrame, ServerFrame } from "../src/protocol/frames.js";
 import { useLocalWsProxy } from "../src/storage/postgres.js";
@@ -17,7 +17,29 @@ export interface TestBindings {
   TEST_REDIS_CONTROL_URL: string;
   UPSTASH_REDIS_REST_URL: string;
   UPSTASH_REDIS_REST_TOKEN: string;
+  TEST_JWKS_PRIVATE_KEYS: string;
 }
+
+export const ACME_SECRET = "acme-secret-not-for-production";
+
+/** Signs any token: for tenants, algorithms and claims that the default helper does not cover. */
+export const signToken = async (
+  claims: JWTPayload,
+  key: { secret: string } | { jwk: "RS256" | "ES256"; kid?: string },
+  expiresIn = "10m",
+): Promise<string> => {
+  const builder = new SignJWT(claims).setIssuedAt();
+  if (claims.exp === undefined) builder.setExpirationTime(expiresIn);
+  if ("secret" in key) return builder.setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(key.secret));
+  const jwks = JSON.parse(testEnv.TEST_JWKS_PRIVATE_KEYS) as Record<string, { kid: string }>;
+  const jwk = jwks[key.jwk];
+  if (!jwk) throw new Error(`no ${key.jwk} key`);
+  return builder.setProtectedHeader({ alg: key.jwk, kid: key.kid ?? jwk.kid }).sign(await importJWK(jwk, key.jwk));
+};
+
+/** A token of the acme tenant (HS256, audience chat-acme). */
+export const acmeToken = (userId: string, extra: JWTPayload = {}): Promise<string> =>
+  signToken({ sub: userId, tenant: "acme", aud: "chat-acme", ...extra }, { secret: ACME_SECRET });
 
 export const testEnv = env as unknown as TestBindings;
 

@@ -5,6 +5,7 @@ import { env, runDurableObjectAlarm, runInDurableObject, abortAllDurableObjects 
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Message } from "../src/protocol/frames.js";
 import {
+  acmeToken,
   api,
   eventually,
   hasRedis,
@@ -141,6 +142,23 @@ describe.skipIf(!hasRedis())("Redis mirror", () => {
     expect(viaRedis.headers.get("x-chat-source")).toBe("redis");
     expect(viaRoom.headers.get("x-chat-source")).toBe("room");
     expect(viaRedis.body).toEqual(viaRoom.body);
+  });
+
+  it("edge reads never serve a private room: members are answered by the room object, others are forbidden", async () => {
+    const roomId = uniqueRoom("edge-private");
+    const owner = await acmeToken("owner");
+    expect((await api("/v1/rooms", { token: owner, body: { roomId, visibility: "private" } })).status).toBe(201);
+    for (let i = 1; i <= 5; i++) await api(`/v1/rooms/${roomId}/messages`, { token: owner, body: { clientMsgId: `p${i}`, text: "p" } });
+    await eventuallyAsync("mirrored", async () => {
+      const res = await api(`/v1/rooms/${roomId}/status`, { token: owner });
+      return (res.body as { mirrorLag: number }).mirrorLag === 0;
+    });
+    expect((await mirroredStream(roomId, "acme")).length).toBe(5);
+    const member = await api(`/v1/rooms/${roomId}/messages?after=1`, { token: owner });
+    expect(member.headers.get("x-chat-source")).toBe("room");
+    expect((member.body as { messages: Message[] }).messages.map((m) => m.seq)).toEqual([2, 3, 4, 5]);
+    const outsider = await api(`/v1/rooms/${roomId}/messages?after=1`, { token: await acmeToken("outsider") });
+    expect(outsider.status).toBe(403);
   });
 });
 

@@ -444,7 +444,13 @@ export class Room extends DurableObject<Env> {
               id: outcome.message.id,
               createdAt: outcome.message.createdAt,
             }
-          : { type: ServerFrameType.Error, code: outcome.code, message: outcome.message, clientMsgId: frame.clientMsgId },
+          : {
+              type: ServerFrameType.Error,
+              code: outcome.code,
+              message: outcome.message,
+              clientMsgId: frame.clientMsgId,
+              ...(outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs }),
+            },
       );
     });
   }
