@@ -1,6 +1,7 @@
 // Security: tokens, tenant isolation, private rooms and roles, hostile input, floods.
 // Each test names the attack and checks that it fails without side effects.
 
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Message } from "../src/protocol/frames.js";
 import {
@@ -229,6 +230,8 @@ describe("rooms API", () => {
     // History kept: the rows stay for the operator; the id stays taken.
     expect((await storedMessages(roomId, "acme")).length).toBe(1);
     expect(codeOf(await api("/v1/rooms", { token: admin, body: { roomId } }))).toBe("conflict");
+    // Nothing is left scheduled that would wake the deleted room again.
+    expect(await runDurableObjectAlarm(env.ROOM.get(env.ROOM.idFromName(`acme:${roomId}`)))).toBe(false);
 
     const purged = await acmeRoom("owner", "private");
     await acmePost("owner", purged, "p1", "gone soon");

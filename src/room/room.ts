@@ -241,7 +241,10 @@ export class Room extends DurableObject<Env> {
       this.roles.clear();
       this.window.reset([]);
       this.mirror = undefined;
-      await this.ctx.storage.delete(MIRRORED_KEY);
+      // Nothing left to heal: no alarm may wake a deleted room again.
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.delete([MIRRORED_KEY, ROOM_KEY]);
+      this.alarmArmed = false;
       for (const ws of this.ctx.getWebSockets()) {
         this.joining.delete(ws);
         safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.NotFound, message: "the room was deleted" }));
@@ -838,6 +841,8 @@ export class Room extends DurableObject<Env> {
       await this.ensureWriter(room);
       await this.pipeline.kick();
     } catch (error) {
+      // A room that no longer exists has nothing to heal: do not re-arm.
+      if (error instanceof ChatError && error.code === ErrorCode.NotFound) return;
       this.failureOf(error, "unable to heal the room");
       this.mirrorFailures++;
       await this.armHealAlarm(mirrorBackoffMs(this.mirrorFailures));
