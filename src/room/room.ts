@@ -937,6 +937,8 @@ const failureResponse = (code: ErrorCode, message: string): Response =>
 const refuseSocket = (code: ErrorCode, message: string): Response => {
   const pair = new WebSocketPair();
   const [client, server] = [pair[0], pair[1]];
+  // The client closes as soon as it reads the frame; that abrupt end is expected, not an error.
+  server.addEventListener("error", () => {});
   server.accept();
   server.send(encodeFrame({ type: ServerFrameType.Error, code, message }));
   server.close(closeCodeOf[code], message.slice(0, 120));
