@@ -82,7 +82,17 @@ try {
 for (const m of room.messages) print(show(m));
 print(`* ${room.state}: ${room.messages.length} messages of history${room.hasOlder ? " (/older for more)" : ""}`);
 room.on("message", (m) => print(show(m)));
-room.on("state", (state, previous) => print(`* connection: ${previous} → ${state}`));
+/** Set when we leave on purpose, so only an offline room we did not ask for ends the program with an error. */
+let leaving = false;
+room.on("state", (state, previous) => {
+  if (leaving) return;
+  print(`* connection: ${previous} → ${state}`);
+  // Offline is final (4400/4403/4404, or a token the server keeps refusing): the error event said why.
+  if (state === "offline") {
+    print("* the room is offline; exiting");
+    process.exit(1);
+  }
+});
 room.on("error", (e) => print(`! ${e.code}: ${e.message}`));
 room.on("pending", (pending) => {
   for (const p of pending) {
@@ -109,6 +119,7 @@ const send = (text: string): void => {
 };
 
 const quit = async (code = 0): Promise<never> => {
+  leaving = true;
   input.close();
   room.leave();
   process.exit(code);
@@ -142,6 +153,7 @@ input.on("line", (line) => {
 input.on("close", () => {
   void (async () => {
     while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    leaving = true;
     room.leave();
     process.exit(0);
   })();

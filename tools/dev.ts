@@ -1,10 +1,14 @@
 // `npm run dev`: the local stack (database, wsproxy, Redis shim) plus `wrangler dev` wired to it.
+import { spawnSync } from "node:child_process";
 import { startLocalStack } from "./local/stack.js";
 import { stackVars, startWrangler } from "./local/wrangler.js";
 
 const PORT = Number(process.env.PORT ?? 8787);
 
 async function main(): Promise<void> {
+  // The demo page loads the SDK from public/sdk/, which is generated (not committed): build it first.
+  const build = spawnSync(process.execPath, ["--import", "tsx", "tools/build-client.ts"], { stdio: "inherit" });
+  if (build.status !== 0) throw new Error(`the client build failed (exit ${build.status ?? build.signal}); see above`);
   const stack = await startLocalStack({ purpose: "dev" });
   console.log(`dev: starting wrangler dev on http://127.0.0.1:${PORT}\n  ${stack.describe().split("\n").join("\n  ")}`);
   let server: Awaited<ReturnType<typeof startWrangler>> | undefined;

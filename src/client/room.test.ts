@@ -400,6 +400,96 @@ describe("send", () => {
   });
 });
 
+describe("joins the server refuses (an error frame, then a close code from the shared table)", () => {
+  const refuse = (code: string, message: string, close: number, retryAfterMs?: number) => {
+    const socket = s.server.latest.open();
+    socket.deliver({ type: "error", code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) } as never);
+    socket.serverClose(close, message.slice(0, 120));
+  };
+  let s: Setup;
+  beforeEach(() => {
+    s = setup();
+  });
+
+  it("4503 (storage down) is retried with growing backoff, and join resolves once the server can serve it", async () => {
+    const delays: number[] = [];
+    vi.spyOn(Math, "random").mockReturnValue(0.999); // the backoff's ceiling, so growth is visible
+    const joining = s.client.join("r1");
+    await flush();
+    for (let i = 0; i < 4; i++) {
+      const before = Date.now();
+      refuse("unavailable", "unable to join the room; storage is unavailable, retry later", 4503);
+      const count = s.server.sockets.length;
+      while (s.server.sockets.length === count) await vi.advanceTimersByTimeAsync(10);
+      delays.push(Date.now() - before);
+    }
+    expect(delays.map((d) => Math.round(d / 10) * 10)).toEqual([500, 1000, 2000, 4000]);
+    s.server.latest.ready();
+    const room = await joining;
+    expect(room.state).toBe("live");
+    expect(s.server.sockets).toHaveLength(5);
+  });
+
+  it("reports the server's own message once for a refused join (not once for the frame and again for the close)", async () => {
+    const room = await join(s);
+    const seen = watch(room);
+    s.server.latest.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+    refuse("unavailable", "unable to join the room; storage is unavailable, retry later", 4503);
+    await flush();
+    expect(seen.errors.map((e) => [e.code, e.message])).toEqual([
+      ["unavailable", "unable to join the room; storage is unavailable, retry later"],
+    ]);
+    expect(room.state).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+    s.server.latest.ready();
+    await flush();
+    expect(room.state).toBe("live");
+  });
+
+  it("4400 (resuming from a seq the room does not have) goes offline with one error event and rejects pending sends", async () => {
+    s.server.commitMany(5);
+    const room = await join(s);
+    const seen = watch(room);
+    s.server.latest.serverClose(1006);
+    const sending = room.send("queued while reconnecting");
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+    expect(s.server.latest.url.searchParams.get("since")).toBe("5");
+    const message = "unable to resume; since=5 is ahead of the room's latest seq 0";
+    refuse("bad_request", message, 4400);
+    await expect(sending).rejects.toMatchObject({ code: "bad_request" });
+    expect(room.state).toBe("offline");
+    expect(seen.states).toEqual(["reconnecting", "offline"]);
+    expect(seen.errors.map((e) => [e.code, e.message])).toEqual([["bad_request", message]]);
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS * 3);
+    expect(s.server.sockets).toHaveLength(2); // no retry
+    await expect(room.send("after")).rejects.toMatchObject({ code: "bad_request" });
+  });
+
+  it("a 4400 close without an error frame still goes offline with an error event", async () => {
+    const room = await join(s);
+    const seen = watch(room);
+    s.server.latest.serverClose(4400, "bad cursor");
+    await flush();
+    expect(room.state).toBe("offline");
+    expect(seen.errors.map((e) => e.code)).toEqual(["bad_request"]);
+    expect(seen.errors[0]?.message).toContain("4400: bad cursor");
+  });
+
+  it("4429 waits at least the frame's retryAfterMs before reconnecting", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    const room = await join(s);
+    s.server.latest.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+    refuse("rate_limited", "unable to join; too many connections", 4429, 3000);
+    await vi.advanceTimersByTimeAsync(2900);
+    expect(s.server.sockets).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(s.server.sockets).toHaveLength(3);
+    expect(room.state).toBe("reconnecting");
+  });
+});
+
 describe("connection", () => {
   it("after close 4401 the next socket uses a new token from tokenProvider", async () => {
     const s = setup();

@@ -144,6 +144,12 @@ export class Room {
   #readyAt = 0;
   #unauthorizedCloses = 0;
   #earlyFailures = 0;
+  /**
+   * The last `error` frame without a clientMsgId on the current socket. A join the server cannot
+   * serve is refused with such a frame followed by a close code from the same table (4503, 4400…):
+   * the close is then explained by the frame, already reported, and not reported a second time.
+   */
+  #socketError: { code: ErrorCode; message: string; retryAfterMs?: number } | undefined;
 
   readonly #sends = new Map<string, SendWaiter>();
   /** Acked sends whose message is not in the timeline yet (its `message` frame is on its way). */
@@ -355,6 +361,7 @@ export class Room {
     this.#socket = socket;
     this.#socketToken = token;
     this.#socketReady = false;
+    this.#socketError = undefined;
     this.#awaitingPong = false;
     this.#lastFrameAt = Date.now();
     socket.onopen = () => {
@@ -374,9 +381,10 @@ export class Room {
     }, this.#config.readyTimeoutMs);
   }
 
-  #scheduleReconnect(): void {
+  /** Reconnects after the next backoff delay, or after `atLeastMs` if that is longer (a `rate_limited` hint). */
+  #scheduleReconnect(atLeastMs = 0): void {
     if (this.#left || this.#reconnectTimer !== undefined) return;
-    this.#reconnectTimer = setTimeout(() => void this.#connect(), this.#reconnectBackoff.next());
+    this.#reconnectTimer = setTimeout(() => void this.#connect(), Math.max(atLeastMs, this.#reconnectBackoff.next()));
   }
 
   /**
@@ -432,10 +440,18 @@ export class Room {
     this.#pendingChanged();
     if (this.#left) return;
 
-    const detail = `the server closed the connection (${code}${reason ? `: ${reason}` : ""})`;
+    // An error frame right before this close says why; it has been reported already.
+    const explained =
+      this.#socketError !== undefined && CODE_OF_CLOSE[code] === this.#socketError.code ? this.#socketError : undefined;
+    this.#socketError = undefined;
+    const detail = explained
+      ? `${explained.message} (close ${code})`
+      : `the server closed the connection (${code}${reason ? `: ${reason}` : ""})`;
     const fatal = FATAL_CLOSE_CODES[code];
     if (fatal) {
-      this.#shutdown(fatal, detail);
+      // 4400 (e.g. resuming from a seq the room does not have), 4403, 4404: retrying the same
+      // request cannot succeed, so the room goes offline and the app decides (rejoin with `last`).
+      this.#shutdown(fatal, detail, !explained);
       return;
     }
     if (code === UNAUTHORIZED_CLOSE) {
@@ -450,13 +466,14 @@ export class Room {
       // like that in a browser. A 4xxx close says what went wrong, and it was not the token.
       if (this.#socketToken !== undefined) this.#config.tokens.invalidate(this.#socketToken);
     }
-    if (code >= 4000 && code !== UNAUTHORIZED_CLOSE && code !== CLOSE_UNRESPONSIVE) {
+    if (code >= 4000 && code !== UNAUTHORIZED_CLOSE && code !== CLOSE_UNRESPONSIVE && !explained) {
       this.#report(
         new ChatClientError(CODE_OF_CLOSE[code] ?? ErrorCode.Unavailable, `unable to stay connected; ${detail}, reconnecting`),
       );
     }
+    // 4503 (storage down, the room moving), 4500, 4429, 1006…: try again, later each time.
     this.#setState(this.#everReady ? "reconnecting" : "connecting");
-    this.#scheduleReconnect();
+    this.#scheduleReconnect(code === closeCodeOf.rate_limited ? (explained?.retryAfterMs ?? 0) : 0);
   }
 
   #clearSocketTimers(): void {
@@ -491,6 +508,8 @@ export class Room {
       this.#report(new ChatClientError("protocol", "unable to read a frame from the server; ignored it"));
       return;
     }
+    // Only an error frame that is the last thing before the close explains it.
+    if (frame.type !== ServerFrameType.Error) this.#socketError = undefined;
     switch (frame.type) {
       case ServerFrameType.Ready:
         this.#onReady(frame);
@@ -607,13 +626,16 @@ export class Room {
       else this.#pump();
       return;
     }
-    this.#report(
-      new ChatClientError(frame.code, `unable to continue; ${frame.message}`, {
-        ...(frame.retryAfterMs === undefined ? {} : { retryAfterMs: frame.retryAfterMs }),
-      }),
-    );
-    // The server closes the socket with 4401 after this; we do not wait for the close to arrive.
-    if (frame.code === ErrorCode.Unauthorized) this.#socketGone(UNAUTHORIZED_CLOSE, frame.message);
+    // The server says "unable to <operation>; <reason>" already: its message is passed on as is.
+    const retryAfter = frame.retryAfterMs === undefined ? {} : { retryAfterMs: frame.retryAfterMs };
+    if (frame.code === ErrorCode.Unauthorized) {
+      // The server closes the socket with 4401 after this; we do not wait for the close to arrive
+      // (the close handling reports it).
+      this.#socketGone(UNAUTHORIZED_CLOSE, frame.message);
+      return;
+    }
+    this.#socketError = { code: frame.code, message: frame.message, ...retryAfter };
+    this.#report(new ChatClientError(frame.code, frame.message, retryAfter));
   }
 
   // ---------------------------------------------------------------------------------------------

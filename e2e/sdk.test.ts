@@ -1,0 +1,310 @@
+// Integration tests of the SDK (src/client) against the real Worker and room objects under
+// `wrangler dev`, with real Postgres and Redis behind it (e2e/global-setup.ts). Each test names
+// the guarantee from src/client/README.md that it checks, and breaks something real to check it:
+// the server process, a client's TCP connection, Postgres in the middle of a commit, the token.
+
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import type { ChatClientError, Message, PendingSend } from "../src/client/index.js";
+import type { ReadyFrame } from "../src/protocol/frames.js";
+import { neonPool } from "../tools/local/neon.js";
+import {
+  allMessages,
+  eventually,
+  expOf,
+  type FrameVerdict,
+  faultStats,
+  inParallel,
+  isContiguous,
+  mintToken,
+  postPatiently,
+  restartServer,
+  type Room,
+  seqsOf,
+  setFault,
+  sleep,
+  startServer,
+  testUser,
+  type TestUser,
+  uniqueRoom,
+} from "./helpers.js";
+
+const db = neonPool(inject("databaseUrl"), inject("neonWsProxy") || undefined, 1);
+/** How many rows Postgres holds for one send: the ground truth of "exactly once". */
+const committedRows = async (roomId: string, clientMsgId: string): Promise<number> => {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM messages WHERE room_id = $1 AND client_msg_id = $2",
+    [roomId, clientMsgId],
+  );
+  return rows[0]?.n ?? -1;
+};
+
+const joined: TestUser[] = [];
+const join = async (user: TestUser, roomId: string, options: { last?: number; since?: number } = {}): Promise<Room> => {
+  joined.push(user);
+  return user.client.join(roomId, { ...options, signal: AbortSignal.timeout(20_000) });
+};
+
+afterEach(async () => {
+  // A test that failed while the server was down or Postgres was broken must not fail the next ones.
+  await startServer();
+  await setFault({ mode: "none" });
+  for (const user of joined.splice(0)) user.client.close();
+});
+afterAll(() => db.end());
+
+/** Records what the app sees of a room: message events, states, errors. */
+const watch = (room: Room) => {
+  const seen = { events: [] as number[], states: [] as string[], errors: [] as ChatClientError[] };
+  room.on("message", (m) => seen.events.push(m.seq));
+  room.on("state", (s) => seen.states.push(s));
+  room.on("error", (e) => seen.errors.push(e));
+  return seen;
+};
+
+describe("resume", () => {
+  it("across a server crash and restart with writers active, every client ends with the same gap-free, duplicate-free history, and each send is committed exactly once", async () => {
+    const roomId = uniqueRoom("restart");
+    const reader = await join(testUser("reader"), roomId, { last: 50 });
+    const seen = watch(reader);
+    const writers = await Promise.all(["w1", "w2", "w3"].map(async (u) => ({ user: u, room: await join(testUser(u), roomId) })));
+
+    // Each writer sends one message after another for as long as the test lets it: a send is
+    // always on the wire or queued when the server dies.
+    const committed = new Map<string, Message>();
+    let stop = false;
+    const loops = writers.map(async ({ user, room }) => {
+      for (let i = 0; !stop && i < 500; i++) {
+        const message = await room.send(`${user} #${i}`);
+        expect(committed.has(message.clientMsgId)).toBe(false);
+        committed.set(message.clientMsgId, message);
+        await sleep(10);
+      }
+    });
+    const perWriter = (user: string) => [...committed.values()].filter((m) => m.userId === user).length;
+    await eventually("10 commits per writer", () => writers.every((w) => perWriter(w.user) >= 10));
+
+    const before = new Map(writers.map((w) => [w.user, perWriter(w.user)]));
+    const restart = await restartServer(500); // SIGKILL: room objects die with sends in flight; down ≥ 0.5 s
+    await eventually(
+      "every writer committing again after the restart",
+      () => writers.every((w) => perWriter(w.user) >= (before.get(w.user) ?? 0) + 10),
+      60_000,
+    );
+    stop = true;
+    await Promise.all(loops);
+
+    const latest = Math.max(...[...committed.values()].map((m) => m.seq));
+    await eventually("the reader at the latest seq", () => (reader.messages.at(-1)?.seq ?? 0) >= latest);
+    for (const w of writers) await eventually(`${w.user} at the latest seq`, () => (w.room.messages.at(-1)?.seq ?? 0) >= latest);
+
+    // The reader went through reconnecting and came back live.
+    expect(seen.states).toContain("reconnecting");
+    expect(reader.state).toBe("live");
+    // No gap, no duplicate, in the list and in the events, from seq 1.
+    const seqs = seqsOf(reader.messages);
+    expect(seqs[0]).toBe(1);
+    expect(isContiguous(seqs)).toBe(true);
+    expect(seen.events).toEqual(seqs.slice(seqs.length - seen.events.length));
+    // Every committed send is in the list once, at the seq its send() resolved with, and nothing else is.
+    const byClientMsgId = new Map(reader.messages.map((m) => [m.clientMsgId, m]));
+    expect(byClientMsgId.size).toBe(reader.messages.length);
+    for (const m of committed.values()) expect(byClientMsgId.get(m.clientMsgId)).toEqual(m);
+    expect(reader.messages.length).toBe(committed.size);
+    // What the reader shows is what the server has, and every writer shows the same.
+    const server = await allMessages(testUser("auditor").client, roomId);
+    expect(server).toEqual(reader.messages);
+    for (const w of writers) expect(w.room.messages).toEqual(reader.messages);
+    console.log(
+      `[e2e] restart: server down for ${restart.ms} ms; ${committed.size} sends (${[...before.values()].join("+")} before the crash), all exactly once`,
+    );
+  });
+
+  it("a hole of more than 1,000 messages since the cursor is filled over REST: the list stays contiguous and each missed message is shown once", async () => {
+    const roomId = uniqueRoom("hole");
+    const poster = testUser("poster");
+    joined.push(poster);
+    for (let i = 0; i < 5; i++) await poster.client.postMessage(roomId, `seed ${i}`);
+
+    const user = testUser("sleeper");
+    const readies: ReadyFrame[] = [];
+    user.control.inspect = (frame) => {
+      if (frame.type === "ready") readies.push(frame);
+      return "deliver";
+    };
+    const room = await join(user, roomId, { last: 50 });
+    const seen = watch(room);
+    expect(seqsOf(room.messages)).toEqual([1, 2, 3, 4, 5]);
+
+    // The client loses its connection and cannot get back while 1,500 messages are committed.
+    user.control.blocked = true;
+    user.control.killAll();
+    await eventually("reconnecting", () => room.state === "reconnecting");
+    // Many posters, as in a busy room (one user may only send so fast).
+    const missed = 1500;
+    const posters = Array.from({ length: 50 }, (_, i) => testUser(`poster${i}`));
+    await inParallel(
+      Array.from({ length: missed }, (_, i) => i),
+      8,
+      (i) => postPatiently((posters[i % posters.length] as TestUser).client, roomId, `while away ${i}`),
+    );
+    user.control.blocked = false;
+
+    await eventually("the hole filled", () => room.messages.length === 5 + missed, 30_000);
+    // The server could only put the newest 1,000 in `ready`: it said so, and the SDK fetched the
+    // rest after the cursor over REST before showing any of it.
+    const resume = readies.at(-1);
+    expect(resume?.truncated).toBe(true);
+    expect(resume?.messages).toHaveLength(1000);
+    expect(resume?.messages[0]?.seq).toBe(5 + missed - 999);
+    const fills = user.http.filter((c) => c.method === "GET" && c.url.searchParams.get("after") === "5");
+    expect(fills.length).toBeGreaterThanOrEqual(1);
+    expect(fills.every((c) => c.status === 200)).toBe(true);
+
+    expect(seqsOf(room.messages)).toEqual(Array.from({ length: 5 + missed }, (_, i) => i + 1));
+    expect(seen.events).toEqual(Array.from({ length: missed }, (_, i) => i + 6));
+    expect(room.messages).toEqual(await allMessages(poster.client, roomId));
+  });
+});
+
+describe("exactly-once send", () => {
+  it("a send whose commit outcome the server could not know (Postgres cut after the INSERT) is retried with the same clientMsgId and committed exactly once", async () => {
+    const roomId = uniqueRoom("ambiguous");
+    const user = testUser("amb");
+    const room = await join(user, roomId);
+    await room.send("warm-up"); // the room has its writer role and a Postgres connection
+
+    const clientMsgId = `amb-${Date.now().toString(36)}`;
+    const pending: PendingSend[] = [];
+    room.on("pending", (p) => pending.push(...p.filter((s) => s.clientMsgId === clientMsgId)));
+    // Checked between the server's answer and the SDK's reaction to it: the failed attempt did commit.
+    let rowsWhenRefused = -1;
+    user.control.inspect = async (frame): Promise<FrameVerdict> => {
+      if (frame.type === "error" && frame.clientMsgId === clientMsgId && rowsWhenRefused < 0) {
+        rowsWhenRefused = await committedRows(roomId, clientMsgId);
+      }
+      return "deliver";
+    };
+    const { cuts } = await faultStats();
+    // The proxy forwards the commit to Postgres, then drops the connection before the answer.
+    await setFault({ mode: "cut-after", pattern: clientMsgId, once: true });
+    const message = await room.send("ambiguous", { clientMsgId });
+
+    expect((await faultStats()).cuts).toBe(cuts + 1);
+    expect(rowsWhenRefused).toBe(1); // committed, though the server had to answer `unavailable`
+    expect(pending.some((p) => p.lastError?.code === "unavailable")).toBe(true);
+    expect(Math.max(...pending.map((p) => p.attempts))).toBeGreaterThanOrEqual(2); // it was sent again
+    expect(await committedRows(roomId, clientMsgId)).toBe(1);
+    expect(message).toMatchObject({ seq: 2, clientMsgId, text: "ambiguous" });
+    expect(room.messages.filter((m) => m.clientMsgId === clientMsgId)).toEqual([message]);
+    expect((await room.send("after")).seq).toBe(3);
+    expect(seqsOf(await allMessages(user.client, roomId))).toEqual([1, 2, 3]);
+  });
+
+  it("a send whose ack (and message frame) is lost with the connection is resent on the next socket and committed exactly once", async () => {
+    const roomId = uniqueRoom("lost-ack");
+    const user = testUser("lost");
+    const room = await join(user, roomId);
+    await room.send("first");
+    const clientMsgId = `lost-${Date.now().toString(36)}`;
+    let dropped = 0;
+    // The server commits and answers; the connection dies before the client reads a word of it.
+    user.control.inspect = (frame) => {
+      const mine =
+        (frame.type === "ack" && frame.clientMsgId === clientMsgId) ||
+        (frame.type === "message" && frame.message.clientMsgId === clientMsgId);
+      if (!mine || dropped > 0) return "deliver";
+      dropped++;
+      return "drop-and-kill";
+    };
+    const sockets = user.control.sockets.length;
+    const pending: PendingSend[] = [];
+    room.on("pending", (p) => pending.push(...p.filter((s) => s.clientMsgId === clientMsgId)));
+    const message = await room.send("lost ack", { clientMsgId });
+
+    expect(dropped).toBe(1);
+    expect(user.control.sockets.length).toBeGreaterThan(sockets); // it reconnected
+    expect(Math.max(...pending.map((p) => p.attempts))).toBe(2);
+    expect(await committedRows(roomId, clientMsgId)).toBe(1);
+    expect(message).toMatchObject({ seq: 2, clientMsgId });
+    expect(seqsOf(room.messages)).toEqual([1, 2]);
+    expect(room.messages[1]).toEqual(message);
+    expect(seqsOf(await allMessages(user.client, roomId))).toEqual([1, 2]);
+  });
+});
+
+describe("tokens", () => {
+  it("with 5-second tokens the SDK keeps sending, reconnecting and reading past many expiries, and never presents an expired token", async () => {
+    const roomId = uniqueRoom("tokens");
+    const minted: string[] = [];
+    const user = testUser("shortlived", {
+      tokenProvider: async () => {
+        const token = await mintToken("shortlived", 5);
+        minted.push(token);
+        return token;
+      },
+    });
+    const room = await join(user, roomId);
+    const started = Date.now();
+    let sent = 0;
+    for (let round = 0; Date.now() - started < 13_000 && round < 100; round++) {
+      await room.send(`tick ${round}`);
+      sent++;
+      await user.client.fetchMessages(roomId, { limit: 5 });
+      // Every few rounds the connection drops, so a socket has to be opened with a current token.
+      if (round % 6 === 5) {
+        user.control.killAll();
+        await eventually("live again", () => room.state === "live");
+      }
+      await sleep(400);
+    }
+    expect(Date.now() - started).toBeGreaterThan(10_000); // two lifetimes past the first token
+    expect(minted.length).toBeGreaterThanOrEqual(3);
+    const sockets = user.control.presented;
+    expect(sockets.filter((p) => p.at > expOf(minted[0] ?? "") * 1000).length).toBeGreaterThanOrEqual(2);
+    // Presented before its `exp`. The SDK counts the lifetime from when it got the token, and
+    // `iat`/`exp` are whole seconds, so it may run up to 1 s later than `exp` by the clock.
+    const presentations = [...sockets, ...user.http];
+    for (const { token, at } of presentations) expect(at).toBeLessThan(expOf(token) * 1000 + 1000);
+    expect(user.http.every((c) => c.status === 200)).toBe(true);
+    expect(seqsOf(room.messages)).toEqual(Array.from({ length: sent }, (_, i) => i + 1));
+    // And an expired token is refused: the check above is not vacuous (30 s of clock tolerance).
+    const stale = await fetch(`${inject("e2eUrl")}/v1/rooms/${roomId}/messages`, {
+      headers: { authorization: `Bearer ${await mintToken("shortlived", -60)}` },
+    });
+    expect(stale.status).toBe(401);
+  });
+});
+
+describe("joins the server refuses", () => {
+  it("while Postgres is down a join is refused with an error frame and close 4503, retried with backoff, and resolves once storage is back", async () => {
+    const roomId = uniqueRoom("refused");
+    await setFault({ mode: "refuse" }); // a new room object cannot claim the room in Postgres
+    const user = testUser("patient");
+    joined.push(user);
+    const refusals: string[] = [];
+    user.control.inspect = (frame) => {
+      if (frame.type === "error") refusals.push(frame.code);
+      return "deliver";
+    };
+    const joining = user.client.join(roomId, { signal: AbortSignal.timeout(30_000) });
+    await eventually("three refused joins", () => user.control.closes.length >= 3, 15_000);
+    await setFault({ mode: "none" });
+    const room = await joining;
+    expect(room.state).toBe("live");
+    expect(refusals.slice(0, 3)).toEqual(["unavailable", "unavailable", "unavailable"]);
+    expect(user.control.closes.slice(0, 3)).toEqual([4503, 4503, 4503]);
+    expect((await room.send("storage is back")).seq).toBe(1);
+  });
+
+  it("resuming from a seq the room does not have (4400) puts the room offline with an error event", async () => {
+    const roomId = uniqueRoom("ahead");
+    const user = testUser("ahead");
+    joined.push(user);
+    await user.client.postMessage(roomId, "one");
+    const joining = user.client.join(roomId, { since: 999 });
+    await expect(joining).rejects.toMatchObject({ code: "bad_request" });
+    await expect(joining).rejects.toThrow(/since=999 is ahead of the room's latest seq 1/);
+    await sleep(1500);
+    expect(user.control.sockets).toHaveLength(1); // not retried
+  });
+});
