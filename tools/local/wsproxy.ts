@@ -54,6 +54,9 @@ export async function startWsProxy(opts: { port?: number; host?: string } = {}):
   const relay = (ws: WebSocket, address: string): void => {
     const sep = address.lastIndexOf(":");
     const tcp: Socket = connect(Number(address.slice(sep + 1)), address.slice(0, sep));
+    // Postgres answers a parameterised query only after the client's last message arrives;
+    // Nagle would hold that small message back for ~40 ms waiting for an ACK.
+    tcp.setNoDelay(true);
     let cutting = false; // set once an ambiguous frame went out: nothing more may come back
     const conn: Conn = {
       kill() {
