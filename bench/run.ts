@@ -1,0 +1,243 @@
+// `npm run bench`: the room's write and join paths measured against baselines, side by side in one
+// run, on the real local stack (Postgres via the Neon wsproxy, Redis via the Upstash shim, the
+// Worker in `wrangler dev`). Writes docs/benchmarks.md (+ SVG charts) and a raw JSON record.
+//
+//   flock /tmp/edge-chat-cpu.lock npm run bench              full run, a few minutes, writes docs/
+//   flock /tmp/edge-chat-cpu.lock npm run bench -- --quick   smoke run, under a minute, docs untouched
+//
+// Options: --quick, --only a,b (throughput, rates, connect, mirror), --procs N (load generators,
+// default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and Redis),
+// --from FILE (re-render the report from a raw record in bench/results/, measuring nothing).
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { neonPool } from "../tools/local/neon.js";
+import { type LocalStack, startLocalStack } from "../tools/local/stack.js";
+import { stackVars, startWrangler, type WranglerServer } from "../tools/local/wrangler.js";
+import { BENCH_VARS, Context, FULL_PLAN, QUICK_PLAN, SERVERS, type ServerKey } from "./context.js";
+import { allTables, charts, markdown, nagled, type Results } from "./document.js";
+import { machineInfo, machineLine } from "./machine.js";
+import { mirrorScenarios } from "./mirror.js";
+import { LoadGenPool } from "./pool.js";
+import { tableToText } from "./report.js";
+import { connects, pings, rates, throughput } from "./scenarios.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const SCENARIOS = ["throughput", "rates", "connect", "mirror"] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    procs: { type: "string", default: "2" },
+    out: { type: "string" },
+    keep: { type: "boolean", default: false },
+    from: { type: "string" },
+  },
+  strict: true,
+});
+
+const freePort = (): Promise<number> =>
+  new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+
+/** Worker vars for one server: the stack's, plus that server's switch. */
+const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
+  const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
+  if (key !== "mirror") {
+    delete vars.UPSTASH_REDIS_REST_URL;
+    delete vars.UPSTASH_REDIS_REST_TOKEN;
+  }
+  return vars;
+};
+
+// Piped into `head` or a closed terminal: losing the progress lines must not skip the cleanup.
+process.stdout.on("error", () => {});
+
+/** Writes the Markdown report and its two SVG charts next to it; returns what it wrote. */
+async function writeReport(results: Results, out: string): Promise<string> {
+  const stem = basename(out, ".md");
+  const files = { latency: `${stem}-latency.svg`, connect: `${stem}-connect.svg` };
+  const svg = charts(results);
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(join(dirname(out), files.latency), svg.latency);
+  await writeFile(join(dirname(out), files.connect), svg.connect);
+  await writeFile(out, markdown(results, files));
+  return `${relative(ROOT, out)}, ${files.latency}, ${files.connect}`;
+}
+
+/** `--from FILE`: re-renders tables and the report from a raw record, without measuring anything. */
+async function render(from: string): Promise<void> {
+  const results = JSON.parse(await readFile(resolve(from), "utf8")) as Results;
+  for (const table of allTables(results)) console.log(`${tableToText(table)}\n`);
+  const out = args.out ? resolve(args.out) : results.quick ? undefined : join(ROOT, "docs/benchmarks.md");
+  console.log(out ? `wrote ${await writeReport(results, out)}` : "quick record: pass --out FILE to write a report");
+}
+
+async function main(): Promise<void> {
+  if (args.from) return render(args.from);
+  const started = performance.now();
+  const quick = args.quick ?? false;
+  const plan = quick ? QUICK_PLAN : FULL_PLAN;
+  const only = new Set<Scenario>(
+    args.only
+      ? args.only.split(",").map((s) => {
+          if (!(SCENARIOS as readonly string[]).includes(s))
+            throw new Error(`--only: unknown scenario ${s}; use ${SCENARIOS.join(", ")}`);
+          return s as Scenario;
+        })
+      : SCENARIOS,
+  );
+  const procs = Number(args.procs);
+  if (!Number.isInteger(procs) || procs < 1 || procs > 8) throw new Error("--procs must be 1–8");
+
+  const wanted = new Set<ServerKey>();
+  if (only.has("throughput") || only.has("rates")) for (const k of ["ours", "batch1", "perbatch"] as const) wanted.add(k);
+  if (only.has("connect")) for (const k of ["ours", "coldhist"] as const) wanted.add(k);
+  if (only.has("mirror")) for (const k of ["ours", "mirror"] as const) wanted.add(k);
+
+  const say = (text: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${text}`);
+  say(`bench: ${quick ? "quick" : "full"} run; scenarios ${[...only].join(", ")}; servers ${[...wanted].join(", ")}`);
+
+  const servers = new Map<ServerKey, WranglerServer>();
+  const persistDirs: string[] = [];
+  let stack: LocalStack | undefined;
+  let pool: LoadGenPool | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      pool?.close();
+      await Promise.all([...servers.values()].map((s) => s.stop()));
+      await stack?.close();
+      await Promise.all(persistDirs.map((d) => rm(d, { recursive: true, force: true })));
+    })());
+  const onSignal = (code: number) => () => {
+    console.error("bench: interrupted; stopping servers");
+    void cleanup().finally(() => process.exit(code));
+  };
+  process.on("SIGINT", onSignal(130));
+  process.on("SIGTERM", onSignal(143));
+
+  try {
+    stack = await startLocalStack({ purpose: "bench" });
+    say(`stack:\n    ${stack.describe().split("\n").join("\n    ")}`);
+    if (stack.databaseKind === "embedded") {
+      console.warn("bench: WARNING: no real PostgreSQL; embedded PGlite serialises connections, numbers will not mean much");
+    }
+    const machine = await machineInfo(stack);
+    say(`machine: ${machineLine(machine)}; load ${machine.loadAvg}; code ${machine.code}`);
+    say(
+      `wsproxy probe from Node: SELECT 1 p50 ${machine.proxyProbe.simpleMs.toFixed(2)} ms, SELECT $1 p50 ${machine.proxyProbe.paramMs.toFixed(2)} ms${nagled(machine) ? "  <- WARNING: parameterised queries wait ~40 ms (Nagle on the proxy's TCP socket?)" : ""}`,
+    );
+    // wrangler dev appends every inspector message to a debug log (~/.config/.wrangler/logs by
+    // default), megabytes per run: keep this run's in the temp dir and delete it with the servers.
+    const logDir = await mkdtemp(join(tmpdir(), "edge-chat-bench-logs-"));
+    persistDirs.push(logDir);
+    process.env.WRANGLER_LOG_PATH = join(logDir, "wrangler.log");
+    // Sequentially: wrangler picks its inspector port when it starts, and two at once could pick the same.
+    for (const key of wanted) {
+      const dir = await mkdtemp(join(tmpdir(), `edge-chat-bench-${key}-`));
+      persistDirs.push(dir);
+      const port = await freePort();
+      servers.set(key, await startWrangler({ port, vars: varsFor(stack, key), persistTo: dir, output: "ignore" }));
+      say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
+    }
+    pool = LoadGenPool.start(procs);
+    const ctx = new Context(stack, pool, servers, plan, started);
+
+    const results: Results = {
+      machine,
+      date: new Date().toISOString(),
+      command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+      quick,
+      plan,
+      stack: stack.describe(),
+      procs,
+      throughput: [],
+      rates: [],
+      connects: [],
+      ping: undefined,
+      mirror: undefined,
+      durationS: 0,
+    };
+    // Quiet measurements first (handshakes), the heaviest (throughput) last.
+    if (only.has("connect")) {
+      results.ping = await pings(ctx, "ours");
+      results.connects = await connects(ctx, ["ours", "coldhist"]);
+    }
+    if (only.has("rates")) results.rates = await rates(ctx, ["ours", "batch1", "perbatch"]);
+    if (only.has("throughput")) results.throughput = await throughput(ctx, ["ours", "batch1", "perbatch"]);
+    if (only.has("mirror")) results.mirror = await mirrorScenarios(ctx);
+    results.durationS = (performance.now() - started) / 1000;
+
+    console.log("");
+    for (const table of allTables(results)) console.log(`${tableToText(table)}\n`);
+    console.log(`machine: ${machineLine(machine)}`);
+
+    // Raw record (gitignored), then the document: full runs update docs/, quick runs only with --out.
+    const resultsDir = join(ROOT, "bench/results");
+    await mkdir(resultsDir, { recursive: true });
+    const rawPath = join(resultsDir, `${quick ? "quick" : "full"}-${results.date.replace(/[:.]/g, "-")}.json`);
+    await writeFile(rawPath, `${JSON.stringify(results, null, 1)}\n`);
+    say(`raw results: ${relative(ROOT, rawPath)}`);
+    const out = args.out ? resolve(args.out) : quick ? undefined : join(ROOT, "docs/benchmarks.md");
+    if (out) say(`wrote ${await writeReport(results, out)}`);
+    else say("quick run: docs/benchmarks.md left as it was (pass --out FILE to write a report)");
+
+    if (!args.keep) {
+      // This run's rooms only (their names start with the run id); messages go with them (ON DELETE CASCADE).
+      const db = neonPool(stack.databaseUrl, stack.neonWsProxy || undefined, 1);
+      try {
+        const res = await db.query("DELETE FROM rooms WHERE tenant = 'default' AND room_id LIKE $1", [`${ctx.runId}-%`]);
+        say(`removed ${res.rowCount ?? 0} benchmark rooms from Postgres`);
+      } catch (error) {
+        console.warn(`bench: could not remove benchmark rooms: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        await db.end().catch(() => {});
+      }
+      if (stack.redis) {
+        // The mirror (when the build has one) wrote a stream per room: remove this run's.
+        const redis = new Redis(stack.redis.redisUrl, { maxRetriesPerRequest: 1 });
+        redis.on("error", () => {});
+        try {
+          let cursor = "0";
+          let removed = 0;
+          for (let i = 0; i < 1000; i++) {
+            const [next, keys] = await redis.scan(cursor, "MATCH", `chat:{default:${ctx.runId}-*`, "COUNT", 1000);
+            if (keys.length) removed += await redis.del(...keys);
+            cursor = next;
+            if (cursor === "0") break;
+          }
+          if (removed) say(`removed ${removed} benchmark keys from Redis`);
+        } catch (error) {
+          console.warn(`bench: could not remove benchmark Redis keys: ${error instanceof Error ? error.message : String(error)}`);
+        } finally {
+          redis.disconnect();
+        }
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+  say("done");
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);
