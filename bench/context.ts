@@ -51,6 +51,14 @@ export const SERVERS = {
     vars: { HISTORY_WINDOW: "1" },
     color: "#8250df",
   },
+  fresh: {
+    label: "ours on a server of its own, for the many-rooms memory measurement (nothing else runs on it), PG_IDLE_MS=500",
+    short: "ours (own server)",
+    // Each room object keeps its own Postgres pool open for PG_IDLE_MS (10 s by default): 1,000
+    // rooms joined within 10 s would need ~1,000 connections, past a local max_connections of 100.
+    vars: { PG_IDLE_MS: "500" },
+    color: "#0969da",
+  },
   mirror: {
     label: "ours with the Redis mirror on (Upstash REST shim)",
     short: "mirror on",
@@ -74,6 +82,17 @@ export interface Plan {
   pings: number;
   /** Messages put into a room before the handshake measurements (≥ 1,000 + 50). */
   fill: number;
+  /** Joins per variant for the time-to-consistent-view measurement, and the writer's rate meanwhile. */
+  joinRounds: number;
+  joinWriteRate: number;
+  /** Receiving sockets in one room for the fanout measurement (each step a fresh room); messages per step. */
+  fanoutSockets: number[];
+  fanoutMessages: number;
+  fanoutIntervalMs: number;
+  /** Rooms for the many-rooms measurement, sockets per room alternating between these, idle window. */
+  manyRooms: number;
+  socketsPerRoom: number[];
+  idleMs: number;
 }
 
 export const FULL_PLAN: Plan = {
@@ -93,6 +112,14 @@ export const FULL_PLAN: Plan = {
   connectRounds: 100,
   pings: 500,
   fill: 1100,
+  joinRounds: 100,
+  joinWriteRate: 100,
+  fanoutSockets: [1000, 2000],
+  fanoutMessages: 50,
+  fanoutIntervalMs: 100,
+  manyRooms: 1000,
+  socketsPerRoom: [3, 2],
+  idleMs: 10_000,
 };
 
 export const QUICK_PLAN: Plan = {
@@ -112,6 +139,14 @@ export const QUICK_PLAN: Plan = {
   connectRounds: 10,
   pings: 50,
   fill: 1100,
+  joinRounds: 10,
+  joinWriteRate: 100,
+  fanoutSockets: [200],
+  fanoutMessages: 10,
+  fanoutIntervalMs: 100,
+  manyRooms: 100,
+  socketsPerRoom: [3, 2],
+  idleMs: 3000,
 };
 
 /** A chat message of typical size (64 characters). */
@@ -175,7 +210,7 @@ export class Context {
     console.log(`[${elapsed}s] ${scenario.padEnd(11)} ${text}`);
   }
 
-  private cpuGroups(server: ServerKey): CpuGroup[] {
+  cpuGroups(server: ServerKey): CpuGroup[] {
     const loadgens = new Set(this.pool.pids);
     const group = this.servers.get(server)?.child.pid ?? -1;
     return [
@@ -183,6 +218,7 @@ export class Context {
       { name: "loadgen", match: (p) => loadgens.has(p.pid) },
       { name: "server", match: (p) => p.pgrp === group },
       { name: "workerd", match: (p) => p.pgrp === group && p.comm === "workerd" },
+      { name: "wrangler", match: (p) => p.pgrp === group && p.comm !== "workerd" },
       { name: "postgres", match: (p) => p.comm === "postgres" },
       { name: "redis", match: (p) => p.comm.startsWith("redis-server") },
     ];
@@ -202,20 +238,32 @@ export class Context {
   }
 
   /** Runs one measurement against `server`: parts start together, CPU sampled over the window. */
-  async measure<R extends JobResult>(server: ServerKey, parts: Job[], durationMs: number): Promise<Measured<R>> {
+  async measure<R extends JobResult>(
+    server: ServerKey,
+    parts: Job[],
+    durationMs: number,
+    /** `atEnd` runs right after the end-of-window CPU sample (e.g. to read RSS while sockets are open). */
+    options: { prepareTimeoutMs?: number; atEnd?: () => void } = {},
+  ): Promise<Measured<R>> {
     const groups = this.cpuGroups(server);
     const connectionsBefore = await this.proxyConnections();
     let start: CpuSnapshot | undefined;
     let end: CpuSnapshot | undefined;
-    const results = await this.pool.run<R>(parts, durationMs + 15_000, {
-      durationMs,
-      onStart: () => {
-        start = snapshot(groups);
+    const results = await this.pool.run<R>(
+      parts,
+      durationMs + 15_000,
+      {
+        durationMs,
+        onStart: () => {
+          start = snapshot(groups);
+        },
+        onEnd: () => {
+          end = snapshot(groups);
+          options.atEnd?.();
+        },
       },
-      onEnd: () => {
-        end = snapshot(groups);
-      },
-    });
+      options.prepareTimeoutMs,
+    );
     const connectionsAfter = await this.proxyConnections();
     const pct = (use: CpuUse): number => ((use.userUs + use.systemUs) / 1000 / use.wallMs) * 100;
     const procs = start && end ? cpuBetween(start, end) : { groups: {}, machinePct: Number.NaN };

@@ -78,3 +78,24 @@ export const cpuBetween = (a: CpuSnapshot, b: CpuSnapshot): { groups: Record<str
   const total = b.machine.total - a.machine.total;
   return { groups, machinePct: total > 0 ? ((b.machine.busy - a.machine.busy) / total) * 100 : 0 };
 };
+
+/** Resident memory (VmRSS) summed per group, in KiB, from /proc/<pid>/status. */
+export const rssKiB = (groups: readonly CpuGroup[]): Record<string, number> => {
+  const sums: Record<string, number> = Object.fromEntries(groups.map((g) => [g.name, 0]));
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const proc = readProc(pid);
+    if (!proc) continue;
+    const matching = groups.filter((g) => g.match(proc));
+    if (!matching.length) continue;
+    let kib = 0;
+    try {
+      kib = Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+)/m)?.[1] ?? 0);
+    } catch {
+      continue;
+    }
+    for (const g of matching) sums[g.name] = (sums[g.name] ?? 0) + kib;
+  }
+  return sums;
+};

@@ -3,6 +3,7 @@ import { type CpuReport, type Plan, SERVERS, type ServerKey } from "./context.js
 import { machineLine, type MachineInfo } from "./machine.js";
 import type { MirrorReport } from "./mirror.js";
 import { type BarChart, barChartSvg, type Table, tableToMarkdown } from "./report.js";
+import type { FanoutRecord, JoinViewReport, RoomsRecord } from "./scale.js";
 import { type ConnectRecord, type RateRecord, SUSTAIN_P99_MS, type ThroughputRecord } from "./scenarios.js";
 import { int, median, ms, ratio, type Summary } from "./stats.js";
 
@@ -19,6 +20,10 @@ export interface Results {
   connects: ConnectRecord[];
   ping: Summary | undefined;
   mirror: MirrorReport | undefined;
+  /** Absent in records written before these scenarios existed. */
+  joinView?: JoinViewReport | undefined;
+  fanout?: FanoutRecord[];
+  rooms?: RoomsRecord[];
   durationS: number;
 }
 
@@ -312,6 +317,157 @@ export const mirrorTables = (r: Results): Table[] => {
   return tables;
 };
 
+const failText = (failures: readonly string[]): string => (failures.length ? `${failures.length}: ${failures[0] ?? ""}` : "0");
+
+export const joinViewTable = (r: Results): Table | undefined => {
+  const j = r.joinView;
+  if (!j) return undefined;
+  const rows = j.records.map((x) => {
+    const base = j.records.find((y) => y.want === x.want && y.strategy === "oneframe");
+    const vs = (f: (s: Summary) => number): string =>
+      x.strategy === "oneframe" || !base ? "1 (baseline)" : ratio(f(x.summary) / f(base.summary));
+    return [
+      x.want === "last50" ? "newest 50" : "1,000 missed",
+      x.name,
+      int(x.summary.n),
+      ms(x.summary.p50),
+      ms(x.summary.p99),
+      ms(x.summary.max),
+      vs((s) => s.p50),
+      vs((s) => s.p99),
+      int(x.restCalls),
+      Number.isFinite(x.duplicatesMedian) ? int(x.duplicatesMedian) : "–",
+      int(x.truncated),
+      failText(x.failures),
+    ];
+  });
+  return {
+    title: `Joining client: connect start → contiguous, deduplicated view, while a writer sends ${int(j.rate)} msg/s`,
+    headers: [
+      "wants",
+      "strategy",
+      "n",
+      "p50 ms",
+      "p99 ms",
+      "max ms",
+      "p50 vs one frame",
+      "p99 vs one frame",
+      "REST calls",
+      "dups dropped (median)",
+      "ready truncated",
+      "failures",
+    ],
+    numeric: [false, false, true, true, true, true, true, true, true, true, true, false],
+    rows,
+    notes: [
+      "Clock: from `new WebSocket(url)` until the client holds a set of distinct seqs that is contiguous, reaches at least the seq the writer had acked when the join started, and covers what the client wants (≥ 50 messages, or every seq after its cursor = that seq − 1,000). Joins one at a time, the four variants interleaved (rotated), all into one room filled beforehand, on the same server (ours).",
+      "One frame: history in `ready` (`last=50` or `since=cursor`), live frames after it; if `ready` comes back truncated (more than 1,000 owed because the writer committed between the client's read of the latest seq and the join), the client fills the hole over REST, as the SDK does. Two-step: the socket opens with `since=<latest acked seq>` (nothing owed), buffers live frames, and after `ready` the client fetches `GET /v1/rooms/{room}/messages?limit=50` or `?after=cursor&limit=1000` and merges by seq, dropping duplicates (the overlap of the REST page and the socket). The REST request goes over Node's fetch (undici, connection kept alive between joins), which favours the two-step side slightly.",
+      `The writer (another user, same process) acked ${int(j.written)} messages during the joins; the load-generator process (joiner + writer) used ${pct(j.cpu.loadgenMaxPct)} of a core.`,
+    ],
+  };
+};
+
+export const fanoutTable = (r: Results): Table | undefined => {
+  const f = r.fanout ?? [];
+  if (!f.length) return undefined;
+  return {
+    title: "Fanout: one publisher, N receiving sockets in one room",
+    headers: [
+      "sockets",
+      "messages",
+      "delivered",
+      "publish→first receive p50",
+      "p99",
+      "publish→last receive p50",
+      "p99",
+      "max",
+      "open all sockets (joins retried)",
+      "workerd",
+      "busiest load gen",
+      "load gens total",
+      "machine",
+      "status",
+    ],
+    numeric: [true, true, true, true, true, true, true, true, true, true, true, true, true, false],
+    rows: f.map((x) => [
+      int(x.sockets),
+      int(x.messages),
+      `${int(x.delivered)} / ${int(x.expected)}`,
+      ms(x.first.p50),
+      ms(x.first.p99),
+      ms(x.last.p50),
+      ms(x.last.p99),
+      ms(x.last.max),
+      Number.isFinite(x.openS) ? `${x.openS.toFixed(1)} s (${int(x.openRetries ?? 0)})` : "–",
+      x.cpu ? pct(x.cpu.workerdPct) : "–",
+      x.cpu ? pct(x.cpu.loadgenMaxPct) : "–",
+      x.cpu ? pct(x.cpu.loadgenPct) : "–",
+      x.cpu ? pct(x.cpu.machinePct) : "–",
+      x.failure ? `FAILED: ${x.failure}` : "ok",
+    ]),
+    notes: [
+      `Milliseconds unless noted. Each row is a fresh room; every receiving socket is a distinct user (so the per-user socket cap does not apply), spread over ${r.procs} load-generator processes, opened 16 at a time before the clock starts. The publisher (one more socket, warmed up with one acked send) sends ${f[0]?.messages ?? "–"} messages ${r.plan.fanoutIntervalMs} ms apart, so one fan-out is over before the next starts. Send and receive times are wall-clock (performance.timeOrigin + performance.now()), comparable between the load-generator processes of one machine; "last receive" counts only messages every socket got.`,
+      "CPU columns are % of one core over the publishing window (machine: % of all cores). A load generator near 100% would put its own queueing into publish→last receive.",
+    ],
+  };
+};
+
+export const roomsTable = (r: Results): Table | undefined => {
+  const rs = r.rooms ?? [];
+  if (!rs.length) return undefined;
+  const base = rs.find((x) => x.rooms === 0);
+  const mib = (kib: number): string => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(1)}` : "–");
+  const rows = rs.map((x) => {
+    const dKiB = base ? x.workerdKiB - base.workerdKiB : Number.NaN;
+    const dCpu = base ? x.cpu.workerdPct - base.cpu.workerdPct : Number.NaN;
+    const per = (v: number, n: number, digits: number): string => (n > 0 && Number.isFinite(v) ? (v / n).toFixed(digits) : "–");
+    return [
+      int(x.rooms),
+      `${int(x.opened)} / ${int(x.sockets)}`,
+      x.rooms ? `${x.openS.toFixed(1)} s (${int(x.openRetries ?? 0)})` : "–",
+      mib(x.workerdKiB),
+      mib(x.wranglerKiB),
+      per(dKiB, x.sockets, 1),
+      per(dKiB, x.rooms, 1),
+      pct(x.cpu.workerdPct),
+      pct(x.cpu.serverPct - x.cpu.workerdPct),
+      per(dCpu * 10, x.sockets / 1000, 2),
+      per(dCpu * 10, x.rooms / 1000, 2),
+      pct(x.cpu.loadgenPct),
+      pct(x.cpu.machinePct),
+      x.failures.length || x.droppedWhileIdle ? `${x.failures.length} failed, ${x.droppedWhileIdle} closed while idle` : "0",
+    ];
+  });
+  return {
+    title: "Many rooms: memory and idle CPU per connection and per room",
+    headers: [
+      "rooms",
+      "sockets open",
+      "time to open (joins retried)",
+      "workerd RSS MiB",
+      "wrangler (node) RSS MiB",
+      "workerd KiB per socket (vs 0 rooms)",
+      "workerd KiB per room",
+      "workerd idle CPU",
+      "wrangler idle CPU",
+      "workerd ‰ of a core per 1,000 sockets",
+      "‰ per 1,000 rooms",
+      "load gens",
+      "machine",
+      "problems",
+    ],
+    numeric: [true, true, true, true, true, true, true, true, true, true, true, true, true, false],
+    rows,
+    notes: [
+      `One \`wrangler dev\` of its own (ours, nothing else ran on it), so its RSS holds only this. Rooms get ${r.plan.socketsPerRoom.join(" and ")} sockets alternately (users from a pool of 64, distinct within a room; each socket joins with \`last=1\` into a fresh room, which also creates the room's Postgres row), opened 16 at a time over ${r.procs} load-generator processes, a join refused with "storage is unavailable" retried up to 5 times (250 ms × attempt apart). The server runs with \`PG_IDLE_MS=500\`: with the default 10 s every room object keeps its Postgres connection for 10 s after its last statement, and ~100 rooms joined within 10 s exhaust a local Postgres' max_connections (100), refusing joins. Then nothing is sent for ${rs[0]?.idleS ?? "–"} s: CPU is sampled from /proc over that idle window (% of one core; the per-1,000 columns are the difference to the 0-room row in ‰ of one core), RSS (VmRSS, summed over the workerd processes of that server's process group) at its end, with every socket still open.`,
+      "The 0-room row is the same server after one token request (the Worker's isolate is loaded) and nothing else: the baseline for the per-socket and per-room figures. Per-socket and per-room columns divide the same memory difference, so they are two views of one number, not additive.",
+    ],
+  };
+};
+
+export const scaleTables = (r: Results): Table[] =>
+  [joinViewTable(r), fanoutTable(r), roomsTable(r)].filter((t): t is Table => t !== undefined);
+
 export const allTables = (r: Results): Table[] => [
   groupCommitTable(r),
   rateTable(r),
@@ -319,6 +475,7 @@ export const allTables = (r: Results): Table[] => [
   poolTable(r),
   cpuTable(r),
   ...mirrorTables(r),
+  ...scaleTables(r),
 ];
 
 // -----------------------------------------------------------------------------------------------
@@ -413,6 +570,41 @@ const mirrorSummary = (r: Results): string => {
   return `${parts.join("; ")}.`;
 };
 
+const joinSummary = (r: Results): string => {
+  const j = r.joinView;
+  if (!j) return "not measured in this run.";
+  const parts = (["last50", "missed1000"] as const).flatMap((want) => {
+    const one = j.records.find((x) => x.want === want && x.strategy === "oneframe");
+    const two = j.records.find((x) => x.want === want && x.strategy === "twostep");
+    if (!one || !two) return [];
+    return [
+      `${want === "last50" ? "newest 50" : "1,000 missed"}: one frame p50 ${ms(one.summary.p50)} / p99 ${ms(one.summary.p99)} ms vs socket-then-REST ${ms(two.summary.p50)} / ${ms(two.summary.p99)} ms (${ratio(two.summary.p50 / one.summary.p50)} at p50, ${ratio(two.summary.p99 / one.summary.p99)} at p99)`,
+    ];
+  });
+  return `${parts.join("; ")}, with a writer at ${int(j.rate)} msg/s.`;
+};
+
+const fanoutSummary = (r: Results): string => {
+  const f = r.fanout ?? [];
+  if (!f.length) return "not measured in this run.";
+  return `${f
+    .map((x) =>
+      x.cpu
+        ? `${int(x.sockets)} sockets in one room: publish→last receive p50 ${ms(x.last.p50)} ms / p99 ${ms(x.last.p99)} ms (first receive p50 ${ms(x.first.p50)} ms), workerd ${pct(x.cpu.workerdPct)} of a core${x.failure ? ` (${x.failure})` : ""}`
+        : `${int(x.sockets)} sockets: FAILED (${x.failure})`,
+    )
+    .join("; ")}.`;
+};
+
+const roomsSummary = (r: Results): string => {
+  const rs = r.rooms ?? [];
+  const base = rs.find((x) => x.rooms === 0);
+  const top = rs.find((x) => x.rooms > 0);
+  if (!base || !top) return "not measured in this run.";
+  const d = top.workerdKiB - base.workerdKiB;
+  return `${int(top.rooms)} idle rooms with ${int(top.opened)} sockets add ${(d / 1024).toFixed(0)} MiB to workerd's RSS (${(d / top.sockets).toFixed(0)} KiB per socket, ${(d / top.rooms).toFixed(0)} KiB per room); idle workerd CPU ${pct(top.cpu.workerdPct)} of a core vs ${pct(base.cpu.workerdPct)} with none.`;
+};
+
 export const markdown = (r: Results, charts: { latency: string; connect: string }): string => {
   const m = r.machine;
   const gc = r.plan.writers
@@ -421,7 +613,8 @@ export const markdown = (r: Results, charts: { latency: string; connect: string 
   const pool = r.plan.writers.map((w) => `${ratio(pairedRatio(r.throughput, w, "ours", "perbatch"))} with ${w}`).join(", ");
   const unsustained = r.rates.filter((x) => !x.sustained).map((x) => `${short(x.server)} at ${int(x.rate)} msg/s (${x.why})`);
   const tables = allTables(r);
-  const [gcT, rateT, connT, poolT, cpuT, ...mirrorT] = tables;
+  const [gcT, rateT, connT, poolT, cpuT] = tables;
+  const mirrorT = mirrorTables(r);
   const section = (t: Table | undefined): string => (t ? tableToMarkdown(t) : "");
   return `# Benchmarks
 
@@ -432,12 +625,12 @@ machine is shared and noisy: compare ratios within this page, not with other mac
 ## How to run
 
 \`\`\`sh
-flock /tmp/edge-chat-cpu.lock npm run bench             # full run (~3–4 min), rewrites this page and its charts
+flock /tmp/edge-chat-cpu.lock npm run bench             # full run (~5 min), rewrites this page and its charts
 flock /tmp/edge-chat-cpu.lock npm run bench -- --quick  # smoke run (< 1 min), prints the tables, leaves this page alone
 \`\`\`
 
 Needs PostgreSQL on 127.0.0.1:5432 (database \`test\`) and Redis on 127.0.0.1:6379 (or \`DATABASE_URL\` / \`REDIS_URL\`).
-\`--only throughput,rates,connect,mirror\` runs a subset; \`--from bench/results/<file>.json\` re-renders this page from
+\`--only throughput,rates,connect,mirror,joinview,fanout,rooms\` runs a subset; \`--from bench/results/<file>.json\` re-renders this page from
 a raw record without measuring. The \`flock\` keeps benchmark runs from overlapping with each other and with test runs.
 
 ## Summary
@@ -446,6 +639,9 @@ a raw record without measuring. The \`flock\` keeps benchmark runs from overlapp
 - **Kept-open pool** vs a new connection per statement: ${pool} (msg/s ratio).
 - **Fixed rates:** ${unsustained.length ? `not sustained: ${unsustained.join("; ")}.` : "every rate was sustained by every server."}
 - **Connect → ready** p50: ${connectSummary(r)}.
+- **Joining client, time to a consistent view:** ${joinSummary(r)}
+- **Fanout:** ${fanoutSummary(r)}
+- **Many rooms:** ${roomsSummary(r)}
 - **Redis mirror:** ${mirrorSummary(r)}${bottleneckSummary(r) ? `\n- **Bottleneck:** ${bottleneckSummary(r)}` : ""}
 
 ## Setup
@@ -460,14 +656,17 @@ a raw record without measuring. The \`flock\` keeps benchmark runs from overlapp
 | Database | ${m.postgres} |
 | Stack | ${r.stack.split("\n").join("<br>")} |
 | Servers | each a separate \`wrangler dev\` (workerd, local mode) with its own Durable Object state, same stack: ${(
-    ["ours", "batch1", "perbatch", "coldhist", "mirror"] as const
+    ["ours", "batch1", "perbatch", "coldhist", "mirror", "fresh"] as const
   )
     .filter(
       (k) =>
         r.throughput.some((t) => t.server === k) ||
         r.rates.some((t) => t.server === k) ||
         r.connects.some((t) => t.server === k) ||
-        r.mirror?.onOff.some((t) => t.server === k),
+        r.mirror?.onOff.some((t) => t.server === k) ||
+        r.joinView?.server === k ||
+        r.fanout?.some((t) => t.server === k) ||
+        r.rooms?.some((t) => t.server === k),
     )
     .map((k) => `**${short(k)}** = ${SERVERS[k].label}`)
     .join("; ")} |
@@ -498,12 +697,25 @@ ${
     : "Not measured in this run (`--only` left it out). It compares send→ack on a server with the mirror on against ours without it, and times the mirror lag (ack → entry visible in `chat:{default:<room>}:messages`, via XREAD BLOCK)."
 }
 
+### Joining, fanout and many rooms
+
+${
+  scaleTables(r).length
+    ? scaleTables(r)
+        .map((t) => tableToMarkdown(t, "####"))
+        .join("\n\n")
+    : "Not measured in this run (`--only` left them out)."
+}
+
 ## Method
 
 - **Stack:** \`startLocalStack({ purpose: "bench" })\` (real PostgreSQL through the Neon wsproxy, Redis through the Upstash REST shim, both proxies in the benchmark's main process), and one \`wrangler dev\` per server configuration (\`startWrangler\`, \`stackVars\` + the switch). Every measurement uses a fresh room, so no measurement reads another's history, and rooms of this run are deleted from Postgres at the end.
 - **Throughput:** closed loop; ${r.plan.writers.join(", ")} writers (distinct users, one WebSocket each, spread over the load-generator processes), ${r.plan.window} sends in flight per writer; a new send goes out as each ack arrives. Every socket also receives every committed message (the room broadcasts to all its sockets), so the fan-out is part of the load.
 - **Fixed rates:** open loop at ${r.plan.rates.map((x) => `${int(x.rate)} msg/s for ${x.durationMs / 1000} s`).join(", ")}; latency is measured from the moment the frame was handed to the socket. Before the clock starts, every sender sends one acked warm-up message (its first send in an open room also makes it a member, a Postgres write).
 - **Connect → ready:** ${r.plan.connectRounds} rounds of the three handshakes (rotated order) into a room holding ${int(r.plan.fill)} messages; ${r.plan.pings} ping→pong round trips.
+- **Joining client:** ${r.plan.joinRounds} joins per variant (rotated order) into a room filled with ${int(r.plan.fill)} messages while a writer sends ${int(r.plan.joinWriteRate)} msg/s; the client's "current" seq is the writer's latest ack when the join starts, its cursor for "1,000 missed" is that seq − 1,000.
+- **Fanout:** ${(r.plan.fanoutSockets ?? []).map(int).join(", ")} receiving sockets (one step each, a fresh room each, stopping at the first that cannot be opened), ${r.plan.fanoutMessages} messages ${r.plan.fanoutIntervalMs} ms apart.
+- **Many rooms:** 0 and ${int(r.plan.manyRooms)} rooms on a server of its own, ${r.plan.idleMs / 1000} s idle window each.
 - **Percentiles** are nearest-rank over all samples; with fewer than 100 samples p99 is the maximum.
 - **Switches:** \`MAX_BATCH_SIZE=1\` (one transaction per message), \`PG_CONNECTIONS=per-batch\` (a new Postgres connection for every statement), \`HISTORY_WINDOW=1\` (handshake history from Postgres). Only the "mirror on" server gets \`UPSTASH_REDIS_REST_URL\`/\`_TOKEN\`; the others run without the mirror (see the artifacts below). All servers get \`SEND_RATE_PER_S\`/\`SEND_BURST\` = 1,000,000 so that the per-user send limit (10/s by default) does not cap the load (the limiter still runs on every send), and \`MAX_SOCKETS_PER_USER\` = 1,000 for the back-to-back handshakes of one user.
 - **Limits:** everything shares ${m.cores} cores: workerd, PostgreSQL, the wsproxy and the load generators compete for CPU, so absolute numbers are far below what Cloudflare's edge and Neon would show, and the CPU table says who was busy. \`wrangler dev\` is not production workerd (no real network, single process).

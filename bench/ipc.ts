@@ -59,7 +59,53 @@ export interface PingJob {
   count: number;
 }
 
-export type Job = ThroughputJob | RateJob | FillJob | ConnectJob | PingJob;
+/** What a joining client wants to hold: the newest 50, or the 1,000 it missed since its cursor. */
+export type JoinWant = "last50" | "missed1000";
+
+export interface JoinVariant {
+  name: string;
+  /** `oneframe`: history in `ready` (ours); `twostep`: socket with nothing owed, then REST, merged by seq. */
+  strategy: "oneframe" | "twostep";
+  want: JoinWant;
+}
+
+/**
+ * Joins one at a time while a writer in the same process sends at `rate`: connect start → the
+ * client holds a contiguous, deduplicated view up to a seq ≥ the one acked when it started.
+ */
+export interface JoinViewJob {
+  kind: "joinview";
+  url: string;
+  room: string;
+  rate: number;
+  rounds: number;
+  variants: JoinVariant[];
+  text: string;
+}
+
+/** `users.length` receiving sockets (one user each) in one room; part 0 also publishes. */
+export interface FanoutJob {
+  kind: "fanout";
+  url: string;
+  room: string;
+  users: string[];
+  /** Messages the publisher sends (every receiving socket must get each one). */
+  count: number;
+  intervalMs: number;
+  /** Set on exactly one part: the publisher's user. */
+  publisher?: string;
+  text: string;
+}
+
+/** Opens sockets into many rooms during prepare, holds them idle for `holdMs`, then closes them. */
+export interface RoomsJob {
+  kind: "rooms";
+  url: string;
+  rooms: Array<{ room: string; users: string[] }>;
+  holdMs: number;
+}
+
+export type Job = ThroughputJob | RateJob | FillJob | ConnectJob | PingJob | JoinViewJob | FanoutJob | RoomsJob;
 
 export interface ThroughputResult {
   kind: "throughput";
@@ -115,7 +161,60 @@ export interface PingResult {
   ms: number[];
 }
 
-export type JobResult = ThroughputResult | RateResult | FillResult | ConnectResult | PingResult;
+export interface JoinViewResult {
+  kind: "joinview";
+  variants: Array<{
+    name: string;
+    ms: number[];
+    /** Messages the client dropped as duplicates (the overlap of REST and socket). */
+    duplicates: number[];
+    /** `ready` frames that came back truncated (the client then filled the hole over REST). */
+    truncated: number;
+    /** REST requests made (two-step: one per join; one-frame: only to fill a truncated `ready`). */
+    restCalls: number;
+    failures: string[];
+  }>;
+  /** Messages the writer had acked when the job ended. */
+  written: number;
+}
+
+export interface FanoutResult {
+  kind: "fanout";
+  sockets: number;
+  /** Time to open this part's sockets (prepare), ms. */
+  openMs: number;
+  /** Joins refused with "storage is unavailable" and retried while opening. */
+  openRetries: number;
+  /** Per published message (by index): epoch ms of the first and last receive on this part's sockets. */
+  firstAt: number[];
+  lastAt: number[];
+  /** Per published message: how many of this part's sockets got it. */
+  got: number[];
+  /** Publisher part only: epoch ms each message was handed to the socket. */
+  sentAt: number[];
+  errors: number;
+}
+
+export interface RoomsResult {
+  kind: "rooms";
+  opened: number;
+  openMs: number;
+  /** Joins refused with "storage is unavailable" and retried while opening. */
+  openRetries: number;
+  /** Sockets that closed while they should have been held open. */
+  droppedWhileIdle: number;
+  failures: string[];
+}
+
+export type JobResult =
+  | ThroughputResult
+  | RateResult
+  | FillResult
+  | ConnectResult
+  | PingResult
+  | JoinViewResult
+  | FanoutResult
+  | RoomsResult;
 
 /** CPU the child used inside its measured window. */
 export interface CpuUse {

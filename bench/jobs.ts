@@ -19,6 +19,7 @@ import type {
   ThroughputJob,
   ThroughputResult,
 } from "./ipc.js";
+import { prepareScale } from "./scalejobs.js";
 import { BenchSocket, devToken, Frame, parseFrame, sendFrame } from "./wsclient.js";
 
 /** After the measured window, how long in-flight sends may take to be acked before we give up on them. */
@@ -418,5 +419,9 @@ export function prepare(job: Job): Promise<Prepared> {
       return prepareConnect(job);
     case "ping":
       return preparePing(job);
+    case "joinview":
+    case "fanout":
+    case "rooms":
+      return prepareScale(job);
   }
 }

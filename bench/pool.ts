@@ -96,6 +96,8 @@ export class LoadGenPool {
     parts: Job[],
     budgetMs: number,
     window?: { durationMs: number; onStart: () => void; onEnd: () => void },
+    /** Prepare may open thousands of sockets (bench/scale.ts): how long it may take. */
+    prepareTimeoutMs = 60_000,
   ): Promise<Array<PartResult<R>>> {
     if (parts.length > this.children.length) throw new Error(`${parts.length} parts for ${this.children.length} load generators`);
     const ids = parts.map(() => this.nextId++);
@@ -106,7 +108,7 @@ export class LoadGenPool {
       return { job, child, id };
     });
     const preparedAnswers = await Promise.all(
-      assigned.map(({ job, child, id }) => child.ask({ type: "prepare", id, job }, id, "prepared", 60_000)),
+      assigned.map(({ job, child, id }) => child.ask({ type: "prepare", id, job }, id, "prepared", prepareTimeoutMs)),
     );
     for (const answer of preparedAnswers) if (answer.type === "failed") throw new Error(`load generator: ${answer.error}`);
     const startAt = Date.now() + 100;

@@ -5,7 +5,7 @@
 //   flock /tmp/edge-chat-cpu.lock npm run bench              full run, a few minutes, writes docs/
 //   flock /tmp/edge-chat-cpu.lock npm run bench -- --quick   smoke run, under a minute, docs untouched
 //
-// Options: --quick, --only a,b (throughput, rates, connect, mirror), --procs N (load generators,
+// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms), --procs N (load generators,
 // default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and Redis),
 // --from FILE (re-render the report from a raw record in bench/results/, measuring nothing).
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -24,10 +24,11 @@ import { machineInfo, machineLine } from "./machine.js";
 import { mirrorScenarios } from "./mirror.js";
 import { LoadGenPool } from "./pool.js";
 import { tableToText } from "./report.js";
+import { fanout, joinView, manyRooms } from "./scale.js";
 import { connects, pings, rates, throughput } from "./scenarios.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const SCENARIOS = ["throughput", "rates", "connect", "mirror"] as const;
+const SCENARIOS = ["throughput", "rates", "connect", "mirror", "joinview", "fanout", "rooms"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -107,6 +108,9 @@ async function main(): Promise<void> {
   if (only.has("throughput") || only.has("rates")) for (const k of ["ours", "batch1", "perbatch"] as const) wanted.add(k);
   if (only.has("connect")) for (const k of ["ours", "coldhist"] as const) wanted.add(k);
   if (only.has("mirror")) for (const k of ["ours", "mirror"] as const) wanted.add(k);
+  if (only.has("joinview") || only.has("fanout")) wanted.add("ours");
+  // The many-rooms memory measurement gets a server of its own: its RSS then holds nothing else.
+  if (only.has("rooms")) wanted.add("fresh");
 
   const say = (text: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${text}`);
   say(`bench: ${quick ? "quick" : "full"} run; scenarios ${[...only].join(", ")}; servers ${[...wanted].join(", ")}`);
@@ -170,6 +174,9 @@ async function main(): Promise<void> {
       connects: [],
       ping: undefined,
       mirror: undefined,
+      joinView: undefined,
+      fanout: [],
+      rooms: [],
       durationS: 0,
     };
     // Quiet measurements first (handshakes), the heaviest (throughput) last.
@@ -177,6 +184,9 @@ async function main(): Promise<void> {
       results.ping = await pings(ctx, "ours");
       results.connects = await connects(ctx, ["ours", "coldhist"]);
     }
+    if (only.has("joinview")) results.joinView = await joinView(ctx);
+    if (only.has("fanout")) results.fanout = await fanout(ctx);
+    if (only.has("rooms")) results.rooms = await manyRooms(ctx);
     if (only.has("rates")) results.rates = await rates(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("throughput")) results.throughput = await throughput(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("mirror")) results.mirror = await mirrorScenarios(ctx);

@@ -75,6 +75,8 @@ export interface Opened {
   readyBytes: number;
   readyMessages: number;
   latestSeq: number;
+  /** The parsed `ready` frame (its `messages`, `truncated`, …). */
+  ready: Record<string, unknown>;
 }
 
 export class BenchSocket {
@@ -86,14 +88,26 @@ export class BenchSocket {
     this.closed = new Promise((resolve) => ws.once("close", () => resolve()));
   }
 
-  /** Connects and waits for `ready` (the first frame), within timeoutMs. */
-  static open(url: string, room: string, token: string, query: string, timeoutMs = 10_000): Promise<Opened> {
+  /**
+   * Connects and waits for `ready` (the first frame), within timeoutMs. `onFrame`, when given, is
+   * installed before `ready` resolves: frames that arrive in the same TCP read as `ready` would
+   * otherwise reach the default no-op handler before the caller could install its own.
+   */
+  static open(
+    url: string,
+    room: string,
+    token: string,
+    query: string,
+    timeoutMs = 10_000,
+    onFrame?: (kind: FrameKind, data: Buffer, at: number) => void,
+  ): Promise<Opened> {
     return new Promise((resolve, reject) => {
       const started = performance.now();
       const ws = new WebSocket(`${wsUrl(url)}/v1/rooms/${room}/ws?token=${encodeURIComponent(token)}&${query}`, {
         perMessageDeflate: false,
       });
       const socket = new BenchSocket(ws);
+      if (onFrame) socket.onFrame = onFrame;
       let ready = false;
       const timer = setTimeout(() => fail(new Error(`no ready frame within ${timeoutMs} ms (${room}?${query})`)), timeoutMs);
       const fail = (error: Error): void => {
@@ -117,7 +131,14 @@ export class BenchSocket {
         const frame = parseFrame(data);
         const messages = Array.isArray(frame.messages) ? frame.messages.length : -1;
         const seq = typeof frame.latestSeq === "number" ? frame.latestSeq : -1;
-        resolve({ socket, readyMs: at - started, readyBytes: data.length, readyMessages: messages, latestSeq: seq });
+        resolve({
+          socket,
+          readyMs: at - started,
+          readyBytes: data.length,
+          readyMessages: messages,
+          latestSeq: seq,
+          ready: frame,
+        });
       });
       ws.on("unexpected-response", (_req, res) => {
         fail(new Error(`upgrade refused: HTTP ${res.statusCode} (${room}?${query})`));
@@ -131,6 +152,10 @@ export class BenchSocket {
 
   send(frame: string): void {
     this.ws.send(frame);
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
   }
 
   get bufferedAmount(): number {
