@@ -50,6 +50,12 @@ export interface Config {
   statementTimeoutMs: number;
   /** Idle Postgres connections are closed after this, so an idle room can hibernate. */
   postgresIdleMs: number;
+  /**
+   * Connections one room object may hold (commits are serial; the rest serve history reads and
+   * role lookups). Every active room holds up to this many: point DATABASE_URL at Neon's pooled
+   * endpoint when many rooms are active at once.
+   */
+  postgresMaxConnections: number;
   upstash: { url: string; token: string } | undefined;
   mirrorMaxLen: number;
   /** How many recent messages a room keeps in memory to answer handshakes without Postgres. */
@@ -73,6 +79,7 @@ export interface ConfigEnv {
   NEON_WSPROXY?: string;
   PG_STATEMENT_TIMEOUT_MS?: string;
   PG_IDLE_MS?: string;
+  PG_MAX_CONNECTIONS?: string;
   UPSTASH_REDIS_REST_URL?: string;
   UPSTASH_REDIS_REST_TOKEN?: string;
   MIRROR_MAXLEN?: string;
@@ -158,6 +165,7 @@ export const readConfig = (env: ConfigEnv): Config => {
     neonWsProxy: nonEmpty(env.NEON_WSPROXY),
     statementTimeoutMs: positiveInt(env.PG_STATEMENT_TIMEOUT_MS, 5000),
     postgresIdleMs: positiveInt(env.PG_IDLE_MS, 10_000),
+    postgresMaxConnections: positiveInt(env.PG_MAX_CONNECTIONS, 2),
     upstash: upstashUrl && upstashToken ? { url: upstashUrl, token: upstashToken } : undefined,
     mirrorMaxLen: positiveInt(env.MIRROR_MAXLEN, 1000),
     windowMessages: positiveInt(env.HISTORY_WINDOW, 1000),

@@ -672,7 +672,7 @@ export class Room extends DurableObject<Env> {
         connectionString: this.config.databaseUrl,
         statementTimeoutMs: this.config.statementTimeoutMs,
         idleTimeoutMs: this.config.postgresIdleMs,
-        maxConnections: 3,
+        maxConnections: this.config.postgresMaxConnections,
         reuseConnections: this.config.postgresConnections === "pooled",
       });
     }
