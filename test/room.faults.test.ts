@@ -1,10 +1,11 @@
 // The write path under faults: eviction, Postgres down, ambiguous commits, slow Postgres and a
 // stale writer. Each test injects the fault through the real proxy in front of real Postgres.
 
-import { abortAllDurableObjects } from "cloudflare:test";
+import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { PostgresStore } from "../src/storage/postgres.js";
 import {
+  api,
   eventually,
   isContiguous,
   sendAndWait,
@@ -156,6 +157,31 @@ describe("ambiguous commit", () => {
     expect(other.messages().map((m) => m.clientMsgId)).toEqual(["lost-ack", "o1"]);
     writer.close();
     other.close();
+  });
+
+  it("an unknown outcome outlives the object's memory while its sockets stay open (hibernation): the next instance broadcasts what did commit", async () => {
+    // Found by `npm run chaos -- --scenario quiet-cut`: the room went quiet after an ambiguous
+    // commit, hibernated (memory gone, sockets open), and woke without announcing that seq.
+    const room = uniqueRoom("ambig-hib");
+    const writer = await TestSocket.open(room, { user: "w" });
+    const reader = await TestSocket.open(room, { user: "r" });
+    await Promise.all([writer.ready(), reader.ready()]);
+    for (let i = 1; i <= 3; i++) await sendAndWait(writer, `p${i}`, `p${i}`);
+    await setFault({ mode: "cut-after", pattern: "INSERT INTO messages", once: true });
+    expect((await sendAndWait(writer, "amb", "ambiguous")).type).toBe("error");
+    // What hibernation does to the object: a new instance with empty memory, same sockets.
+    await runInDurableObject(env.ROOM.get(env.ROOM.idFromName(`default:${room}`)), (instance) => {
+      const memory = instance as unknown as { writer: unknown; needsResync: boolean };
+      memory.writer = undefined;
+      memory.needsResync = false;
+    });
+    expect((await api(`/v1/rooms/${room}/messages`, { user: "other", body: { clientMsgId: "o1", text: "after" } })).status).toBe(201);
+    await reader.untilSeq(5);
+    await sleep(50);
+    expect(reader.messages().map((m) => m.clientMsgId)).toEqual(["p1", "p2", "p3", "amb", "o1"]);
+    expect(writer.seqs()).toEqual([1, 2, 3, 4, 5]);
+    writer.close();
+    reader.close();
   });
 });
 

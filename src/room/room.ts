@@ -64,6 +64,12 @@ const WINDOW_BYTES = 2 * 1024 * 1024;
 const EPOCH_KEY = "writerEpoch";
 const ROOM_KEY = "room";
 const MIRRORED_KEY = "mirroredSeq";
+/**
+ * Saved when a commit's outcome becomes unknown: the last seq every open socket was told about.
+ * Hibernation can drop this object's memory while its sockets stay open; the next instance then
+ * broadcasts whatever did commit after it, before anything else (see claimWriter).
+ */
+const IN_DOUBT_KEY = "inDoubtAfter";
 /** While a room is active, the heal alarm fires this often to catch up a mirror that a crash left behind. */
 const HEAL_INTERVAL_MS = 30_000;
 const MIRROR_BATCH = 500;
@@ -576,6 +582,9 @@ export class Room extends DurableObject<Env> {
       // (at the next send, or when the heal alarm fires if no send comes).
       if (this.writer) {
         this.needsResync = true;
+        // Not awaited, but the runtime's output gate holds the `unavailable` frames below until
+        // this write is durable: no client hears of the failure unless the marker survives.
+        void this.ctx.storage.put(IN_DOUBT_KEY, this.lastSeq).catch(() => {});
         void this.armHealAlarm().catch(() => {});
       }
       const f = this.failureOf(error, "unable to commit the message");
@@ -625,7 +634,12 @@ export class Room extends DurableObject<Env> {
         throw new StorageError(`resync read ${missed.length} of ${state.lastSeq - this.lastSeq} messages`, "failed");
       }
       this.lastSeq = state.lastSeq;
+      // Same turn as the broadcast: the output gate releases the frames only once the marker is
+      // gone, so a crash cannot make the next instance broadcast them a second time.
+      void this.ctx.storage.delete(IN_DOUBT_KEY).catch(() => {});
       this.publish(missed);
+    } else {
+      void this.ctx.storage.delete(IN_DOUBT_KEY).catch(() => {});
     }
     this.needsResync = false;
   }
@@ -636,6 +650,10 @@ export class Room extends DurableObject<Env> {
     this.window.append(messages);
     // Not awaited: Redis being slow or down never delays a broadcast or an ack.
     void this.mirrorNow();
+    this.broadcast(messages);
+  }
+
+  private broadcast(messages: Message[]): void {
     const frames = messages.map((message) => encodeFrame({ type: ServerFrameType.Message, message }));
     for (const ws of this.ctx.getWebSockets()) {
       const buffer = this.joining.get(ws);
@@ -735,7 +753,7 @@ export class Room extends DurableObject<Env> {
    */
   private async claimWriter(room: RoomKey, actor: string | undefined): Promise<{ epoch: number }> {
     const store = this.store();
-    const saved = await this.ctx.storage.get<number>([EPOCH_KEY, MIRRORED_KEY]);
+    const saved = await this.ctx.storage.get<number>([EPOCH_KEY, MIRRORED_KEY, IN_DOUBT_KEY]);
     let state = await store.readRoomState(room);
     if (!state || state.deletedAt) {
       // Rooms exist once created, except in tenants with open rooms, where first use creates a
@@ -760,9 +778,22 @@ export class Room extends DurableObject<Env> {
       limit: this.config.windowMessages,
       from: "newest",
     });
+    // An unknown outcome the previous instance never resolved: the sockets that outlived it
+    // (hibernation keeps them open) were told about seqs up to `inDoubt` only.
+    const inDoubt = saved.get(IN_DOUBT_KEY);
+    const unannounced =
+      inDoubt !== undefined && inDoubt < claimed.lastSeq
+        ? await store.readMessages(room, { afterSeq: inDoubt, uptoSeq: claimed.lastSeq, limit: claimed.lastSeq - inDoubt, from: "oldest" })
+        : [];
     this.lastSeq = claimed.lastSeq;
     this.window.reset(recent);
     this.needsResync = false;
+    if (inDoubt !== undefined) {
+      // One turn: marker gone and frames out together (the output gate holds the frames until
+      // the delete is durable). Sockets joining from now on get these seqs in `ready` instead.
+      void this.ctx.storage.delete(IN_DOUBT_KEY).catch(() => {});
+      this.broadcast(unannounced);
+    }
     this.record = { ...state, ...claimed };
     this.roles.clear();
     this.writer = { epoch };
