@@ -1,13 +1,17 @@
 // The room Durable Object: one per (tenant, room). It is the room's single writer and
 // sequencer, holds the room's WebSockets (hibernation API), and merges history with live
-// messages for every joining socket. It stays a thin shell: batching, dedup, the window and
-// the handshake plan are pure parts beside it; Postgres is behind MessageStore.
+// messages for every joining socket. The parts live beside it: batching and dedup
+// (pipeline.ts), the window (window.ts), the handshake plan (handshake.ts), permissions and
+// rate limits (access.ts), the mirror pump (mirror.ts), the sockets and their join buffers
+// (sockets.ts); Postgres and Redis are behind MessageStore and MirrorStore. This file wires
+// them to the runtime's events and holds the arguments about races and faults.
 //
 // What survives what:
-//  - Postgres holds every committed message and the room's last_seq and writer epoch.
-//  - Durable Object storage holds the writer epoch this object last claimed.
+//  - Postgres holds every committed message, the room's last_seq, writer epoch and members.
+//  - Durable Object storage holds the writer epoch this object last claimed, the room key, the
+//    mirror watermark, an in-doubt marker after an unknown commit outcome, and the heal alarm.
 //  - Each socket's attachment holds who it is (user, room) and whether it got `ready`.
-//  - Memory (seq counter, recent window, queue) is a cache of the above, rebuilt on wake-up.
+//  - Memory (seq counter, recent window, queue, roles) is a cache of the above, rebuilt on wake-up.
 
 import { DurableObject } from "cloudflare:workers";
 import { readConfig, type Config } from "../config.js";
@@ -18,7 +22,6 @@ import {
   ServerFrameType,
   type Message,
   type SendRequest,
-  type ServerFrame,
 } from "../protocol/frames.js";
 import { PostgresStore, useLocalWsProxy } from "../storage/postgres.js";
 import { type MirrorStore, UpstashMirror } from "../storage/redis.js";
@@ -38,17 +41,9 @@ import { buildReady, readyQuery } from "./handshake.js";
 import { MirrorPump, mirrorBackoffMs } from "./mirror.js";
 import { CommitPipeline, dedupeBatch } from "./pipeline.js";
 import { type Failure, failure, type RoomResult, type SendOutcome } from "./results.js";
+import { attachmentOf, safeClose, SocketHub } from "./sockets.js";
 import { RecentWindow } from "./window.js";
 
-/** Per-socket state that must survive hibernation (the constructor runs again on wake-up). */
-interface SocketAttachment {
-  v: 1;
-  tenant: string;
-  roomId: string;
-  userId: string;
-  /** True once `ready` was sent: from then on the socket receives live frames directly. */
-  ready: boolean;
-}
 
 interface PendingSend {
   id: string;
@@ -93,8 +88,7 @@ export class Room extends DurableObject<Env> {
   private lostWriterRole = false;
   private readonly window: RecentWindow;
   private readonly pipeline: CommitPipeline<PendingSend>;
-  /** Sockets between accept and `ready`: live frames for them wait here, in order. */
-  private readonly joining = new Map<WebSocket, string[]>();
+  private readonly sockets: SocketHub;
   /** Redis mirror (undefined when no Upstash is configured): store, pump and retry state. */
   private readonly mirrorStore: MirrorStore | undefined;
   private mirror: MirrorPump | undefined;
@@ -119,6 +113,7 @@ export class Room extends DurableObject<Env> {
     this.config = readConfig(env);
     if (this.config.neonWsProxy) useLocalWsProxy(this.config.neonWsProxy);
     this.window = new RecentWindow(this.config.windowMessages, WINDOW_BYTES);
+    this.sockets = new SocketHub(ctx);
     this.mirrorStore = this.config.upstash
       ? new UpstashMirror({ ...this.config.upstash, maxLen: this.config.mirrorMaxLen, timeoutMs: 5000 })
       : undefined;
@@ -178,7 +173,7 @@ export class Room extends DurableObject<Env> {
           latestSeq: this.lastSeq,
           mirroredSeq,
           mirrorLag: mirroredSeq === null ? null : this.lastSeq - mirroredSeq,
-          sockets: this.ctx.getWebSockets().length,
+          sockets: this.sockets.count(),
         },
       };
     } catch (error) {
@@ -251,11 +246,7 @@ export class Room extends DurableObject<Env> {
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.delete([MIRRORED_KEY, ROOM_KEY]);
       this.alarmArmed = false;
-      for (const ws of this.ctx.getWebSockets()) {
-        this.joining.delete(ws);
-        safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.NotFound, message: "the room was deleted" }));
-        safeClose(ws, closeCodeOf.not_found, "the room was deleted");
-      }
+      this.sockets.endAll(ErrorCode.NotFound, "the room was deleted");
       return { ok: true, value: { deleted: true, purged: purge } };
     } catch (error) {
       return this.failureOf(error, "unable to delete the room");
@@ -297,7 +288,7 @@ export class Room extends DurableObject<Env> {
       const removed = await this.store().removeMember(room, target);
       this.roles.set(target, null);
       if (this.record && !can("read", this.record.visibility, null)) {
-        this.closeSocketsOf(target, ErrorCode.Forbidden, "you are no longer a member of this room");
+        this.sockets.endAll(ErrorCode.Forbidden, "you are no longer a member of this room", target);
       }
       return { ok: true, value: { removed } };
     } catch (error) {
@@ -314,23 +305,10 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  private closeSocketsOf(userId: string, code: ErrorCode, reason: string): void {
-    for (const ws of this.ctx.getWebSockets(userId)) {
-      this.joining.delete(ws);
-      safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code, message: reason }));
-      safeClose(ws, closeCodeOf[code], reason);
-    }
-  }
-
   private async disconnectNonMembers(room: RoomKey): Promise<void> {
-    const users = new Set<string>();
-    for (const ws of this.ctx.getWebSockets()) {
-      const attachment = attachmentOf(ws);
-      if (attachment) users.add(attachment.userId);
-    }
-    for (const userId of users) {
+    for (const userId of this.sockets.users()) {
       if ((await this.roleOf(room, userId)) === null) {
-        this.closeSocketsOf(userId, ErrorCode.Forbidden, "the room became private; you are not a member");
+        this.sockets.endAll(ErrorCode.Forbidden, "the room became private; you are not a member", userId);
       }
     }
   }
@@ -353,7 +331,7 @@ export class Room extends DurableObject<Env> {
       const f = this.failureOf(error, "unable to join the room");
       return refuseSocket(f.code, f.message);
     }
-    if (this.ctx.getWebSockets(userId).length >= this.config.limits.socketsPerUser) {
+    if (this.sockets.count(userId) >= this.config.limits.socketsPerUser) {
       return refuseSocket(
         ErrorCode.RateLimited,
         `unable to join the room; ${this.config.limits.socketsPerUser} sockets per user per room are open already`,
@@ -367,13 +345,10 @@ export class Room extends DurableObject<Env> {
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    // From here to `joining.set` there is no await: the watermark and the registration happen
-    // in one turn, so no commit can be broadcast in between.
-    this.ctx.acceptWebSocket(server, [userId]);
-    const attachment: SocketAttachment = { v: 1, ...room, userId, ready: false };
-    server.serializeAttachment(attachment);
+    // From here to `accept` (which starts buffering) there is no await: the watermark and the
+    // registration happen in one turn, so no commit can be broadcast in between.
     const watermark = this.lastSeq;
-    this.joining.set(server, []);
+    this.sockets.accept(server, { ...room, userId });
     this.ctx.waitUntil(this.completeHandshake(server, room, history, watermark));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -403,19 +378,11 @@ export class Room extends DurableObject<Env> {
         () => new StorageError("the handshake's history did not arrive in time", "timeout"),
       );
     } catch (error) {
-      this.joining.delete(ws);
       const f = this.failureOf(error, "unable to read history for the handshake");
-      safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: f.code, message: f.message }));
-      safeClose(ws, closeCodeOf[f.code], f.message);
+      this.sockets.end(ws, f.code, f.message);
       return;
     }
-    const buffered = this.joining.get(ws);
-    this.joining.delete(ws);
-    if (!buffered) return; // closed while we were reading
-    safeSend(ws, encodeFrame(buildReady(room.roomId, query, history)));
-    for (const frame of buffered) safeSend(ws, frame);
-    const attachment = attachmentOf(ws);
-    if (attachment) ws.serializeAttachment({ ...attachment, ready: true });
+    this.sockets.finishJoin(ws, encodeFrame(buildReady(room.roomId, query, history)));
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
@@ -426,7 +393,7 @@ export class Room extends DurableObject<Env> {
     }
     const room = { tenant: attachment.tenant, roomId: attachment.roomId };
     this.adopt(room);
-    if (!attachment.ready && !this.joining.has(ws)) {
+    if (!attachment.ready && !this.sockets.isJoining(ws)) {
       // A socket that never got `ready` cannot survive a restart of the object (its handshake
       // was in memory). Tell the client to reconnect rather than serve it an unknown position.
       safeClose(ws, closeCodeOf.unavailable, "handshake interrupted; reconnect");
@@ -434,16 +401,16 @@ export class Room extends DurableObject<Env> {
     }
     const decoded = decodeClientFrame(raw);
     if (!decoded.ok) {
-      this.deliverFrame(ws, { type: ServerFrameType.Error, ...decoded.error });
+      this.sockets.send(ws, { type: ServerFrameType.Error, ...decoded.error });
       return;
     }
     const frame = decoded.value;
     if (frame.type === ClientFrameType.Ping) {
-      this.deliverFrame(ws, { type: ServerFrameType.Pong });
+      this.sockets.send(ws, { type: ServerFrameType.Pong });
       return;
     }
     this.enqueueSend(room, attachment.userId, frame, (outcome) => {
-      this.deliverFrame(
+      this.sockets.send(
         ws,
         outcome.ok
           ? {
@@ -465,14 +432,14 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.joining.delete(ws);
+    this.sockets.forget(ws);
     // 1005/1006 are not valid to send back; answer a clean close with the same code.
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     // Abrupt disconnects are normal on mobile networks; nothing to log.
-    this.joining.delete(ws);
+    this.sockets.forget(ws);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -654,20 +621,7 @@ export class Room extends DurableObject<Env> {
   }
 
   private broadcast(messages: Message[]): void {
-    const frames = messages.map((message) => encodeFrame({ type: ServerFrameType.Message, message }));
-    for (const ws of this.ctx.getWebSockets()) {
-      const buffer = this.joining.get(ws);
-      if (buffer) buffer.push(...frames);
-      else for (const frame of frames) safeSend(ws, frame);
-    }
-  }
-
-  /** Every frame to a socket goes through here, so nothing overtakes `ready` on a joining socket. */
-  private deliverFrame(ws: WebSocket, frame: ServerFrame): void {
-    const encoded = encodeFrame(frame);
-    const buffer = this.joining.get(ws);
-    if (buffer) buffer.push(encoded);
-    else safeSend(ws, encoded);
+    this.sockets.broadcast(messages.map((message) => encodeFrame({ type: ServerFrameType.Message, message })));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -811,11 +765,7 @@ export class Room extends DurableObject<Env> {
   /** After losing the epoch: send every client to the new owner (they resume with `since`). */
   private disconnectAll(): void {
     this.lostWriterRole = false;
-    for (const ws of this.ctx.getWebSockets()) {
-      this.joining.delete(ws);
-      safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.Unavailable, message: "room moved; reconnect" }));
-      safeClose(ws, closeCodeOf.unavailable, "room moved; reconnect");
-    }
+    this.sockets.endAll(ErrorCode.Unavailable, "room moved; reconnect");
   }
 
   // ---------------------------------------------------------------------------------------
@@ -939,23 +889,8 @@ const withTimeout = <T>(promise: Promise<T>, ms: number, error: () => Error): Pr
   });
 };
 
-const attachmentOf = (ws: WebSocket): SocketAttachment | undefined => {
-  const value = ws.deserializeAttachment() as SocketAttachment | null;
-  return value && value.v === 1 ? value : undefined;
-};
 
-/** A socket can be closing at any moment; a failed send to it is not an error of the room. */
-const safeSend = (ws: WebSocket, data: string): void => {
-  try {
-    ws.send(data);
-  } catch {}
-};
 
-const safeClose = (ws: WebSocket, code: number, reason: string): void => {
-  try {
-    ws.close(code, reason.slice(0, 120));
-  } catch {}
-};
 
 const failureResponse = (code: ErrorCode, message: string): Response =>
   Response.json(errorBody(code, message), { status: httpStatusOf[code] });

@@ -1,0 +1,107 @@
+// The room's sockets: hibernatable WebSockets, their attachments, and the per-socket buffer that
+// keeps live frames behind `ready` while a socket joins. Every frame to a socket goes through
+// here, so nothing can overtake `ready`.
+
+import { encodeFrame } from "../protocol/codec.js";
+import { closeCodeOf, type ErrorCode } from "../protocol/errors.js";
+import { ServerFrameType, type ServerFrame } from "../protocol/frames.js";
+import type { RoomKey } from "../storage/types.js";
+
+/** Per-socket state that must survive hibernation (the object's constructor runs again on wake-up). */
+export interface SocketAttachment extends RoomKey {
+  v: 1;
+  userId: string;
+  /** True once `ready` was sent: from then on the socket receives live frames directly. */
+  ready: boolean;
+}
+
+export const attachmentOf = (ws: WebSocket): SocketAttachment | undefined => {
+  const value = ws.deserializeAttachment() as SocketAttachment | null;
+  return value && value.v === 1 ? value : undefined;
+};
+
+/** A socket can be closing at any moment; a failed send to it is not an error of the room. */
+export const safeSend = (ws: WebSocket, data: string): void => {
+  try {
+    ws.send(data);
+  } catch {}
+};
+
+export const safeClose = (ws: WebSocket, code: number, reason: string): void => {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {}
+};
+
+export class SocketHub {
+  /** Sockets between accept and `ready`: frames for them wait here, in order. */
+  private readonly joining = new Map<WebSocket, string[]>();
+
+  constructor(private readonly ctx: DurableObjectState) {}
+
+  /** Accepts a socket (hibernatable, tagged with its user) and starts buffering frames for it. */
+  accept(ws: WebSocket, attachment: Omit<SocketAttachment, "v" | "ready">): void {
+    this.ctx.acceptWebSocket(ws, [attachment.userId]);
+    ws.serializeAttachment({ v: 1, ...attachment, ready: false } satisfies SocketAttachment);
+    this.joining.set(ws, []);
+  }
+
+  isJoining(ws: WebSocket): boolean {
+    return this.joining.has(ws);
+  }
+
+  /** Sends `ready`, then what was buffered, in one turn, and marks the socket live. */
+  finishJoin(ws: WebSocket, ready: string): void {
+    const buffered = this.joining.get(ws);
+    this.joining.delete(ws);
+    if (!buffered) return; // closed while its history was being read
+    safeSend(ws, ready);
+    for (const frame of buffered) safeSend(ws, frame);
+    const attachment = attachmentOf(ws);
+    if (attachment) ws.serializeAttachment({ ...attachment, ready: true });
+  }
+
+  forget(ws: WebSocket): void {
+    this.joining.delete(ws);
+  }
+
+  send(ws: WebSocket, frame: ServerFrame): void {
+    this.sendEncoded(ws, encodeFrame(frame));
+  }
+
+  /** The same frames to every socket of the room, in order. */
+  broadcast(frames: readonly string[]): void {
+    for (const ws of this.ctx.getWebSockets()) for (const frame of frames) this.sendEncoded(ws, frame);
+  }
+
+  count(userId?: string): number {
+    return this.ctx.getWebSockets(userId).length;
+  }
+
+  users(): Set<string> {
+    const users = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = attachmentOf(ws);
+      if (attachment) users.add(attachment.userId);
+    }
+    return users;
+  }
+
+  /** Tells the socket why and closes it with the code of the shared table. */
+  end(ws: WebSocket, code: ErrorCode, reason: string): void {
+    this.joining.delete(ws);
+    safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code, message: reason }));
+    safeClose(ws, closeCodeOf[code], reason);
+  }
+
+  /** Ends every socket of `userId`, or of everyone. */
+  endAll(code: ErrorCode, reason: string, userId?: string): void {
+    for (const ws of this.ctx.getWebSockets(userId)) this.end(ws, code, reason);
+  }
+
+  private sendEncoded(ws: WebSocket, frame: string): void {
+    const buffer = this.joining.get(ws);
+    if (buffer) buffer.push(frame);
+    else safeSend(ws, frame);
+  }
+}
