@@ -42,11 +42,16 @@ describe("RecentWindow", () => {
     expect(w.size).toBe(3);
   });
 
-  it("finds a committed (user, clientMsgId)", () => {
+  it("finds a committed (user, clientMsgId) while it is in the window, and forgets it once trimmed", () => {
     const w = new RecentWindow(5, 1e9);
     w.append(msgs(1, 3));
     expect(w.find("u", "c2")?.seq).toBe(2);
     expect(w.find("v", "c2")).toBeUndefined();
+    w.append(msgs(4, 7));
+    expect(w.find("u", "c2")).toBeUndefined();
+    expect(w.find("u", "c3")?.seq).toBe(3);
+    w.reset([]);
+    expect(w.find("u", "c7")).toBeUndefined();
   });
 });
 

@@ -4,9 +4,13 @@
 import type { Message } from "../protocol/frames.js";
 import { utf8Length } from "../protocol/codec.js";
 
+const sendKey = (userId: string, clientMsgId: string): string => `${userId.length}:${userId}${clientMsgId}`;
+
 export class RecentWindow {
   private messages: Message[] = [];
   private bytes = 0;
+  /** (user, clientMsgId) → message, so a resend is recognised without scanning (it is on the send path). */
+  private readonly bySend = new Map<string, Message>();
 
   constructor(
     private readonly maxMessages: number,
@@ -24,25 +28,30 @@ export class RecentWindow {
 
   /** Replaces the contents (after a cold start or a resync). `messages` must be contiguous. */
   reset(messages: Message[]): void {
+    this.clear();
+    this.append(messages);
+  }
+
+  private clear(): void {
     this.messages = [];
     this.bytes = 0;
-    this.append(messages);
+    this.bySend.clear();
   }
 
   /** Appends committed messages in seq order; a gap would make reads wrong, so it restarts the window. */
   append(messages: readonly Message[]): void {
     for (const message of messages) {
       const last = this.messages[this.messages.length - 1];
-      if (last && message.seq !== last.seq + 1) {
-        this.messages = [];
-        this.bytes = 0;
-      }
+      if (last && message.seq !== last.seq + 1) this.clear();
       this.messages.push(message);
       this.bytes += sizeOf(message);
+      this.bySend.set(sendKey(message.userId, message.clientMsgId), message);
     }
     while (this.messages.length > this.maxMessages || (this.bytes > this.maxBytes && this.messages.length > 1)) {
       const dropped = this.messages.shift();
-      if (dropped) this.bytes -= sizeOf(dropped);
+      if (!dropped) break;
+      this.bytes -= sizeOf(dropped);
+      this.bySend.delete(sendKey(dropped.userId, dropped.clientMsgId));
     }
   }
 
@@ -55,11 +64,7 @@ export class RecentWindow {
   }
 
   find(userId: string, clientMsgId: string): Message | undefined {
-    for (let i = this.messages.length - 1; i >= 0; i--) {
-      const m = this.messages[i];
-      if (m && m.userId === userId && m.clientMsgId === clientMsgId) return m;
-    }
-    return undefined;
+    return this.bySend.get(sendKey(userId, clientMsgId));
   }
 }
 
