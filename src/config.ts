@@ -145,7 +145,22 @@ export const parseTenants = (
   return { tenants, error: undefined };
 };
 
+/**
+ * The environment of an isolate does not change between requests, but the Worker reads its
+ * configuration on every request (auth is the first thing each one does): parse it once per env.
+ */
+const configs = new WeakMap<object, Config>();
+
 export const readConfig = (env: ConfigEnv): Config => {
+  let config = configs.get(env);
+  if (!config) {
+    config = parseConfig(env);
+    configs.set(env, config);
+  }
+  return config;
+};
+
+const parseConfig = (env: ConfigEnv): Config => {
   const upstashUrl = nonEmpty(env.UPSTASH_REDIS_REST_URL);
   const upstashToken = nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
   const { tenants, error } = parseTenants(env);

@@ -20,7 +20,7 @@ import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT } from "../pr
 import type { Failure, RoomResult } from "../room/results.js";
 import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
-import type { RoomKey } from "../storage/types.js";
+import { type RoomKey, roomName } from "../storage/types.js";
 import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
 
 type AppEnv = { Bindings: Env; Variables: { principal: Principal } };
@@ -69,7 +69,7 @@ const mirrorOf = (env: Env): UpstashMirror | undefined => {
   return config.upstash ? new UpstashMirror({ ...config.upstash, maxLen: config.mirrorMaxLen, timeoutMs: 2000 }) : undefined;
 };
 
-const roomStub = (env: Env, room: RoomKey) => env.ROOM.get(env.ROOM.idFromName(`${room.tenant}:${room.roomId}`));
+const roomStub = (env: Env, room: RoomKey) => env.ROOM.get(env.ROOM.idFromName(roomName(room)));
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 

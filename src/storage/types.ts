@@ -16,8 +16,9 @@ export interface RoomState {
   writerEpoch: number;
 }
 
-export type Visibility = "public" | "private";
-export type Role = "admin" | "member" | "viewer";
+/** Defined once, with the wire schemas that validate them. */
+export type { MemberRole as Role, RoomVisibility as Visibility } from "../protocol/codec.js";
+import type { MemberRole as Role, RoomVisibility as Visibility } from "../protocol/codec.js";
 
 /** A room as Postgres holds it (everything but its messages). */
 export interface RoomRecord extends RoomState {
