@@ -1,10 +1,11 @@
-// Unit tests of the browser SDK (src/client): plain Node, no workerd. The Worker's tests use vitest.config.ts.
+// Unit tests of the browser SDK (src/client) and of the local tools (tools/local): plain Node, no
+// workerd. The Worker's tests use vitest.config.ts.
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     name: "client",
     environment: "node",
-    include: ["src/client/**/*.test.ts"],
+    include: ["src/client/**/*.test.ts", "tools/local/**/*.test.ts"],
   },
 });

@@ -123,6 +123,11 @@ export async function startWsProxy(opts: { port?: number; host?: string } = {}):
     control(req, res).catch((e: unknown) => sendJson(res, 500, { error: String(e) }));
   });
   server.on("upgrade", (req, socket, head) => {
+    // Node takes its own 'error' listener off the socket before it emits 'upgrade'. A peer that
+    // resets the connection (workerd SIGKILLed by a restart, a client killed mid-handshake) while
+    // we answer 503/400 below would otherwise be an unhandled ECONNRESET/EPIPE that kills the
+    // process. ws adds its own listener in handleUpgrade; this one covers every path.
+    socket.on("error", () => socket.destroy());
     const url = new URL(req.url ?? "/", "http://x");
     const address = url.searchParams.get("address");
     const reject = fault.mode === "refuse" ? "503 Service Unavailable" : !address || url.pathname !== "/v1" ? "400 Bad Request" : null;
