@@ -64,6 +64,7 @@ export async function startUpstashShim(opts: { redisUrl: string; token: string; 
   const withConnection = async <T>(cmds: [string, ...Arg[]][], fn: (conn: Redis) => Promise<T>): Promise<T> => {
     if (!cmds.some(isBlocking)) return fn(redis);
     const conn = redis.duplicate();
+    conn.on("error", () => {}); // as on the shared connection: the command's rejection reports it
     try {
       return await fn(conn);
     } finally {

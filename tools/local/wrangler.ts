@@ -45,10 +45,17 @@ export const stackVars = (stack: LocalStack, extra: Record<string, string> = {})
 };
 
 /** Polls /healthz until it answers 200; throws if wrangler exits first or it takes too long. */
-async function waitHealthy(child: ChildProcess, url: string, timeoutMs: number): Promise<void> {
+async function waitHealthy(
+  child: ChildProcess,
+  url: string,
+  timeoutMs: number,
+  spawnError: () => Error | undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer yet";
   while (Date.now() < deadline) {
+    const failed = spawnError();
+    if (failed) throw new Error(`unable to start wrangler: ${failed.message}`);
     const exit = child.exitCode ?? child.signalCode;
     if (exit !== null) throw new Error(`wrangler exited (${exit}) before it was ready`);
     try {
@@ -74,6 +81,12 @@ export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000
     detached: true, // own process group: `kill -- -pgid` reaches workerd too
     stdio: ["ignore", options.output ?? "ignore", options.output ?? "ignore"],
     env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
+  });
+  // A failed spawn (no node_modules/.bin/wrangler, EAGAIN) is an 'error' event: unhandled, it would
+  // kill the harness; handled, waitHealthy reports it.
+  let spawnError: Error | undefined;
+  child.on("error", (e) => {
+    spawnError = e;
   });
   const pgid = child.pid;
   const killGroup = (signal: NodeJS.Signals): void => {
@@ -102,7 +115,7 @@ export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000
   };
   const server: WranglerServer = { url, child, stop: () => stop("SIGTERM"), kill: () => stop("SIGKILL") };
   try {
-    await waitHealthy(child, url, timeoutMs);
+    await waitHealthy(child, url, timeoutMs, () => spawnError);
   } catch (e) {
     await server.kill();
     throw e;
