@@ -1,0 +1,280 @@
+// Sends, from send() to the committed message: the outbox pump (one send on the wire at a time),
+// acks and send errors, the ack timeout, and acked sends that wait for their message to reach the
+// list. The Outbox decides what goes out and when to retry; this file holds the promises and the
+// timers, and reaches the socket and the list only through the two small interfaces below.
+
+import { decodeSendRequest, encodeFrame, utf8Length } from "../protocol/codec.js";
+import { ErrorCode } from "../protocol/errors.js";
+import { type AckFrame, ClientFrameType, type ClientFrame, type ErrorFrame, type Message } from "../protocol/frames.js";
+import { MAX_FRAME_BYTES } from "../protocol/limits.js";
+import type { BackoffPolicy } from "./backoff.js";
+import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
+import { newClientMsgId, Outbox, type PendingSend } from "./outbox.js";
+import { clearTimer, type Timer } from "./timers.js";
+
+/** The socket, as the sender sees it (Connection implements it). */
+export interface SenderWire {
+  /** Whether a send may go out now: the socket is open and has delivered its `ready`. */
+  readonly ready: boolean;
+  write(frame: ClientFrame): boolean;
+  /** Give up on the socket (no ack in time): it is replaced, and the send goes out again on the next one. */
+  drop(reason: string): void;
+}
+
+/** The message list, as the sender sees it (History implements it). */
+export interface SenderList {
+  /** The committed message with this seq, if the list holds it. */
+  get(seq: number): Message | undefined;
+  /** The oldest seq the list holds (or the next one when it is empty). */
+  readonly firstSeq: number | undefined;
+  /** An ack says `seq` exists: if its message frame never comes, it becomes a hole to fill. */
+  noteLatest(seq: number): void;
+}
+
+export interface SenderHost {
+  /** `pending` changed (queued, on the wire, retried, acknowledged or rejected). */
+  pendingChanged(pending: readonly PendingSend[]): void;
+  /** An ack was applied: what waits on the list may move (a hole to fill, a join to settle). */
+  changed(): void;
+  report(error: unknown, operation?: string): void;
+}
+
+export interface SenderConfig {
+  roomId: string;
+  /** Backoff for `unavailable` and `internal` retries. */
+  reconnect: BackoffPolicy;
+  random: () => number;
+  ackTimeoutMs: number;
+  /** The current user (the token's `sub`), for the rare message rebuilt from its ack. */
+  userId: () => string | undefined;
+}
+
+interface SendWaiter {
+  text: string;
+  resolve: (message: Message) => void;
+  reject: (error: ChatClientError) => void;
+}
+
+interface CommitWaiter {
+  ack: AckFrame;
+  waiter: SendWaiter;
+}
+
+/**
+ * The room's sends. Each send() resolves once, with the committed message, after its ack and once
+ * the message is in the list; or rejects with the error that ended it.
+ *
+ * @example
+ * const sender = new Sender(config, connection, history, host);
+ * const message = await sender.send("hello");
+ */
+export class Sender {
+  readonly #config: SenderConfig;
+  readonly #wire: SenderWire;
+  readonly #list: SenderList;
+  readonly #host: SenderHost;
+  readonly #outbox: Outbox;
+
+  #pending: readonly PendingSend[] = [];
+  readonly #sends = new Map<string, SendWaiter>();
+  /** Acked sends whose message is not in the list yet (its `message` frame is on its way). */
+  readonly #committing = new Map<number, CommitWaiter[]>();
+  #ackTimer: Timer | undefined;
+  #sendTimer: Timer | undefined;
+  /** Why sending ended (for sends attempted afterwards). */
+  #ended: { code: ChatClientErrorCode; reason: string } | undefined;
+
+  constructor(config: SenderConfig, wire: SenderWire, list: SenderList, host: SenderHost) {
+    this.#config = config;
+    this.#wire = wire;
+    this.#list = list;
+    this.#host = host;
+    this.#outbox = new Outbox(config.reconnect, config.random);
+  }
+
+  /** Sends not yet acknowledged, oldest first; the same array until something changes. */
+  get pending(): readonly PendingSend[] {
+    return this.#pending;
+  }
+
+  /** See Room.send. */
+  send(text: string, options: { clientMsgId?: string } = {}): Promise<Message> {
+    const clientMsgId = options.clientMsgId ?? newClientMsgId();
+    if (this.#ended) {
+      return Promise.reject(
+        new ChatClientError(this.#ended.code, `unable to send the message; ${this.#ended.reason}`, { clientMsgId }),
+      );
+    }
+    // The server would refuse these; say so now, with the same codes, instead of after a round trip.
+    const checked = decodeSendRequest({ clientMsgId, text });
+    if (!checked.ok) {
+      return Promise.reject(
+        new ChatClientError(checked.error.code, `unable to send the message; ${checked.error.message}`, { clientMsgId }),
+      );
+    }
+    // Text of at most 4000 characters can still make a frame over 16 KiB once JSON escapes it
+    // (a control character becomes six bytes); the server would close the socket for it.
+    if (utf8Length(encodeFrame({ type: ClientFrameType.Send, clientMsgId, text })) > MAX_FRAME_BYTES) {
+      return Promise.reject(
+        new ChatClientError(ErrorCode.TooLarge, `unable to send the message; it is over ${MAX_FRAME_BYTES} bytes as a frame`, {
+          clientMsgId,
+        }),
+      );
+    }
+    if (this.#sends.has(clientMsgId)) {
+      return Promise.reject(
+        new ChatClientError(ErrorCode.BadRequest, "unable to send the message; that clientMsgId is already pending", {
+          clientMsgId,
+        }),
+      );
+    }
+    return new Promise<Message>((resolve, reject) => {
+      this.#sends.set(clientMsgId, { text, resolve, reject });
+      this.#outbox.enqueue(clientMsgId, text);
+      this.#pendingChanged();
+      this.pump();
+    });
+  }
+
+  /** Puts the head of the outbox on the wire if the socket is ready and nothing else is in flight. */
+  pump(): void {
+    clearTimer(this.#sendTimer);
+    this.#sendTimer = undefined;
+    if (this.#ended || !this.#wire.ready) return;
+    const now = Date.now();
+    const next = this.#outbox.next(now);
+    if (next) {
+      this.#pendingChanged();
+      if (!this.#wire.write({ type: ClientFrameType.Send, clientMsgId: next.clientMsgId, text: next.text })) return;
+      clearTimer(this.#ackTimer);
+      // The server answers every send with an ack or an error; silence means the socket or the room is stuck.
+      this.#ackTimer = setTimeout(() => {
+        this.#host.report(new ChatClientError(ErrorCode.Unavailable, "unable to get an ack in time; reconnecting to resend"));
+        this.#wire.drop("no ack in time");
+      }, this.#config.ackTimeoutMs);
+      return;
+    }
+    const wakeAt = this.#outbox.wakeAt();
+    if (wakeAt !== undefined) this.#sendTimer = setTimeout(() => this.pump(), Math.max(0, wakeAt - now));
+  }
+
+  onAck(frame: AckFrame): void {
+    const entry = this.#outbox.ack(frame.clientMsgId);
+    const waiter = this.#sends.get(frame.clientMsgId);
+    // A repeated ack (or one for a send this room does not know) settles nothing.
+    if (!entry || !waiter) return;
+    this.#sends.delete(frame.clientMsgId);
+    clearTimer(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#pendingChanged();
+    this.#list.noteLatest(frame.seq);
+    const committed = this.#list.get(frame.seq);
+    const firstSeq = this.#list.firstSeq ?? 1;
+    if (committed) waiter.resolve(committed);
+    else if (frame.seq < firstSeq) waiter.resolve(this.#messageFromAck(frame, waiter.text));
+    else {
+      const list = this.#committing.get(frame.seq) ?? [];
+      list.push({ ack: frame, waiter });
+      this.#committing.set(frame.seq, list);
+    }
+    this.#host.changed();
+    this.pump();
+  }
+
+  /** An `error` frame about one send. False when no pending send has that clientMsgId. */
+  onError(frame: ErrorFrame & { clientMsgId: string }): boolean {
+    const { clientMsgId } = frame;
+    const waiter = this.#sends.get(clientMsgId);
+    if (!waiter) return false;
+    const wasInFlight = this.#outbox.inFlight()?.clientMsgId === clientMsgId;
+    const retryAfter = frame.retryAfterMs === undefined ? {} : { retryAfterMs: frame.retryAfterMs };
+    const outcome = this.#outbox.fail(clientMsgId, { code: frame.code, message: frame.message, ...retryAfter }, Date.now());
+    if (wasInFlight) {
+      clearTimer(this.#ackTimer);
+      this.#ackTimer = undefined;
+    }
+    if (outcome.kind === "rejected") {
+      this.#sends.delete(clientMsgId);
+      waiter.reject(
+        new ChatClientError(frame.code, `unable to send the message; ${frame.message}`, { clientMsgId, ...retryAfter }),
+      );
+    }
+    this.#pendingChanged();
+    // `unauthorized`: the socket is being replaced with a new token; the send goes out on the next
+    // one. Pumping now would put it straight back on the socket that refused it.
+    if (frame.code !== ErrorCode.Unauthorized) this.pump();
+    return true;
+  }
+
+  /** The socket went away: the send on the wire may or may not have been committed, so it is resent first on the next socket. */
+  connectionLost(): void {
+    this.#clearTimers();
+    this.#outbox.connectionLost();
+    this.#pendingChanged();
+  }
+
+  /** Resolves acked sends whose message has reached the list. */
+  settleCommitted(): void {
+    for (const [seq, waiters] of this.#committing) {
+      const message = this.#list.get(seq);
+      if (!message) continue;
+      this.#committing.delete(seq);
+      for (const { waiter } of waiters) waiter.resolve(message);
+    }
+  }
+
+  /** Ends sending: acked sends resolve, every other one is rejected with `code`. */
+  close(code: ChatClientErrorCode, reason: string): void {
+    if (this.#ended) return;
+    this.#ended = { code, reason };
+    this.#clearTimers();
+    // Acked sends are committed: resolve them even though their message frame will not come now.
+    for (const waiters of this.#committing.values()) {
+      for (const { ack, waiter } of waiters) waiter.resolve(this.#list.get(ack.seq) ?? this.#messageFromAck(ack, waiter.text));
+    }
+    this.#committing.clear();
+    const unacked = [...this.#sends.entries()];
+    this.#sends.clear();
+    this.#outbox.clear();
+    this.#pendingChanged();
+    for (const [clientMsgId, waiter] of unacked) {
+      const maybe = code === "left" ? " before the server acknowledged it (it may still have been committed)" : "";
+      waiter.reject(new ChatClientError(code, `unable to send the message; ${reason}${maybe}`, { clientMsgId }));
+    }
+  }
+
+  #clearTimers(): void {
+    clearTimer(this.#ackTimer);
+    clearTimer(this.#sendTimer);
+    this.#ackTimer = this.#sendTimer = undefined;
+  }
+
+  /** A committed message rebuilt from its ack, for the rare case where it is not in the list. */
+  #messageFromAck(ack: AckFrame, text: string): Message {
+    return {
+      roomId: this.#config.roomId,
+      seq: ack.seq,
+      id: ack.id,
+      userId: this.#config.userId() ?? "",
+      text,
+      clientMsgId: ack.clientMsgId,
+      createdAt: ack.createdAt,
+    };
+  }
+
+  /** Emits `pending` only when what the UI would show changed. */
+  #pendingChanged(): void {
+    const next = this.#outbox.pending;
+    const same =
+      next.length === this.#pending.length &&
+      next.every((p, i) => {
+        const q = this.#pending[i];
+        return (
+          q && p.clientMsgId === q.clientMsgId && p.status === q.status && p.attempts === q.attempts && p.retryAt === q.retryAt
+        );
+      });
+    if (same) return;
+    this.#pending = next;
+    this.#host.pendingChanged(next);
+  }
+}
