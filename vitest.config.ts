@@ -43,7 +43,7 @@ export default defineConfig({
     })),
   ],
   test: {
-    include: ["test/**/*.test.ts", "src/room/**/*.test.ts", "src/protocol/**/*.test.ts", "src/storage/**/*.test.ts"],
+    include: ["test/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],
     // Fault tests flip a proxy that every test file shares: run files one at a time.
     fileParallelism: false,

@@ -30,13 +30,9 @@ export interface Limits {
   socketsPerUser: number;
   /** A join whose history is not ready by then is closed with `unavailable`. */
   handshakeTimeoutMs: number;
-  /** Room metadata (JSON) size cap. */
-  metadataMaxBytes: number;
 }
 
 export interface Config {
-  /** HS256 key of the `default` tenant (and of dev tokens); undefined means no default tenant. */
-  authSecret: Uint8Array | undefined;
   /** Every tenant that may authenticate, by id. Empty means the deployment is misconfigured. */
   tenants: Map<string, TenantConfig>;
   /** Set when TENANTS could not be parsed: every request is refused with `internal`. */
@@ -60,10 +56,6 @@ export interface Config {
   mirrorMaxLen: number;
   /** How many recent messages a room keeps in memory to answer handshakes without Postgres. */
   windowMessages: number;
-  /** The most sends in one commit. 1 turns group commit off (the benchmark's baseline). */
-  maxBatchSize: number;
-  /** `pooled` keeps connections open between batches; `per-batch` opens one per statement (benchmark baseline). */
-  postgresConnections: "pooled" | "per-batch";
 }
 
 export interface ConfigEnv {
@@ -84,8 +76,6 @@ export interface ConfigEnv {
   UPSTASH_REDIS_REST_TOKEN?: string;
   MIRROR_MAXLEN?: string;
   HISTORY_WINDOW?: string;
-  MAX_BATCH_SIZE?: string;
-  PG_CONNECTIONS?: string;
 }
 
 const positiveInt = (value: string | undefined, fallback: number): number => {
@@ -165,7 +155,6 @@ const parseConfig = (env: ConfigEnv): Config => {
   const upstashToken = nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
   const { tenants, error } = parseTenants(env);
   return {
-    authSecret: env.AUTH_SECRET ? encoder.encode(env.AUTH_SECRET) : undefined,
     tenants,
     configError: error ?? (tenants.size === 0 ? "no tenant is configured: set AUTH_SECRET or TENANTS" : undefined),
     limits: {
@@ -173,7 +162,6 @@ const parseConfig = (env: ConfigEnv): Config => {
       sendBurst: positiveInt(env.SEND_BURST, 30),
       socketsPerUser: positiveInt(env.MAX_SOCKETS_PER_USER, 8),
       handshakeTimeoutMs: positiveInt(env.HANDSHAKE_TIMEOUT_MS, 5000),
-      metadataMaxBytes: 4096,
     },
     devTokens: env.DEV_TOKENS === "true",
     databaseUrl: nonEmpty(env.DATABASE_URL),
@@ -184,7 +172,5 @@ const parseConfig = (env: ConfigEnv): Config => {
     upstash: upstashUrl && upstashToken ? { url: upstashUrl, token: upstashToken } : undefined,
     mirrorMaxLen: positiveInt(env.MIRROR_MAXLEN, 1000),
     windowMessages: positiveInt(env.HISTORY_WINDOW, 1000),
-    maxBatchSize: positiveInt(env.MAX_BATCH_SIZE, 500),
-    postgresConnections: env.PG_CONNECTIONS === "per-batch" ? "per-batch" : "pooled",
   };
 };

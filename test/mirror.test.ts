@@ -4,6 +4,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject, abortAllDurableObjects } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Message } from "../src/protocol/frames.js";
+import { roomStub } from "../src/room/address.js";
 import {
   acmeToken,
   api,
@@ -19,7 +20,7 @@ import {
 } from "./helpers.js";
 
 const MAXLEN = 50;
-const stubOf = (roomId: string) => env.ROOM.get(env.ROOM.idFromName(`default:${roomId}`));
+const stubOf = (roomId: string) => roomStub(env, { tenant: "default", roomId });
 const status = async (roomId: string) =>
   (await api(`/v1/rooms/${roomId}/status`, { user: "ops" })).body as { latestSeq: number; mirroredSeq: number; mirrorLag: number };
 

@@ -4,6 +4,7 @@
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { PostgresStore } from "../src/storage/postgres.js";
+import { roomStub } from "../src/room/address.js";
 import {
   api,
   eventually,
@@ -170,10 +171,9 @@ describe("ambiguous commit", () => {
     await setFault({ mode: "cut-after", pattern: "INSERT INTO messages", once: true });
     expect((await sendAndWait(writer, "amb", "ambiguous")).type).toBe("error");
     // What hibernation does to the object: a new instance with empty memory, same sockets.
-    await runInDurableObject(env.ROOM.get(env.ROOM.idFromName(`default:${room}`)), (instance) => {
-      const memory = instance as unknown as { writer: unknown; needsResync: boolean };
-      memory.writer = undefined;
-      memory.needsResync = false;
+    await runInDurableObject(roomStub(env, { tenant: "default", roomId: room }), (instance) => {
+      const memory = instance as unknown as { writer: unknown; createWriter(): unknown };
+      memory.writer = memory.createWriter();
     });
     expect((await api(`/v1/rooms/${room}/messages`, { user: "other", body: { clientMsgId: "o1", text: "after" } })).status).toBe(201);
     await reader.untilSeq(5);
@@ -198,7 +198,7 @@ describe("fencing", () => {
     expect(await store.createRoom(room, { visibility: "public", name: "f", metadata: {}, createdBy: "u" })).not.toBeNull();
     const old = await store.claimWriter(room, 1);
     expect(old).toEqual({ lastSeq: 0, writerEpoch: 1 });
-    const msg = (id: string) => ({ id: crypto.randomUUID(), userId: "u", clientMsgId: id, text: id });
+    const msg = (id: string) => ({ id: crypto.randomUUID(), kind: "message" as const, userId: "u", clientMsgId: id, text: id });
     expect((await store.commitBatch(room, 1, 0, new Date().toISOString(), [msg("a")])).kind).toBe("committed");
     // A newer instance claims epoch 2; the old one can no longer commit, nor re-claim lower.
     expect(await store.claimWriter(room, 2)).toEqual({ lastSeq: 1, writerEpoch: 2 });

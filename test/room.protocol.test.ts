@@ -9,11 +9,18 @@ const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const UUID = /^[0-9a-f-]{36}$/;
 
 describe("handshake golden frames", () => {
-  it("an empty room answers exactly {type:ready, roomId, messages:[], latestSeq:0, truncated:false}", async () => {
+  it("an empty room answers exactly {type:ready, roomId, messages:[], latestSeq:0, truncated:false, protocol:2}", async () => {
     const room = uniqueRoom("golden");
     const socket = await TestSocket.open(room, { user: "alice" });
     await socket.ready();
-    expect(JSON.parse(socket.raw[0] ?? "")).toEqual({ type: "ready", roomId: room, messages: [], latestSeq: 0, truncated: false });
+    expect(JSON.parse(socket.raw[0] ?? "")).toEqual({
+      type: "ready",
+      roomId: room,
+      messages: [],
+      latestSeq: 0,
+      truncated: false,
+      protocol: 2,
+    });
     socket.close();
   });
 
@@ -30,6 +37,7 @@ describe("handshake golden frames", () => {
       roomId: room,
       seq: 1,
       id: expect.stringMatching(UUID),
+      kind: "message",
       userId: "alice",
       text: "hi",
       clientMsgId: "c-1",
@@ -41,7 +49,14 @@ describe("handshake golden frames", () => {
     ]);
     // A late joiner's ready carries the same message, byte for byte the same object.
     const carol = await TestSocket.open(room, { user: "carol", since: 0 });
-    expect(await carol.ready()).toEqual({ type: "ready", roomId: room, messages: [message], latestSeq: 1, truncated: false });
+    expect(await carol.ready()).toEqual({
+      type: "ready",
+      roomId: room,
+      messages: [message],
+      latestSeq: 1,
+      truncated: false,
+      protocol: 2,
+    });
     alice.send({ type: "ping" });
     await eventually("pong", () => alice.ofType("pong")[0]);
     for (const s of [alice, bob, carol]) s.close();

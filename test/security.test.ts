@@ -4,6 +4,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Message } from "../src/protocol/frames.js";
+import { roomStub } from "../src/room/address.js";
 import {
   acmeToken,
   api,
@@ -231,7 +232,7 @@ describe("rooms API", () => {
     expect((await storedMessages(roomId, "acme")).length).toBe(1);
     expect(codeOf(await api("/v1/rooms", { token: admin, body: { roomId } }))).toBe("conflict");
     // Nothing is left scheduled that would wake the deleted room again.
-    expect(await runDurableObjectAlarm(env.ROOM.get(env.ROOM.idFromName(`acme:${roomId}`)))).toBe(false);
+    expect(await runDurableObjectAlarm(roomStub(env, { tenant: "acme", roomId }))).toBe(false);
 
     const purged = await acmeRoom("owner", "private");
     await acmePost("owner", purged, "p1", "gone soon");

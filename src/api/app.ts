@@ -20,7 +20,8 @@ import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT } from "../pr
 import type { Failure, RoomResult } from "../room/results.js";
 import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
-import { type RoomKey, roomName } from "../storage/types.js";
+import { roomStub } from "../room/address.js";
+import type { RoomKey } from "../storage/types.js";
 import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
 
 type AppEnv = { Bindings: Env; Variables: { principal: Principal } };
@@ -68,8 +69,6 @@ const mirrorOf = (env: Env): UpstashMirror | undefined => {
   const config = readConfig(env);
   return config.upstash ? new UpstashMirror({ ...config.upstash, maxLen: config.mirrorMaxLen, timeoutMs: 2000 }) : undefined;
 };
-
-const roomStub = (env: Env, room: RoomKey) => env.ROOM.get(env.ROOM.idFromName(roomName(room)));
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 
@@ -120,7 +119,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
       return c.json({ messages: fromRedis.messages, latestSeq: fromRedis.topSeq });
     }
   }
-  const result = await roomStub(c.env, room).history(room, c.get("principal").userId, { after, limit });
+  const result = await roomStub(c.env, room).history(c.get("principal").userId, { after, limit });
   if (!result.ok) return throwFailure(result);
   c.header("x-chat-source", "room");
   return c.json(result.value);
@@ -128,7 +127,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
 
 app.get("/v1/rooms/:roomId/status", async (c) => {
   const room = roomOf(c);
-  const result = await roomStub(c.env, room).status(room, c.get("principal").userId);
+  const result = await roomStub(c.env, room).status(c.get("principal").userId);
   if (!result.ok) return throwFailure(result);
   return c.json(result.value);
 });
@@ -136,7 +135,7 @@ app.get("/v1/rooms/:roomId/status", async (c) => {
 app.post("/v1/rooms/:roomId/messages", async (c) => {
   const room = roomOf(c);
   const request = decoded(decodeSendRequest(await readJson(c)));
-  const result = await roomStub(c.env, room).send(room, c.get("principal").userId, request);
+  const result = await roomStub(c.env, room).send(c.get("principal").userId, request);
   if (!result.ok) return throwFailure(result);
   return c.json({ message: result.message }, result.duplicate ? 200 : 201);
 });
@@ -147,7 +146,7 @@ app.post("/v1/rooms", async (c) => {
   const { userId, tenant } = c.get("principal");
   const init = decoded(decodeRoomInit(await readJson(c)));
   const room = { tenant, roomId: init.roomId ?? crypto.randomUUID() };
-  const result = await roomStub(c.env, room).createRoom(room, userId, {
+  const result = await roomStub(c.env, room).createRoom(userId, {
     visibility: init.visibility,
     name: init.name ?? room.roomId,
     metadata: init.metadata,
@@ -176,13 +175,13 @@ app.get("/v1/rooms", async (c) => {
 
 app.get("/v1/rooms/:roomId", async (c) => {
   const room = roomOf(c);
-  return c.json({ room: unwrap(await roomStub(c.env, room).getRoom(room, c.get("principal").userId)) });
+  return c.json({ room: unwrap(await roomStub(c.env, room).getRoom(c.get("principal").userId)) });
 });
 
 app.patch("/v1/rooms/:roomId", async (c) => {
   const room = roomOf(c);
   const patch = decoded(decodeRoomUpdate(await readJson(c)));
-  return c.json({ room: unwrap(await roomStub(c.env, room).updateRoom(room, c.get("principal").userId, patch)) });
+  return c.json({ room: unwrap(await roomStub(c.env, room).updateRoom(c.get("principal").userId, patch)) });
 });
 
 app.delete("/v1/rooms/:roomId", async (c) => {
@@ -191,24 +190,24 @@ app.delete("/v1/rooms/:roomId", async (c) => {
   if (purge !== undefined && purge !== "true" && purge !== "false") {
     throw new ChatError(ErrorCode.BadRequest, "unable to delete the room; purge must be true or false");
   }
-  return c.json(unwrap(await roomStub(c.env, room).deleteRoom(room, c.get("principal").userId, purge === "true")));
+  return c.json(unwrap(await roomStub(c.env, room).deleteRoom(c.get("principal").userId, purge === "true")));
 });
 
 app.post("/v1/rooms/:roomId/join", async (c) => {
   const room = roomOf(c);
-  return c.json({ member: unwrap(await roomStub(c.env, room).join(room, c.get("principal").userId)) });
+  return c.json({ member: unwrap(await roomStub(c.env, room).join(c.get("principal").userId)) });
 });
 
 app.post("/v1/rooms/:roomId/leave", async (c) => {
   const room = roomOf(c);
   const { userId } = c.get("principal");
-  return c.json(unwrap(await roomStub(c.env, room).removeMember(room, userId, userId)));
+  return c.json(unwrap(await roomStub(c.env, room).removeMember(userId, userId)));
 });
 
 app.get("/v1/rooms/:roomId/members", async (c) => {
   const room = roomOf(c);
   const limit = decoded(decodeLimit("limit", c.req.query("limit"))) ?? MAX_HISTORY_LIMIT;
-  return c.json(unwrap(await roomStub(c.env, room).members(room, c.get("principal").userId, limit)));
+  return c.json(unwrap(await roomStub(c.env, room).members(c.get("principal").userId, limit)));
 });
 
 const memberOf = (c: Context<AppEnv>): string => {
@@ -221,13 +220,13 @@ app.put("/v1/rooms/:roomId/members/:userId", async (c) => {
   const room = roomOf(c);
   const target = memberOf(c);
   const role = decoded(decodeRole(await readJson(c)));
-  return c.json({ member: unwrap(await roomStub(c.env, room).setMember(room, c.get("principal").userId, target, role)) });
+  return c.json({ member: unwrap(await roomStub(c.env, room).setMember(c.get("principal").userId, target, role)) });
 });
 
 app.delete("/v1/rooms/:roomId/members/:userId", async (c) => {
   const room = roomOf(c);
   const target = memberOf(c);
-  return c.json(unwrap(await roomStub(c.env, room).removeMember(room, c.get("principal").userId, target)));
+  return c.json(unwrap(await roomStub(c.env, room).removeMember(c.get("principal").userId, target)));
 });
 
 app.get("/v1/rooms/:roomId/ws", async (c) => {
@@ -236,11 +235,10 @@ app.get("/v1/rooms/:roomId/ws", async (c) => {
   }
   const room = roomOf(c);
   const history = decoded(decodeHistoryRequest(c.req.query("since"), c.req.query("last")));
-  // Only the Worker sets these headers; the room object is not reachable from outside.
+  // Only the Worker sets these headers; the room object is not reachable from outside. The room
+  // itself is the object's name (ctx.id.name).
   const headers = new Headers({
     upgrade: "websocket",
-    "x-chat-tenant": room.tenant,
-    "x-chat-room": room.roomId,
     "x-chat-user": c.get("principal").userId,
     "x-chat-history": JSON.stringify(history),
   });

@@ -2,6 +2,7 @@
 // into a typed value or a typed error. One schema per frame type; nothing else parses client input.
 
 import { ErrorCode } from "./errors.js";
+import { isRecord } from "./json.js";
 import { ClientFrameType, type ClientFrame, type SendRequest, type ServerFrame } from "./frames.js";
 import {
   DEFAULT_HISTORY_LIMIT,
@@ -26,8 +27,6 @@ const fail = <T>(code: ErrorCode, message: string, clientMsgId?: string): Decode
   error: clientMsgId === undefined ? { code, message } : { code, message, clientMsgId },
 });
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const encoder = new TextEncoder();
 

@@ -3,17 +3,50 @@
 
 import type { ErrorCode } from "./errors.js";
 
-/** A committed chat message. `seq` is the room's only order: 1, 2, 3, … with no gaps. */
-export interface Message {
+/**
+ * The room's one stream. Everything that takes a seq is an entry of it, and every entry has a
+ * `kind`; today the only kind is `message`. A new kind is one line in this table, one interface
+ * below (joined to the `Entry` union) and one schema in the codec. The rules that keep older
+ * clients working (docs/protocol.md, "Entry kinds and versions"): every seq is delivered to every
+ * client, whatever its kind, so cursors never see a gap; every entry carries the common envelope
+ * below, including a string `text` (the only shape a version-1 client can decode).
+ */
+export const EntryKind = {
+  Message: "message",
+} as const;
+
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+/** Fields every entry has, whatever its kind. `seq` is the room's only order: 1, 2, 3, … with no gaps. */
+export interface EntryEnvelope {
   roomId: string;
   seq: number;
   id: string;
+  kind: EntryKind;
+  /** Who caused the entry. */
   userId: string;
+  /** For kind `message` the message's text; other kinds carry a human-readable summary (maybe ""). */
   text: string;
+  /** The sender's idempotency key: (userId, clientMsgId) is committed at most once per room. */
   clientMsgId: string;
-  /** ISO-8601 with milliseconds, set by the room when the message was sequenced. */
+  /** ISO-8601 with milliseconds, set by the room when the entry was sequenced. */
   createdAt: string;
 }
+
+/** A committed chat message. */
+export interface Message extends EntryEnvelope {
+  kind: typeof EntryKind.Message;
+}
+
+/** Any entry of the stream (a union that grows with EntryKind). */
+export type Entry = Message;
+
+/**
+ * Wire protocol version. 1: the first contract (no `kind`, no `protocol` in `ready`).
+ * 2: entries carry `kind`; `ready` carries `protocol`. A client says which version it speaks with
+ * `v=<n>` on the socket URL; the server answers with the version it speaks in `ready.protocol`.
+ */
+export const PROTOCOL_VERSION = 2;
 
 export const ServerFrameType = {
   Ready: "ready",
@@ -32,16 +65,21 @@ export const ClientFrameType = {
 export interface ReadyFrame {
   type: typeof ServerFrameType.Ready;
   roomId: string;
-  messages: Message[];
+  messages: Entry[];
   latestSeq: number;
   /** True when the history did not fit: `messages` are the newest that fit; fill the hole over REST. */
   truncated: boolean;
+  /** The protocol version the server speaks (PROTOCOL_VERSION). */
+  protocol: number;
 }
 
-/** A message committed after the socket's `ready.latestSeq`, delivered in seq order exactly once. */
+/**
+ * An entry committed after the socket's `ready.latestSeq`, delivered in seq order exactly once.
+ * The frame keeps its version-1 name (`message`) for every kind: see EntryKind.
+ */
 export interface MessageFrame {
   type: typeof ServerFrameType.Message;
-  message: Message;
+  message: Entry;
 }
 
 /** To the sender, after the commit; also for a repeated clientMsgId (with the original seq). */

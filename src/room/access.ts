@@ -1,6 +1,9 @@
-// Who may do what in a room, and how fast. Pure functions: the room object asks, these answer.
+// Who may do what in a room, and how fast. `can` and TokenBucket are pure; RoomAccess adds the
+// roles cache in front of Postgres. None of them changes anything on its own: the room object
+// asks, these answer, and every change (a join on first send) is a call the room makes itself.
 
-import type { Role, Visibility } from "../storage/types.js";
+import { ChatError, ErrorCode } from "../protocol/errors.js";
+import type { MessageStore, Role, RoomKey, RoomRecord, Visibility } from "../storage/types.js";
 
 export type Action = "read" | "send" | "manage";
 
@@ -54,3 +57,66 @@ export class TokenBucket {
     return this.tokens + ((now - this.updatedAt) / 1000) * this.ratePerSecond >= this.capacity;
   }
 }
+
+/** What a decision needs of Postgres. */
+export type AccessStore = Pick<MessageStore, "roleOf">;
+
+/**
+ * The room's roles, cached. Every membership change goes through the room's object (its single
+ * writer), so the cache cannot go stale while this instance holds the writer role; it is cleared
+ * whenever the role is claimed again.
+ *
+ * The one race it must not lose: a role read from Postgres that was started *before* a change
+ * (say a removal) and answers *after* it would put the old role back. Each change bumps the
+ * user's version, and a read only fills the cache if no change happened while it was in flight.
+ */
+export class RoomAccess {
+  private readonly roles = new Map<string, Role | null>();
+  private readonly versions = new Map<string, number>();
+  private epoch = 0;
+
+  constructor(
+    private readonly room: RoomKey,
+    private readonly store: () => AccessStore,
+    private readonly maxCached = 50_000,
+  ) {}
+
+  /** The user's role now (null: not a member). */
+  async roleOf(userId: string): Promise<Role | null> {
+    const cached = this.roles.get(userId);
+    if (cached !== undefined) return cached;
+    const version = this.versions.get(userId) ?? 0;
+    const epoch = this.epoch;
+    const role = await this.store().roleOf(this.room, userId);
+    if (epoch !== this.epoch || (this.versions.get(userId) ?? 0) !== version) {
+      // Changed (or cleared) while we read: the newer state wins, whatever this read says.
+      return this.roleOf(userId);
+    }
+    if (this.roles.size >= this.maxCached) this.roles.clear();
+    this.roles.set(userId, role);
+    return role;
+  }
+
+  /** Records a change this object just made in Postgres. */
+  set(userId: string, role: Role | null): void {
+    this.versions.set(userId, (this.versions.get(userId) ?? 0) + 1);
+    this.roles.set(userId, role);
+  }
+
+  /** Forgets everything (a new writer role, a deleted room). Reads in flight do not fill the cache. */
+  clear(): void {
+    this.epoch++;
+    this.roles.clear();
+    this.versions.clear();
+  }
+}
+
+/** The typed refusal of `action`. */
+export const forbidden = (action: Action): ChatError => {
+  const what = action === "read" ? "read this private room" : action === "send" ? "send here" : "manage this room";
+  return new ChatError(ErrorCode.Forbidden, `unable to ${action}; you may not ${what}`);
+};
+
+/** Open rooms: a first send in a public room by a user with no role makes them a member. */
+export const joinsOnSend = (record: RoomRecord, role: Role | null, openRooms: boolean): boolean =>
+  role === null && record.visibility === "public" && openRooms;

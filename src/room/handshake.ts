@@ -1,8 +1,8 @@
 // The handshake merge, as pure functions. The room object decides *when* (the watermark and the
-// buffering, see Room.openSocket); these decide *what*: which history a socket gets in `ready`.
+// buffering, see Room.fetch); these decide *what*: which history a socket gets in `ready`.
 
 import type { HistoryRequest } from "../protocol/codec.js";
-import { ServerFrameType, type Message, type ReadyFrame } from "../protocol/frames.js";
+import { PROTOCOL_VERSION, ServerFrameType, type Entry, type ReadyFrame } from "../protocol/frames.js";
 import { MAX_READY_BYTES, MAX_READY_MESSAGES } from "../protocol/limits.js";
 import type { HistoryQuery } from "../storage/types.js";
 import { sizeOf } from "./window.js";
@@ -14,7 +14,7 @@ export const readyQuery = (request: HistoryRequest, latestSeq: number): HistoryQ
     : { afterSeq: Math.max(0, latestSeq - request.last), uptoSeq: latestSeq, limit: request.last, from: "newest" };
 
 /** Keeps the newest messages that fit in `maxBytes` (a `ready` frame must stay a sane size). */
-export const newestWithin = (messages: readonly Message[], maxBytes: number): Message[] => {
+export const newestWithin = (messages: readonly Entry[], maxBytes: number): Entry[] => {
   let bytes = 0;
   let start = messages.length;
   while (start > 0) {
@@ -31,7 +31,7 @@ export const newestWithin = (messages: readonly Message[], maxBytes: number): Me
  * `truncated` tells the client that messages it asked for are missing before the first one
  * it got, so it must fill the hole over REST before showing a contiguous list.
  */
-export const buildReady = (roomId: string, query: HistoryQuery, history: readonly Message[]): ReadyFrame => {
+export const buildReady = (roomId: string, query: HistoryQuery, history: readonly Entry[]): ReadyFrame => {
   const messages = newestWithin(history.slice(-query.limit), MAX_READY_BYTES);
   const firstOwed = query.afterSeq + 1;
   const firstSent = messages[0]?.seq ?? query.uptoSeq + 1;
@@ -41,5 +41,6 @@ export const buildReady = (roomId: string, query: HistoryQuery, history: readonl
     messages,
     latestSeq: query.uptoSeq,
     truncated: firstSent > firstOwed,
+    protocol: PROTOCOL_VERSION,
   };
 };

@@ -1,14 +1,16 @@
-// Mirrors committed messages to Redis strictly in seq order, from a durable watermark.
-// Single flight: one pass at a time; a pass started while one runs is folded into it.
+// Mirrors committed entries to Redis strictly in seq order, from a durable watermark.
+// MirrorPump: single flight, one pass at a time; a pass started while one runs is folded into it.
 // It never skips: a failed write leaves the watermark where it was, and the next pass (live,
 // or the heal alarm) starts from there. So the stream may lag, but never has a hole below its top.
+// Mirror: when to run the pump (live after a commit, or from the heal alarm), the failure count,
+// the backoff, and the heal alarm itself (HealAlarm), so the room object only says "committed".
 
-import type { Message } from "../protocol/frames.js";
+import type { Entry } from "../protocol/frames.js";
 
 export interface MirrorDeps {
   /** Committed messages with afterSeq < seq <= uptoSeq, ascending (the window, else Postgres). */
-  read(afterSeq: number, uptoSeq: number): Promise<Message[]>;
-  write(messages: Message[]): Promise<void>;
+  read(afterSeq: number, uptoSeq: number): Promise<Entry[]>;
+  write(messages: Entry[]): Promise<void>;
   /** Persists the watermark (Durable Object storage). */
   save(mirroredSeq: number): Promise<void>;
 }
@@ -67,3 +69,122 @@ export class MirrorPump {
 
 /** Retry delay after `failures` consecutive failed passes: 0.5 s doubling, capped at 30 s. */
 export const mirrorBackoffMs = (failures: number): number => Math.min(30_000, 500 * 2 ** Math.max(0, failures - 1));
+
+/** Durable Object storage key of the mirror watermark. */
+export const MIRRORED_KEY = "mirroredSeq";
+/** While a room is active, the heal alarm fires this often to catch up a mirror that a crash left behind. */
+export const HEAL_INTERVAL_MS = 30_000;
+const MIRROR_BATCH = 500;
+
+/** The object's alarm, as the heal loop uses it. `armed` is memory only: re-armed after every wake-up. */
+export class HealAlarm {
+  private armed = false;
+  /** Consecutive heal passes that could not finish (storage down): the backoff. */
+  private failures = 0;
+
+  constructor(private readonly storage: { setAlarm(at: number): Promise<void>; deleteAlarm(): Promise<void> }) {}
+
+  /** Sets the alarm unless one is already set (or moves it to `delayMs` from now with `force`). */
+  async arm(delayMs = HEAL_INTERVAL_MS, force = false): Promise<void> {
+    if (this.armed && !force) return;
+    this.armed = true;
+    await this.storage.setAlarm(Date.now() + delayMs);
+  }
+
+  /** The alarm fired (the runtime cleared it). */
+  fired(): void {
+    this.armed = false;
+  }
+
+  /** A heal pass could not finish: come back after the next backoff step. */
+  async retry(): Promise<void> {
+    this.failures++;
+    await this.arm(mirrorBackoffMs(this.failures), true);
+  }
+
+  /** A heal pass finished. */
+  healed(): void {
+    this.failures = 0;
+  }
+
+  /** Nothing left to heal, ever (the room was deleted). */
+  async cancel(): Promise<void> {
+    await this.storage.deleteAlarm();
+    this.armed = false;
+  }
+}
+
+export interface MirrorHooks extends Omit<MirrorDeps, "save"> {
+  /** The committed high-water mark now. */
+  lastSeq(): number;
+  /** Persists the watermark. */
+  save(mirroredSeq: number): Promise<void>;
+  /** Arms the heal alarm `delayMs` from now (moving it earlier). */
+  retryIn(delayMs: number): Promise<void>;
+  /** Says the mirror is behind; `cause` must be logged without its text (it can echo user content). */
+  warn(message: string, cause: unknown): void;
+}
+
+/**
+ * The mirror of one room: off (no Upstash configured) or a pump from the watermark saved at boot.
+ * During a Redis outage, live commits do not retry; the heal alarm does, with backoff.
+ */
+export class Mirror {
+  private pump: MirrorPump | undefined;
+  private failures = 0;
+  private retryAt = 0;
+
+  constructor(
+    private readonly hooks: MirrorHooks,
+    /** How many entries the stream keeps (MAXLEN): older ones never need mirroring again. */
+    private readonly maxLen: number,
+  ) {}
+
+  /** Everything up to here is in the stream (null before the first boot). */
+  get mirroredSeq(): number | null {
+    return this.pump ? this.pump.mirroredSeq : null;
+  }
+
+  /** Consecutive failed passes (the heal alarm's backoff uses it too). */
+  get failureCount(): number {
+    return this.failures;
+  }
+
+  /** After a claim: restart from the saved watermark and heal whatever a crash left behind. */
+  boot(saved: number | undefined, lastSeq: number): void {
+    // No watermark yet (a new room, or storage that was reset): the stream only ever needs the
+    // newest `maxLen` entries, so older ones are not pushed again.
+    const mirrored = saved ?? Math.max(0, lastSeq - this.maxLen);
+    this.pump = new MirrorPump(this.hooks, Math.min(mirrored, lastSeq), MIRROR_BATCH);
+    if (this.pump.mirroredSeq < lastSeq) void this.run();
+  }
+
+  /** The room was deleted: nothing is mirrored until the next boot. */
+  stop(): void {
+    this.pump = undefined;
+  }
+
+  /** Something was committed: catch up now unless an outage is backing off. Never rejects. */
+  committed(): void {
+    void this.run();
+  }
+
+  /** Catches the mirror up to the committed seq; on failure, schedules a retry from the watermark. */
+  async run(fromAlarm = false): Promise<void> {
+    const pump = this.pump;
+    if (!pump || (!fromAlarm && Date.now() < this.retryAt)) return;
+    if (await pump.catchUp(() => this.hooks.lastSeq())) {
+      this.failures = 0;
+      this.retryAt = 0;
+      return;
+    }
+    this.failures++;
+    const delay = mirrorBackoffMs(this.failures);
+    this.retryAt = Date.now() + delay;
+    this.hooks.warn(
+      `mirror behind by ${this.hooks.lastSeq() - pump.mirroredSeq} (failure ${this.failures}, retry in ${delay} ms)`,
+      pump.lastError,
+    );
+    await this.hooks.retryIn(delay).catch(() => {});
+  }
+}

@@ -38,13 +38,19 @@ export class CommitPipeline<T extends { bytes: number }> {
    * Resolves when the pipeline is idle.
    */
   kick(): Promise<void> {
-    this.draining ??= this.drain().finally(() => {
-      this.draining = undefined;
-    });
+    // A kick while a batch is in flight (say the heal alarm fires during a failing commit)
+    // must still get its own pass after that batch: the work it asks for may only have
+    // become necessary during it.
+    if (this.draining) {
+      this.kicked = true;
+      return this.draining;
+    }
+    this.draining = this.drain();
     return this.draining;
   }
 
   private draining: Promise<void> | undefined;
+  private kicked = false;
 
   /** Takes the next batch off the queue: at least one item if any, then up to the size and byte limits. */
   takeBatch(): T[] {
@@ -61,13 +67,22 @@ export class CommitPipeline<T extends { bytes: number }> {
   private async drain(): Promise<void> {
     this.running = true;
     try {
-      do await this.commit(this.takeBatch());
-      while (this.queue.length > 0);
+      do {
+        this.kicked = false;
+        await this.commit(this.takeBatch());
+      } while (this.queue.length > 0 || this.kicked);
     } finally {
+      // Cleared in the same turn as the last check of the queue: an item submitted from here on
+      // starts a new drain. (Clearing it in a later `.finally` left a window in which a submit
+      // saw a drain that had already made its last check, and waited for the next submit.)
       this.running = false;
+      this.draining = undefined;
     }
   }
 }
+
+/** The idempotency key of a send: (user, clientMsgId), unambiguous whatever the ids contain. */
+export const sendKey = (userId: string, clientMsgId: string): string => `${userId.length}:${userId}${clientMsgId}`;
 
 /**
  * Within one batch, the same (user, clientMsgId) may appear twice (a client resent before its
@@ -80,7 +95,7 @@ export const dedupeBatch = <T extends { userId: string; clientMsgId: string }>(
   const unique: T[] = [];
   const repeats: Array<{ item: T; original: number }> = [];
   for (const item of batch) {
-    const key = `${item.userId.length}:${item.userId}${item.clientMsgId}`;
+    const key = sendKey(item.userId, item.clientMsgId);
     const seen = firstIndex.get(key);
     if (seen === undefined) {
       firstIndex.set(key, unique.length);

@@ -2,7 +2,7 @@
 // returns failures as values with a code from the shared error table.
 
 import type { ErrorCode } from "../protocol/errors.js";
-import type { Message } from "../protocol/frames.js";
+import type { Entry } from "../protocol/frames.js";
 
 export interface Failure {
   ok: false;
@@ -17,4 +17,4 @@ export const failure = (code: ErrorCode, message: string): Failure => ({ ok: fal
 export type RoomResult<T> = { ok: true; value: T } | Failure;
 
 /** The fate of one send: committed (maybe earlier, for a repeated clientMsgId) or failed. */
-export type SendOutcome = { ok: true; message: Message; duplicate: boolean } | Failure;
+export type SendOutcome = { ok: true; message: Entry; duplicate: boolean } | Failure;

@@ -6,6 +6,7 @@ import { RecentWindow, sizeOf } from "./window.js";
 const msg = (seq: number, text = "x"): Message => ({
   roomId: "r",
   seq,
+  kind: "message",
   id: `id${seq}`,
   userId: "u",
   text,

@@ -1,16 +1,16 @@
 // The recent-history window kept in the room object's memory: the newest committed messages,
 // contiguous by seq. It only makes reads cheaper; losing it (eviction) costs one Postgres read.
 
-import type { Message } from "../protocol/frames.js";
+import type { Entry } from "../protocol/frames.js";
 import { utf8Length } from "../protocol/codec.js";
+import { sendKey } from "./pipeline.js";
 
-const sendKey = (userId: string, clientMsgId: string): string => `${userId.length}:${userId}${clientMsgId}`;
 
 export class RecentWindow {
-  private messages: Message[] = [];
+  private messages: Entry[] = [];
   private bytes = 0;
   /** (user, clientMsgId) → message, so a resend is recognised without scanning (it is on the send path). */
-  private readonly bySend = new Map<string, Message>();
+  private readonly bySend = new Map<string, Entry>();
 
   constructor(
     private readonly maxMessages: number,
@@ -27,7 +27,7 @@ export class RecentWindow {
   }
 
   /** Replaces the contents (after a cold start or a resync). `messages` must be contiguous. */
-  reset(messages: Message[]): void {
+  reset(messages: Entry[]): void {
     this.clear();
     this.append(messages);
   }
@@ -39,7 +39,7 @@ export class RecentWindow {
   }
 
   /** Appends committed messages in seq order; a gap would make reads wrong, so it restarts the window. */
-  append(messages: readonly Message[]): void {
+  append(messages: readonly Entry[]): void {
     for (const message of messages) {
       const last = this.messages[this.messages.length - 1];
       if (last && message.seq !== last.seq + 1) this.clear();
@@ -56,17 +56,17 @@ export class RecentWindow {
   }
 
   /** Messages with afterSeq < seq <= uptoSeq, if the window holds all of them; otherwise undefined. */
-  range(afterSeq: number, uptoSeq: number, lastSeq: number): Message[] | undefined {
+  range(afterSeq: number, uptoSeq: number, lastSeq: number): Entry[] | undefined {
     if (uptoSeq <= afterSeq) return [];
     const first = this.firstSeq(lastSeq);
     if (afterSeq + 1 < first || uptoSeq > lastSeq) return undefined;
     return this.messages.slice(afterSeq + 1 - first, uptoSeq + 1 - first);
   }
 
-  find(userId: string, clientMsgId: string): Message | undefined {
+  find(userId: string, clientMsgId: string): Entry | undefined {
     return this.bySend.get(sendKey(userId, clientMsgId));
   }
 }
 
 /** Approximate wire size of a message (its text dominates); used for the window and `ready` caps. */
-export const sizeOf = (message: Message): number => utf8Length(message.text) + 200;
+export const sizeOf = (message: Entry): number => utf8Length(message.text) + 200;

@@ -2,13 +2,13 @@
 // (the same driver in production and in tests). Owned by one room object at a time.
 
 import { neonConfig, Pool, type PoolClient } from "@neondatabase/serverless";
-import type { Message } from "../protocol/frames.js";
+import type { Entry, EntryKind } from "../protocol/frames.js";
 import {
   type CommitOutcome,
   type HistoryQuery,
   type Member,
   type MessageStore,
-  type NewMessage,
+  type NewEntry,
   type NewRoom,
   type Role,
   type RoomKey,
@@ -18,6 +18,7 @@ import {
   StorageError,
   type Visibility,
 } from "./types.js";
+import { withTimeout } from "./timeout.js";
 
 let localProxyConfigured = false;
 
@@ -45,13 +46,12 @@ export interface PostgresOptions {
    */
   idleTimeoutMs: number;
   maxConnections: number;
-  /** False closes each connection after one statement (only to measure what pooling saves). */
-  reuseConnections?: boolean;
 }
 
 interface MessageRow {
   seq: string | number;
   id: string;
+  kind: string;
   user_id: string;
   client_msg_id: string;
   text: string;
@@ -60,10 +60,13 @@ interface MessageRow {
 
 const toIso = (value: Date | string): string => (value instanceof Date ? value : new Date(value)).toISOString();
 
-const toMessage = (roomId: string, row: MessageRow): Message => ({
+const toEntry = (roomId: string, row: MessageRow): Entry => ({
   roomId,
   seq: Number(row.seq),
   id: row.id,
+  // The column is written only from EntryKind; a row of a kind this build does not know would
+  // come from a newer deployment sharing the database, and is served as it is.
+  kind: row.kind as EntryKind,
   userId: row.user_id,
   text: row.text,
   clientMsgId: row.client_msg_id,
@@ -84,11 +87,12 @@ const toMessage = (roomId: string, row: MessageRow): Message => ({
  */
 const COMMIT_SQL = `
 WITH input AS (
-  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS i(id, user_id, client_msg_id, text, ord)
+  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text, i.kind
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $10::text[])
+    WITH ORDINALITY AS i(id, user_id, client_msg_id, text, kind, ord)
 ),
 dup AS (
-  SELECT i.ord, m.seq, m.id, m.user_id, m.client_msg_id, m.text, m.created_at
+  SELECT i.ord, m.seq, m.id, m.kind, m.user_id, m.client_msg_id, m.text, m.created_at
   FROM input i
   CROSS JOIN LATERAL (
     SELECT * FROM messages
@@ -106,13 +110,13 @@ claim AS (
   RETURNING last_seq
 ),
 ins AS (
-  INSERT INTO messages (tenant, room_id, seq, id, user_id, client_msg_id, text, created_at)
-  SELECT $1, $2, $4 + f.n, f.id, f.user_id, f.client_msg_id, f.text, $9::timestamptz
+  INSERT INTO messages (tenant, room_id, seq, id, kind, user_id, client_msg_id, text, created_at)
+  SELECT $1, $2, $4 + f.n, f.id, f.kind, f.user_id, f.client_msg_id, f.text, $9::timestamptz
   FROM fresh f
   WHERE EXISTS (SELECT 1 FROM claim)
   RETURNING seq
 )
-SELECT c.last_seq AS claimed, d.ord, d.seq, d.id, d.user_id, d.client_msg_id, d.text, d.created_at,
+SELECT c.last_seq AS claimed, d.ord, d.seq, d.id, d.kind, d.user_id, d.client_msg_id, d.text, d.created_at,
        (SELECT count(*) FROM ins) AS inserted
 FROM (SELECT 1) AS one
 LEFT JOIN claim c ON true
@@ -177,7 +181,7 @@ interface MemberRow {
 
 const toMember = (row: MemberRow): Member => ({ userId: row.user_id, role: row.role, joinedAt: toIso(row.joined_at) });
 
-const COLUMNS = "seq, id, user_id, client_msg_id, text, created_at";
+const COLUMNS = "seq, id, kind, user_id, client_msg_id, text, created_at";
 
 export class PostgresStore implements MessageStore {
   private readonly pool: Pool;
@@ -202,24 +206,19 @@ export class PostgresStore implements MessageStore {
     } catch (cause) {
       throw new StorageError(`unable to connect to Postgres for ${what}`, "failed", { cause });
     }
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StorageError(`${what} did not answer within ${this.options.statementTimeoutMs} ms`, "timeout")),
-        this.options.statementTimeoutMs,
-      );
-    });
     try {
-      const result = await Promise.race([run(client), timeout]);
-      client.release(this.options.reuseConnections === false);
+      const result = await withTimeout(
+        run(client),
+        this.options.statementTimeoutMs,
+        () => new StorageError(`${what} did not answer within ${this.options.statementTimeoutMs} ms`, "timeout"),
+      );
+      client.release();
       return result;
     } catch (cause) {
       // A connection that failed or timed out mid-statement is never reused: its protocol state is unknown.
       client.release(true);
       if (cause instanceof StorageError) throw cause;
       throw new StorageError(`${what} failed`, "failed", { cause });
-    } finally {
-      if (timer !== null) clearTimeout(timer);
     }
   }
 
@@ -339,7 +338,7 @@ export class PostgresStore implements MessageStore {
     writerEpoch: number,
     expectedLastSeq: number,
     createdAt: string,
-    batch: readonly NewMessage[],
+    batch: readonly NewEntry[],
   ): Promise<CommitOutcome> {
     const { rows } = await this.withClient("committing a batch", (c) =>
       c.query<CommitRow>(COMMIT_SQL, [
@@ -352,14 +351,15 @@ export class PostgresStore implements MessageStore {
         batch.map((m) => m.clientMsgId),
         batch.map((m) => m.text),
         createdAt,
+        batch.map((m) => m.kind),
       ]),
     );
     const first = rows[0];
     if (!first || first.claimed === null) return { kind: "rejected" };
-    const duplicates = new Map<number, Message>();
+    const duplicates = new Map<number, Entry>();
     for (const row of rows) {
       if (row.ord === null || row.seq === undefined) continue;
-      duplicates.set(Number(row.ord) - 1, toMessage(room.roomId, row as MessageRow));
+      duplicates.set(Number(row.ord) - 1, toEntry(room.roomId, row as MessageRow));
     }
     const lastSeq = Number(first.claimed);
     if (lastSeq !== expectedLastSeq + batch.length - duplicates.size) {
@@ -369,7 +369,7 @@ export class PostgresStore implements MessageStore {
     return { kind: "committed", lastSeq, duplicates };
   }
 
-  async readMessages(room: RoomKey, q: HistoryQuery): Promise<Message[]> {
+  async readMessages(room: RoomKey, q: HistoryQuery): Promise<Entry[]> {
     if (q.limit <= 0 || q.uptoSeq <= q.afterSeq) return [];
     const order = q.from === "oldest" ? "ASC" : "DESC";
     const { rows } = await this.withClient("reading history", (c) =>
@@ -378,7 +378,7 @@ export class PostgresStore implements MessageStore {
         [room.tenant, room.roomId, q.afterSeq, q.uptoSeq, q.limit],
       ),
     );
-    const messages = rows.map((row) => toMessage(room.roomId, row));
+    const messages = rows.map((row) => toEntry(room.roomId, row));
     return q.from === "oldest" ? messages : messages.reverse();
   }
 
@@ -425,7 +425,7 @@ export const listRoomsOf = async (
   userId: string,
   limit: number,
 ): Promise<RoomSummary[]> => {
-  const store = new PostgresStore({ ...options, idleTimeoutMs: 1000, maxConnections: 1, reuseConnections: false });
+  const store = new PostgresStore({ ...options, idleTimeoutMs: 1000, maxConnections: 1 });
   try {
     return await store.listRoomsOf(tenant, userId, limit);
   } finally {

@@ -1,15 +1,13 @@
 // The small interfaces the room depends on. The room never sees a driver; adapters wrap
 // driver errors in StorageError (with the cause) so the room can map them to `unavailable`.
 
-import type { Message } from "../protocol/frames.js";
+import type { Entry, EntryKind } from "../protocol/frames.js";
 
 /** A room is named by tenant + room id everywhere: object name, Postgres rows, Redis keys. */
 export interface RoomKey {
   tenant: string;
   roomId: string;
 }
-
-export const roomName = (room: RoomKey): string => `${room.tenant}:${room.roomId}`;
 
 export interface RoomState {
   lastSeq: number;
@@ -51,17 +49,18 @@ export interface Member {
   joinedAt: string;
 }
 
-/** A send that has been validated and given an id, waiting for its seq. */
-export interface NewMessage {
+/** An entry that has been validated and given an id, waiting for its seq. */
+export interface NewEntry {
   id: string;
+  kind: EntryKind;
   userId: string;
   clientMsgId: string;
   text: string;
 }
 
 export type CommitOutcome =
-  /** Committed: fresh messages got seqs expectedLastSeq+1… in batch order; `duplicates` were already stored. */
-  | { kind: "committed"; lastSeq: number; duplicates: Map<number, Message> }
+  /** Committed: fresh entries got seqs expectedLastSeq+1… in batch order; `duplicates` were already stored. */
+  | { kind: "committed"; lastSeq: number; duplicates: Map<number, Entry> }
   /** Nothing written: the room's epoch or last_seq is not what this writer expected. */
   | { kind: "rejected" };
 
@@ -99,9 +98,9 @@ export interface MessageStore {
     writerEpoch: number,
     expectedLastSeq: number,
     createdAt: string,
-    batch: readonly NewMessage[],
+    batch: readonly NewEntry[],
   ): Promise<CommitOutcome>;
-  readMessages(room: RoomKey, query: HistoryQuery): Promise<Message[]>;
+  readMessages(room: RoomKey, query: HistoryQuery): Promise<Entry[]>;
   close(): Promise<void>;
 }
 

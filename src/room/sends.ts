@@ -1,0 +1,93 @@
+// The way in for every entry a user causes (a WebSocket frame or a REST call): authorize,
+// rate-limit, answer a known resend from memory, else hand it to the writer. A user's sends are
+// chained, so they reach the writer in the order they arrived even though checking may wait on
+// storage (the first send of a user loads their role).
+
+import { ErrorCode } from "../protocol/errors.js";
+import type { Entry, EntryKind } from "../protocol/frames.js";
+import { TokenBucket } from "./access.js";
+import { type Failure, failure, type SendOutcome } from "./results.js";
+import type { PendingEntry } from "./writer.js";
+
+export interface SendRequestOf {
+  kind: EntryKind;
+  clientMsgId: string;
+  text: string;
+}
+
+export interface SendsDeps {
+  /** Throws a ChatError when `userId` may not send now (checked against the room as it is now). */
+  authorize(userId: string): Promise<void>;
+  /** A committed entry of this (user, clientMsgId) still in memory, if any. */
+  known(userId: string, clientMsgId: string): Entry | undefined;
+  submit(entry: PendingEntry): void;
+  failureOf(error: unknown, operation: string): Failure;
+  /** The per-user bucket's capacity and refill rate. */
+  limits: { sendBurst: number; sendRatePerSecond: number };
+  now?: () => number;
+}
+
+export class Sends {
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: SendsDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Queues one entry of `userId`; `deliver` is called exactly once with its fate. */
+  enqueue(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
+    const previous = this.chains.get(userId) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      try {
+        await this.deps.authorize(userId);
+      } catch (error) {
+        deliver(this.deps.failureOf(error, "unable to send"));
+        return;
+      }
+      const limited = this.takeToken(userId);
+      if (limited) deliver(limited);
+      else this.submit(userId, request, deliver);
+    });
+    this.chains.set(userId, next);
+    void next.finally(() => {
+      if (this.chains.get(userId) === next) this.chains.delete(userId);
+    });
+  }
+
+  /** The per-user token bucket (memory only: a restart forgives, which is acceptable for a flood guard). */
+  private takeToken(userId: string): Failure | undefined {
+    const now = this.now();
+    let bucket = this.buckets.get(userId);
+    if (!bucket) {
+      if (this.buckets.size > 10_000) for (const [u, b] of this.buckets) if (b.isIdle(now)) this.buckets.delete(u);
+      bucket = new TokenBucket(this.deps.limits.sendBurst, this.deps.limits.sendRatePerSecond, now);
+      this.buckets.set(userId, bucket);
+    }
+    const taken = bucket.take(now);
+    if (taken.ok) return undefined;
+    return {
+      ...failure(ErrorCode.RateLimited, `unable to send; too many messages, retry in ${taken.retryAfterMs} ms`),
+      retryAfterMs: taken.retryAfterMs,
+    };
+  }
+
+  private submit(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
+    // A resend of something already committed and still in memory is answered at once.
+    const known = this.deps.known(userId, request.clientMsgId);
+    if (known) {
+      deliver({ ok: true, message: known, duplicate: true });
+      return;
+    }
+    this.deps.submit({
+      id: crypto.randomUUID(),
+      kind: request.kind,
+      userId,
+      clientMsgId: request.clientMsgId,
+      text: request.text,
+      bytes: request.text.length * 3 + request.clientMsgId.length,
+      deliver,
+    });
+  }
+}
