@@ -49,6 +49,45 @@ const startJwksServer = async (): Promise<{ url: string; privateKeys: string; cl
   };
 };
 
+/**
+ * Lines workerd logs for sockets whose peer went away without a close frame: the tests cut
+ * connections on purpose (fault injection, killed clients) and workerd tears every socket of a test
+ * file down when it ends. vitest-pool-workers writes workerd's logs straight to stdout/stderr (not
+ * through console, so `onConsoleLog` never sees them), one line per write, and its own ignore list
+ * cannot be extended. Only these exact lines are dropped; anything else workerd says, and every
+ * test's own output, passes through. SHOW_WORKERD_TEARDOWN_LOGS=1 keeps them.
+ */
+const EXPECTED_WORKERD_LINES = [/^exception = workerd\/api\/web-socket\.c\+\+:\d+: disconnected: WebSocket peer disconnected$/];
+
+/** Drops the expected lines from process.stdout/stderr; returns a function that restores both and says how many were dropped. */
+function hideExpectedWorkerdLines(): () => number {
+  if (process.env.SHOW_WORKERD_TEARDOWN_LOGS === "1") return () => 0;
+  let hidden = 0;
+  const restores = [process.stdout, process.stderr].map((stream) => {
+    const original = stream.write;
+    const write = original.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+      const text = typeof chunk === "string" ? chunk : chunk instanceof Uint8Array ? Buffer.from(chunk).toString("utf8") : null;
+      if (text === null || !text.includes("WebSocket peer disconnected")) return write(chunk, ...rest);
+      const lines = text.split("\n");
+      const kept = lines.filter((line) => !EXPECTED_WORKERD_LINES.some((re) => re.test(line)));
+      hidden += lines.length - kept.length;
+      const remaining = kept.join("\n");
+      if (remaining !== "") return write(remaining, ...rest);
+      const callback = rest.find((a) => typeof a === "function") as (() => void) | undefined;
+      if (callback) process.nextTick(callback);
+      return true;
+    }) as typeof stream.write;
+    return () => {
+      stream.write = original;
+    };
+  });
+  return () => {
+    for (const restore of restores) restore();
+    return hidden;
+  };
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const stack = await startLocalStack({ purpose: "test" });
   console.log(`\n[test stack]\n${stack.describe()}\n`);
@@ -63,8 +102,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const jwks = await startJwksServer();
   project.provide("jwksUrl", jwks.url);
   project.provide("jwksPrivateKeys", jwks.privateKeys);
+  // Installed last: workerd starts after the global setup, and a failed setup leaves output alone.
+  const restoreOutput = hideExpectedWorkerdLines();
   return async () => {
     await jwks.close();
     await stack.close();
+    const hidden = restoreOutput();
+    if (hidden > 0)
+      console.log(
+        `[test stack] hid ${hidden} expected workerd line(s) "WebSocket peer disconnected" (sockets cut by the tests or at teardown; SHOW_WORKERD_TEARDOWN_LOGS=1 shows them)`,
+      );
   };
 }
