@@ -22,7 +22,8 @@ export const BENCH_VARS: Record<string, string> = {
 
 /**
  * The servers a run can start. All run the same code against the same stack; only Worker vars
- * differ. All but `mirror` run without the Redis mirror: under `wrangler dev` every outbound
+ * differ, and the baselines (`fixture`) run the benchmark fixture's Worker (bench/fixture/), which
+ * is the product's with one seam overridden, so production code carries no baseline modes. All but `mirror` run without the Redis mirror: under `wrangler dev` every outbound
  * fetch (the mirror's Upstash calls) also costs wrangler's inspector proxy a debug-log round trip,
  * which would swamp the commit path on 2 cores. The mirror is measured on its own (`mirror`).
  */
@@ -34,15 +35,17 @@ export const SERVERS = {
     color: "#1f6feb",
   },
   batch1: {
-    label: "one transaction per message (MAX_BATCH_SIZE=1)",
+    label: "one transaction per message (fixture BENCH_BASELINE=batch1)",
     short: "1 txn/msg",
-    vars: { MAX_BATCH_SIZE: "1" },
+    vars: { BENCH_BASELINE: "batch1" },
+    fixture: true,
     color: "#d1242f",
   },
   perbatch: {
-    label: "new Postgres connection per statement (PG_CONNECTIONS=per-batch)",
+    label: "new Postgres connection per statement (fixture BENCH_BASELINE=perbatch)",
     short: "conn/batch",
-    vars: { PG_CONNECTIONS: "per-batch" },
+    vars: { BENCH_BASELINE: "perbatch" },
+    fixture: true,
     color: "#bf8700",
   },
   coldhist: {

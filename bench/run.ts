@@ -54,6 +54,9 @@ const freePort = (): Promise<number> =>
     });
   });
 
+/** The benchmark fixture's wrangler config (bench/fixture/): the product plus baseline seams. */
+const FIXTURE_CONFIG = "bench/fixture/wrangler.toml";
+
 /** Worker vars for one server: the stack's, plus that server's switch. */
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
   const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
@@ -155,7 +158,9 @@ async function main(): Promise<void> {
       const dir = await mkdtemp(join(tmpdir(), `edge-chat-bench-${key}-`));
       persistDirs.push(dir);
       const port = await freePort();
-      servers.set(key, await startWrangler({ port, vars: varsFor(stack, key), persistTo: dir, output: "ignore" }));
+      const server = SERVERS[key];
+      const config = "fixture" in server && server.fixture ? FIXTURE_CONFIG : undefined;
+      servers.set(key, await startWrangler({ port, vars: varsFor(stack, key), persistTo: dir, output: "ignore", config }));
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
     }
     pool = LoadGenPool.start(procs);

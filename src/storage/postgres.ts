@@ -417,7 +417,7 @@ export interface RoomSummary {
 /**
  * The rooms a user belongs to, with their latest seq. A cross-room read, so it runs in the
  * Worker on a connection opened for this request and closed after it (a pool kept across
- * requests in a stateless Worker hangs: see STACK.md).
+ * requests in a stateless Worker hangs: ../shared/STACK.md, "What works").
  */
 export const listRoomsOf = async (
   options: Pick<PostgresOptions, "connectionString" | "statementTimeoutMs">,

@@ -16,6 +16,8 @@ export interface WranglerOptions {
   vars: Record<string, string>;
   /** Durable Object state directory; kept across restarts of the same harness. */
   persistTo: string;
+  /** Another wrangler config than the product's (the benchmark fixture), relative to the repo. */
+  config?: string;
   /** "inherit" shows wrangler's output (dev); "ignore" keeps a harness's output readable. */
   output?: "inherit" | "ignore";
 }
@@ -75,6 +77,7 @@ export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000
   const url = `http://${host}:${options.port}`;
   const args = ["dev", "--ip", host, "--port", String(options.port), "--persist-to", options.persistTo];
   args.push("--show-interactive-dev-session=false");
+  if (options.config) args.push("--config", resolve(ROOT, options.config));
   for (const [k, v] of Object.entries(options.vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, {
     cwd: ROOT,
