@@ -120,6 +120,22 @@ describe("resume", () => {
   });
 });
 
+describe("protocol versions", () => {
+  it("v negotiates: a v1 client (no v), a v2 client and a client from the future all get every entry, ready says protocol 2; a bad v is refused", async () => {
+    const room = uniqueRoom("versions");
+    const v1 = await TestSocket.open(room, { user: "a" });
+    const v2 = await TestSocket.open(room, { user: "b", query: "&v=2" });
+    const v9 = await TestSocket.open(room, { user: "c", query: "&v=9" });
+    for (const s of [v1, v2, v9]) expect((await s.ready()).protocol).toBe(2);
+    v1.send({ type: "send", clientMsgId: "k1", text: "one" });
+    for (const s of [v1, v2, v9]) await s.untilSeq(1);
+    for (const s of [v1, v2, v9]) expect(s.messages().map((m) => [m.seq, m.kind, m.text])).toEqual([[1, "message", "one"]]);
+    await expect(TestSocket.open(room, { user: "d", query: "&v=abc" })).rejects.toThrow(/400.*bad_request/);
+    await expect(TestSocket.open(room, { user: "d", query: "&v=0" })).rejects.toThrow(/400.*bad_request/);
+    for (const s of [v1, v2, v9]) s.close();
+  });
+});
+
 describe("idempotency", () => {
   it("a repeated clientMsgId over WebSocket is acked with the original seq, stored once, broadcast once", async () => {
     const room = uniqueRoom("idem");

@@ -8,6 +8,7 @@ import {
   type Decoded,
   decodeHistoryRequest,
   decodeLimit,
+  decodeProtocolVersion,
   decodeRole,
   decodeRoomId,
   decodeRoomInit,
@@ -16,6 +17,7 @@ import {
   decodeSeqCursor,
 } from "../protocol/codec.js";
 import { ChatError, ErrorCode, errorBody } from "../protocol/errors.js";
+import { PROTOCOL_VERSION } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT } from "../protocol/limits.js";
 import type { Failure, RoomResult } from "../room/results.js";
 import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
@@ -235,12 +237,14 @@ app.get("/v1/rooms/:roomId/ws", async (c) => {
   }
   const room = roomOf(c);
   const history = decoded(decodeHistoryRequest(c.req.query("since"), c.req.query("last")));
+  const protocol = decoded(decodeProtocolVersion(c.req.query("v")));
   // Only the Worker sets these headers; the room object is not reachable from outside. The room
   // itself is the object's name (ctx.id.name).
   const headers = new Headers({
     upgrade: "websocket",
     "x-chat-user": c.get("principal").userId,
     "x-chat-history": JSON.stringify(history),
+    "x-chat-protocol": String(Math.min(protocol, PROTOCOL_VERSION)),
   });
   return roomStub(c.env, room).fetch(new Request("https://room.internal/ws", { headers }));
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { decodeClientFrame, decodeHistoryRequest, decodeLimit, decodeRoomId, decodeSeqCursor } from "./codec.js";
+import {
+  decodeClientFrame,
+  decodeHistoryRequest,
+  decodeLimit,
+  decodeProtocolVersion,
+  decodeRoomId,
+  decodeSeqCursor,
+} from "./codec.js";
 
 describe("decodeClientFrame", () => {
   it("accepts exactly the two client frame types", () => {
@@ -63,5 +70,14 @@ describe("cursors and ids", () => {
     expect(decodeHistoryRequest(undefined, undefined)).toEqual({ ok: true, value: { kind: "last", last: 50 } });
     expect(decodeHistoryRequest("4", undefined)).toEqual({ ok: true, value: { kind: "since", since: 4 } });
     expect(decodeHistoryRequest("4", "5").ok).toBe(false);
+  });
+});
+
+describe("protocol version", () => {
+  it("absent is 1; positive integers are accepted as they are; anything else is bad_request", () => {
+    expect(decodeProtocolVersion(undefined)).toEqual({ ok: true, value: 1 });
+    expect(decodeProtocolVersion("2")).toEqual({ ok: true, value: 2 });
+    expect(decodeProtocolVersion("17")).toEqual({ ok: true, value: 17 });
+    for (const bad of ["0", "-1", "1.5", "x", "", "99999"]) expect(decodeProtocolVersion(bad)).toMatchObject({ ok: false, error: { code: "bad_request" } });
   });
 });

@@ -126,6 +126,17 @@ export const decodeLimit = (name: string, value: string | undefined): Decoded<nu
   return ok(Number(value));
 };
 
+/**
+ * The protocol version a client speaks (`v` on the socket URL): absent means 1, the first
+ * contract. A version above the server's is accepted: the server answers with its own in
+ * `ready.protocol`, and the client, which knows both, adapts (docs/protocol.md, "Versions").
+ */
+export const decodeProtocolVersion = (value: string | undefined): Decoded<number> => {
+  if (value === undefined) return ok(1);
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1) return fail(ErrorCode.BadRequest, "v must be a protocol version (a positive integer)");
+  return ok(Number(value));
+};
+
 /** What a connecting socket asked for: everything after `since`, or the newest `last`. */
 export type HistoryRequest = { kind: "since"; since: number } | { kind: "last"; last: number };
 

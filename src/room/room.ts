@@ -282,6 +282,7 @@ export class Room extends DurableObject<Env> {
       return failureResponse(ErrorCode.BadRequest, "unable to join; the request did not come through the Worker");
     }
     const history = JSON.parse(historyHeader) as HistoryRequest;
+    const protocol = Number(request.headers.get("x-chat-protocol") ?? "1") || 1;
     try {
       await this.authorize(userId, "read");
     } catch (error) {
@@ -305,7 +306,7 @@ export class Room extends DurableObject<Env> {
     // From here to `accept` (which starts buffering) there is no await: the watermark and the
     // registration happen in one turn, so no commit can be broadcast in between.
     const watermark = this.writer.lastSeq;
-    this.sockets.accept(server, { ...this.key, userId });
+    this.sockets.accept(server, { ...this.key, userId, protocol });
     this.ctx.waitUntil(this.completeHandshake(server, history, watermark));
     return new Response(null, { status: 101, webSocket: client });
   }

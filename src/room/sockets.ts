@@ -11,6 +11,12 @@ import type { RoomKey } from "../storage/types.js";
 export interface SocketAttachment extends RoomKey {
   v: 1;
   userId: string;
+  /**
+   * The protocol version both sides speak on this socket (min of the client's `v` and ours),
+   * so an entry kind a client predates can be shaped for it. Absent in attachments written
+   * before versions existed: 1.
+   */
+  protocol?: number;
   /** True once `ready` was sent: from then on the socket receives live frames directly. */
   ready: boolean;
 }
