@@ -8,17 +8,9 @@
 
 import { encodeFrame } from "../protocol/codec.js";
 import { closeCodeOf, ErrorCode } from "../protocol/errors.js";
-import {
-  type AckFrame,
-  type ClientFrame,
-  ClientFrameType,
-  type ErrorFrame,
-  type MessageFrame,
-  type ReadyFrame,
-  ServerFrameType,
-} from "../protocol/frames.js";
+import { type AckFrame, type ClientFrame, ClientFrameType, type ErrorFrame, ServerFrameType } from "../protocol/frames.js";
 import { Backoff, type BackoffPolicy } from "./backoff.js";
-import { decodeServerFrame } from "./decode.js";
+import { type InboundEntryFrame, type InboundReadyFrame, readServerFrame } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { clearTimer, type Timer } from "./timers.js";
 import { type HistoryCursor, roomSocketUrl, WS_OPEN, type WebSocketConstructor, type WebSocketLike } from "./transport.js";
@@ -61,14 +53,14 @@ export interface ConnectionConfig {
 }
 
 /** A frame for the room's other parts: a live entry for the list, or an ack for the sender. */
-export type RoomFrame = MessageFrame | AckFrame;
+export type RoomFrame = InboundEntryFrame | AckFrame;
 
 /** What a connection needs from the room. */
 export interface ConnectionHandlers {
   /** What the next socket asks for: the join's own cursor at first, then `since` = the last contiguous seq. */
   history(): HistoryCursor;
   /** The socket's `ready`, once per socket; the connection has already counted it as a success. */
-  onReady(frame: ReadyFrame): void;
+  onReady(frame: InboundReadyFrame): void;
   onFrame(frame: RoomFrame): void;
   /**
    * An `error` frame about one send. Returns false when no pending send has that clientMsgId: the
@@ -294,11 +286,16 @@ export class Connection {
     // Any frame proves the socket is alive.
     this.#awaitingPong = false;
     this.#lastFrameAt = Date.now();
-    const frame = decodeServerFrame(data);
-    if (!frame) {
+    const reading = readServerFrame(data);
+    // A frame type added to the protocol after this SDK shipped: the server is newer, not broken,
+    // and says nothing this SDK acts on. Skipped without an `error` event, and it is not the error
+    // frame that explains a close either (the protocol only adds frame types, see docs/protocol.md).
+    if (reading.result === "unknown-type") return;
+    if (reading.result === "malformed") {
       this.#handlers.report(new ChatClientError("protocol", "unable to read a frame from the server; ignored it"));
       return;
     }
+    const { frame } = reading;
     // Only an error frame that is the last thing before the close explains it.
     if (frame.type !== ServerFrameType.Error) this.#socketError = undefined;
     switch (frame.type) {

@@ -1,11 +1,25 @@
 import { describe, expect, it } from "vitest";
-import { decodeErrorBody, decodeMessagesPage, decodeServerFrame } from "./decode.js";
-import { msg } from "./testing/messages.js";
+import {
+  decodeEntriesPage,
+  decodeEntry,
+  decodeErrorBody,
+  decodeMessage,
+  decodeMessagesPage,
+  decodeServerFrame,
+  readServerFrame,
+} from "./decode.js";
+import { msg, unknownEntry } from "./testing/messages.js";
+
+/** An entry as a version-1 server sends it: no `kind`. */
+const v1 = (seq: number) => {
+  const { kind: _, ...rest } = msg(seq);
+  return rest;
+};
 
 describe("decodeServerFrame", () => {
   it("accepts every server frame type of the protocol, unchanged", () => {
     const frames = [
-      { type: "ready", roomId: "r1", messages: [msg(1), msg(2)], latestSeq: 2, truncated: false },
+      { type: "ready", roomId: "r1", messages: [msg(1), msg(2)], latestSeq: 2, truncated: false, protocol: 2 },
       { type: "message", message: msg(3) },
       { type: "ack", clientMsgId: "c", seq: 3, id: "m-3", createdAt: "2026-01-01T00:00:00.003Z" },
       { type: "error", code: "rate_limited", message: "slow", clientMsgId: "c", retryAfterMs: 250 },
@@ -37,6 +51,68 @@ describe("decodeServerFrame", () => {
       code: "internal",
       message: "m",
     });
+  });
+});
+
+describe("entries and protocol versions", () => {
+  it("an entry without `kind` (a version-1 server) is a message; a ready without `protocol` is version 1", () => {
+    expect(decodeEntry(v1(1))).toEqual(msg(1));
+    expect(decodeMessage(v1(1))).toEqual(msg(1));
+    expect(
+      decodeServerFrame(JSON.stringify({ type: "ready", roomId: "r1", messages: [v1(1)], latestSeq: 1, truncated: false })),
+    ).toEqual({
+      type: "ready",
+      roomId: "r1",
+      messages: [msg(1)],
+      latestSeq: 1,
+      truncated: false,
+      protocol: 1,
+    });
+  });
+
+  it("an entry of a kind this SDK does not know is kept by its envelope, in frames and pages, but is not a message", () => {
+    const poll = { ...unknownEntry(2, "poll"), question: "lunch?" };
+    expect(decodeEntry(poll)).toEqual(unknownEntry(2, "poll")); // the envelope only
+    expect(decodeMessage(poll)).toBeUndefined();
+    expect(decodeServerFrame(JSON.stringify({ type: "message", message: poll }))).toEqual({
+      type: "message",
+      message: unknownEntry(2, "poll"),
+    });
+    const body = { messages: [msg(1), poll, msg(3)], latestSeq: 3 };
+    expect(decodeEntriesPage(body)).toEqual({ entries: [msg(1), unknownEntry(2, "poll"), msg(3)], latestSeq: 3 });
+    expect(decodeMessagesPage(body)).toEqual({ messages: [msg(1), msg(3)], latestSeq: 3 });
+  });
+
+  it("an entry whose envelope is broken is refused whatever its kind, as is a kind that is not a non-empty string", () => {
+    const bad = [
+      { ...unknownEntry(2), seq: 0 },
+      { ...unknownEntry(2), seq: "2" },
+      { ...unknownEntry(2), text: undefined },
+      { ...unknownEntry(2), userId: 7 },
+      { ...msg(2), kind: 3 },
+      { ...msg(2), kind: "" },
+      { ...msg(2), kind: null },
+    ];
+    for (const entry of bad) {
+      expect(decodeEntry(entry), JSON.stringify(entry)).toBeUndefined();
+      expect(readServerFrame(JSON.stringify({ type: "message", message: entry })), JSON.stringify(entry)).toEqual({
+        result: "malformed",
+      });
+    }
+    expect(readServerFrame(JSON.stringify({ type: "ready", roomId: "r1", messages: [], latestSeq: 0, protocol: "2" }))).toEqual({
+      result: "malformed",
+    });
+  });
+
+  it("tells a frame type from the future (to be ignored) from a malformed frame (to be reported)", () => {
+    expect(readServerFrame(JSON.stringify({ type: "presence", users: ["bob"] }))).toEqual({
+      result: "unknown-type",
+      type: "presence",
+    });
+    for (const raw of ["{", "[]", JSON.stringify({ type: 42 }), JSON.stringify({ type: "" }), JSON.stringify({ no: "type" })]) {
+      expect(readServerFrame(raw), raw).toEqual({ result: "malformed" });
+    }
+    expect(readServerFrame(new ArrayBuffer(2))).toEqual({ result: "malformed" });
   });
 });
 

@@ -1,24 +1,101 @@
 // Server → client decoding. src/protocol/codec.ts parses what clients send; this is its mirror for
-// what the SDK receives (socket frames and REST bodies), so a malformed or newer frame becomes a
-// reported `protocol` error instead of an exception deep inside the room's state machine.
+// what the SDK receives (socket frames and REST bodies), so a malformed frame becomes a reported
+// `protocol` error instead of an exception deep inside the room's state machine.
+//
+// It is also where the SDK stays compatible with servers newer and older than itself: an entry
+// without `kind` (a version-1 server) is a message; an entry of a kind added after this SDK
+// shipped is kept by its envelope alone, so its seq still counts; a frame type added later is
+// recognised as such, so the room can skip it quietly instead of reporting the server as broken.
 
 import { ErrorCode, isErrorCode } from "../protocol/errors.js";
-import { type Message, type ServerFrame, ServerFrameType } from "../protocol/frames.js";
+import {
+  type AckFrame,
+  type Entry,
+  type EntryEnvelope,
+  EntryKind,
+  type ErrorFrame,
+  type Message,
+  type PongFrame,
+  type ReadyFrame,
+  ServerFrameType,
+} from "../protocol/frames.js";
+
+/**
+ * An entry of a kind this SDK does not know (added to the server after it shipped). Only its
+ * envelope is read: it takes its seq in the room's order like any other entry, so cursors and
+ * gaps stay right, and the app can show `text` (a human-readable summary, maybe empty).
+ */
+export interface UnknownEntry extends Omit<EntryEnvelope, "kind"> {
+  kind: string;
+}
+
+/** An entry as the SDK receives it: one of the kinds it knows (`Entry`), or one it does not. */
+export type AnyEntry = Entry | UnknownEntry;
+
+type Envelope = Omit<EntryEnvelope, "kind">;
+
+/**
+ * One decoder per known kind, given the checked envelope and the raw object (for fields of its
+ * own). Typed over EntryKind, so a kind added to the protocol does not compile here until it has one.
+ */
+const KIND_DECODERS: {
+  [K in EntryKind]: (envelope: Envelope, raw: Record<string, unknown>) => Extract<Entry, { kind: K }> | undefined;
+} = {
+  message: (envelope) => ({ ...envelope, kind: EntryKind.Message }),
+};
+
+const isKnownKind = (kind: string): kind is EntryKind => Object.hasOwn(KIND_DECODERS, kind);
+
+/** Whether an entry is a chat message (the only kind that goes into `room.messages`). */
+export const isMessage = (entry: AnyEntry): entry is Message => entry.kind === EntryKind.Message;
+
+/** A `ready` frame as decoded: its entries may be of kinds this SDK does not know. */
+export interface InboundReadyFrame extends Omit<ReadyFrame, "messages"> {
+  messages: AnyEntry[];
+}
+
+/** A `message` frame as decoded (the frame keeps its version-1 name for entries of every kind). */
+export interface InboundEntryFrame {
+  type: typeof ServerFrameType.Message;
+  message: AnyEntry;
+}
+
+/** A server frame as the SDK reads it. */
+export type InboundFrame = InboundReadyFrame | InboundEntryFrame | AckFrame | ErrorFrame | PongFrame;
+
+/**
+ * What reading one socket frame gave: a frame; a frame of a type this SDK does not know (a newer
+ * server: ignore it); or something that is not a valid frame (a server bug: report it).
+ */
+export type FrameReading =
+  | { result: "frame"; frame: InboundFrame }
+  | { result: "unknown-type"; type: string }
+  | { result: "malformed" };
+
+/** The protocol version of a `ready` without `protocol`: the first contract had none. */
+const FIRST_PROTOCOL = 1;
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 
-/** A committed message, or undefined when any field is missing or of the wrong type. */
-export const decodeMessage = (value: unknown): Message | undefined => {
+/**
+ * An entry of any kind, or undefined when its envelope is incomplete or of the wrong types.
+ *
+ * @example
+ * decodeEntry({ roomId: "r1", seq: 7, id: "…", userId: "bob", text: "hi", clientMsgId: "c", createdAt: "…" })?.kind; // "message"
+ */
+export const decodeEntry = (value: unknown): AnyEntry | undefined => {
   if (!isRecord(value)) return undefined;
-  const { roomId, seq, id, userId, text, clientMsgId, createdAt } = value;
+  const { roomId, seq, id, kind = EntryKind.Message, userId, text, clientMsgId, createdAt } = value;
   if (
     typeof roomId !== "string" ||
     !isSeq(seq) ||
     seq === 0 ||
     typeof id !== "string" ||
+    typeof kind !== "string" ||
+    kind === "" ||
     typeof userId !== "string" ||
     typeof text !== "string" ||
     typeof clientMsgId !== "string" ||
@@ -26,76 +103,106 @@ export const decodeMessage = (value: unknown): Message | undefined => {
   ) {
     return undefined;
   }
-  return { roomId, seq, id, userId, text, clientMsgId, createdAt };
+  const envelope: Envelope = { roomId, seq, id, userId, text, clientMsgId, createdAt };
+  // A known kind must also pass its own schema; an unknown one is kept by its envelope alone.
+  return isKnownKind(kind) ? KIND_DECODERS[kind](envelope, value) : { ...envelope, kind };
 };
 
-const decodeMessages = (value: unknown): Message[] | undefined => {
+/** A committed message, or undefined when any field is missing or of the wrong type, or it is another kind of entry. */
+export const decodeMessage = (value: unknown): Message | undefined => {
+  const entry = decodeEntry(value);
+  return entry && isMessage(entry) ? entry : undefined;
+};
+
+const decodeEntries = (value: unknown): AnyEntry[] | undefined => {
   if (!Array.isArray(value)) return undefined;
-  const out: Message[] = [];
+  const out: AnyEntry[] = [];
   for (const item of value) {
-    const message = decodeMessage(item);
-    if (!message) return undefined;
-    out.push(message);
+    const entry = decodeEntry(item);
+    if (!entry) return undefined;
+    out.push(entry);
   }
   return out;
 };
 
 /**
- * Decodes one WebSocket frame from the server; undefined when it is not a frame this SDK knows.
+ * Reads one WebSocket frame from the server.
  *
  * @example
- * const frame = decodeServerFrame('{"type":"pong"}'); // { type: "pong" }
+ * readServerFrame('{"type":"pong"}');     // { result: "frame", frame: { type: "pong" } }
+ * readServerFrame('{"type":"presence"}'); // { result: "unknown-type", type: "presence" }
+ * readServerFrame("{");                   // { result: "malformed" }
  */
-export const decodeServerFrame = (raw: unknown): ServerFrame | undefined => {
-  if (typeof raw !== "string") return undefined;
+export const readServerFrame = (raw: unknown): FrameReading => {
+  const frame = (value: InboundFrame): FrameReading => ({ result: "frame", frame: value });
+  const malformed: FrameReading = { result: "malformed" };
+  if (typeof raw !== "string") return malformed;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return undefined;
+    return malformed;
   }
-  if (!isRecord(parsed)) return undefined;
+  if (!isRecord(parsed)) return malformed;
   switch (parsed.type) {
     case ServerFrameType.Ready: {
-      const messages = decodeMessages(parsed.messages);
-      if (typeof parsed.roomId !== "string" || !messages || !isSeq(parsed.latestSeq)) return undefined;
-      return {
+      const messages = decodeEntries(parsed.messages);
+      const protocol = parsed.protocol ?? FIRST_PROTOCOL;
+      if (typeof parsed.roomId !== "string" || !messages || !isSeq(parsed.latestSeq) || !isSeq(protocol) || protocol === 0) {
+        return malformed;
+      }
+      return frame({
         type: ServerFrameType.Ready,
         roomId: parsed.roomId,
         messages,
         latestSeq: parsed.latestSeq,
         truncated: parsed.truncated === true,
-      };
+        protocol,
+      });
     }
     case ServerFrameType.Message: {
-      const message = decodeMessage(parsed.message);
-      return message ? { type: ServerFrameType.Message, message } : undefined;
+      const message = decodeEntry(parsed.message);
+      return message ? frame({ type: ServerFrameType.Message, message }) : malformed;
     }
     case ServerFrameType.Ack: {
       const { clientMsgId, seq, id, createdAt } = parsed;
       if (typeof clientMsgId !== "string" || !isSeq(seq) || typeof id !== "string" || typeof createdAt !== "string") {
-        return undefined;
+        return malformed;
       }
-      return { type: ServerFrameType.Ack, clientMsgId, seq, id, createdAt };
+      return frame({ type: ServerFrameType.Ack, clientMsgId, seq, id, createdAt });
     }
     case ServerFrameType.Error: {
-      if (typeof parsed.message !== "string") return undefined;
+      if (typeof parsed.message !== "string") return malformed;
       // A code added to the server after this SDK shipped is handled like `internal`: retried a few
       // times for a send, reported otherwise. Better than dropping the frame and waiting forever.
       const code = isErrorCode(parsed.code) ? parsed.code : ErrorCode.Internal;
-      return {
+      return frame({
         type: ServerFrameType.Error,
         code,
         message: parsed.message,
         ...(typeof parsed.clientMsgId === "string" ? { clientMsgId: parsed.clientMsgId } : {}),
         ...(isSeq(parsed.retryAfterMs) ? { retryAfterMs: parsed.retryAfterMs } : {}),
-      };
+      });
     }
     case ServerFrameType.Pong:
-      return { type: ServerFrameType.Pong };
+      return frame({ type: ServerFrameType.Pong });
     default:
-      return undefined;
+      // The protocol only adds frame types (docs/protocol.md): one this SDK has never heard of is
+      // a newer server talking about something it does not use, not a broken one.
+      return typeof parsed.type === "string" && parsed.type !== "" ? { result: "unknown-type", type: parsed.type } : malformed;
   }
+};
+
+/**
+ * Decodes one WebSocket frame from the server; undefined when it is not a frame this SDK knows
+ * (malformed, or of a type it does not know: {@link readServerFrame} tells the two apart).
+ *
+ * @example
+ * const frame = decodeServerFrame('{"type":"pong"}'); // { type: "pong" }
+ */
+export const decodeServerFrame = (raw: unknown): InboundFrame | undefined => {
+  const reading = readServerFrame(raw);
+  return reading.result === "frame" ? reading.frame : undefined;
 };
 
 /** The body of `GET /v1/rooms/{roomId}/messages`. */
@@ -104,11 +211,23 @@ export interface MessagesPage {
   latestSeq: number;
 }
 
-export const decodeMessagesPage = (body: unknown): MessagesPage | undefined => {
+/** The same body with entries of every kind, as the room's list needs it (every seq counts). */
+export interface EntriesPage {
+  entries: AnyEntry[];
+  latestSeq: number;
+}
+
+export const decodeEntriesPage = (body: unknown): EntriesPage | undefined => {
   if (!isRecord(body)) return undefined;
-  const messages = decodeMessages(body.messages);
-  if (!messages || !isSeq(body.latestSeq)) return undefined;
-  return { messages, latestSeq: body.latestSeq };
+  const entries = decodeEntries(body.messages);
+  if (!entries || !isSeq(body.latestSeq)) return undefined;
+  return { entries, latestSeq: body.latestSeq };
+};
+
+/** A page of messages only: entries of other kinds are left out (their seqs are simply absent). */
+export const decodeMessagesPage = (body: unknown): MessagesPage | undefined => {
+  const page = decodeEntriesPage(body);
+  return page && { messages: page.entries.filter(isMessage), latestSeq: page.latestSeq };
 };
 
 /** The body of `{"error":{"code","message"}}` responses, or undefined for anything else. */

@@ -1,29 +1,30 @@
-// The room's message list and everything that fetches history for it over REST: the hole after a
+// The room's list and everything that fetches history for it over REST: the hole after a
 // truncated `ready` or a skipped frame (filled at once, or after a grace period when only an ack
 // says it exists), the rest of a `last=` join whose `ready` did not fit, and loadOlder. The
-// Timeline decides what is contiguous; this file decides when to fetch, and retries.
+// Timeline decides what is contiguous; this file decides when to fetch, and retries. The list holds
+// entries of every kind (each seq counts for the cursor); the app's `messages` are those of kind message.
 
 import { ErrorCode } from "../protocol/errors.js";
-import type { Message, ReadyFrame } from "../protocol/frames.js";
+import type { Message } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from "../protocol/limits.js";
 import { Backoff, type BackoffPolicy } from "./backoff.js";
-import type { MessagesPage } from "./decode.js";
+import { type AnyEntry, type EntriesPage, isMessage } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
-import { Timeline } from "./timeline.js";
+import { type ReadyHistory, Timeline } from "./timeline.js";
 import { clearTimer, type Timer } from "./timers.js";
 import type { HistoryCursor } from "./transport.js";
 
 /** An ack normally arrives a moment before or after its `message` frame; only fill over REST if the frame is this late. */
 export const ACK_GRACE_MS = 1_000;
 
-/** The REST history route, as the list sees it (RestApi implements it). */
+/** The REST history route, as the list sees it (RestApi implements it): entries of every kind. */
 export interface HistorySource {
-  listMessages(roomId: string, page: { after: number; limit: number }): Promise<MessagesPage>;
+  listEntries(roomId: string, page: { after: number; limit: number }): Promise<EntriesPage>;
 }
 
 export interface HistoryHost {
-  /** Messages that joined the end of the list: once per seq, in seq order, never across a hole. */
-  onMessages(messages: readonly Message[]): void;
+  /** Entries (of any kind) that joined the end of the list: once per seq, in seq order, never across a hole. */
+  onEntries(entries: readonly AnyEntry[]): void;
   /** A fill or a backfill finished: what waits on the list may move (acked sends, the join). */
   onChanged(): void;
   report(error: unknown, operation?: string): void;
@@ -44,7 +45,7 @@ export interface HistoryConfig {
  *
  * @example
  * const history = new History(config, host);
- * history.applyReady(ready);                // host.onMessages(...) with what can be shown now
+ * history.applyReady(ready);                // host.onEntries(...) with what can be shown now
  * if (history.settle()) resolveJoin();      // complete: nothing to fill, nothing being fetched
  * await history.loadOlder(50);
  */
@@ -85,7 +86,7 @@ export class History {
     return (this.#timeline.firstSeq ?? 1) > 1;
   }
 
-  get(seq: number): Message | undefined {
+  get(seq: number): AnyEntry | undefined {
     return this.#timeline.get(seq);
   }
 
@@ -100,7 +101,7 @@ export class History {
   }
 
   /** Applies a socket's `ready`. A truncated one leaves a hole: its messages are held and shown once REST has filled it. */
-  applyReady(frame: ReadyFrame): void {
+  applyReady(frame: ReadyHistory & { truncated: boolean }): void {
     const cursor = this.#timeline.cursor;
     if (cursor !== undefined && frame.latestSeq < cursor) {
       this.#host.report(
@@ -111,7 +112,7 @@ export class History {
       );
     }
     const firstReadyOfLastJoin = cursor === undefined && "last" in this.#config.history;
-    this.#host.onMessages(this.#timeline.applyReady(frame));
+    this.#host.onEntries(this.#timeline.applyReady(frame));
     if (firstReadyOfLastJoin && frame.truncated && "last" in this.#config.history) {
       // `last=` asked for more than fit in the frame (MAX_READY_BYTES): the rest is older than the
       // list's start, so it is not a hole, but join() promised `last` messages. Fetch them first.
@@ -126,9 +127,9 @@ export class History {
     }
   }
 
-  /** Applies a live `message` frame. */
-  applyLive(message: Message): void {
-    this.#host.onMessages(this.#timeline.applyMessage(message));
+  /** Applies a live `message` frame (an entry of any kind). */
+  applyLive(entry: AnyEntry): void {
+    this.#host.onEntries(this.#timeline.applyMessage(entry));
   }
 
   /**
@@ -183,10 +184,10 @@ export class History {
     try {
       for (let gap = this.#timeline.gap(); gap && !this.#ended; gap = this.#timeline.gap()) {
         try {
-          const page = await this.#config.rest.listMessages(this.#config.roomId, gap);
+          const page = await this.#config.rest.listEntries(this.#config.roomId, gap);
           if (this.#ended) return;
-          const added = this.#timeline.applyPage(page.messages, page.latestSeq);
-          this.#host.onMessages(added);
+          const added = this.#timeline.applyPage(page.entries, page.latestSeq);
+          this.#host.onEntries(added);
           if (added.length > 0) {
             this.#fillBackoff.reset();
             continue;
@@ -232,11 +233,12 @@ export class History {
     const firstSeq = this.#timeline.firstSeq;
     if (firstSeq === undefined || firstSeq <= 1) return [];
     const count = Math.min(limit, firstSeq - 1);
-    const page = await this.#config.rest.listMessages(this.#config.roomId, {
+    const page = await this.#config.rest.listEntries(this.#config.roomId, {
       after: Math.max(0, firstSeq - 1 - count),
       limit: count,
     });
     if (this.#ended) return [];
-    return this.#timeline.prependOlder(page.messages);
+    // `limit` counts seqs, whatever their kind, so paging back stays arithmetic; only messages are returned.
+    return this.#timeline.prependOlder(page.entries).filter(isMessage);
   }
 }

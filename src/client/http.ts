@@ -4,7 +4,7 @@
 
 import { ErrorCode, httpStatusOf } from "../protocol/errors.js";
 import type { Message, SendRequest } from "../protocol/frames.js";
-import { decodeErrorBody, decodeMessage, decodeMessagesPage, type MessagesPage } from "./decode.js";
+import { decodeEntriesPage, decodeErrorBody, decodeMessage, type EntriesPage, isMessage, type MessagesPage } from "./decode.js";
 import { ChatClientError } from "./errors.js";
 import type { TokenSource } from "./token.js";
 import { apiUrl, type FetchLike } from "./transport.js";
@@ -40,13 +40,22 @@ export class RestApi {
     private readonly fetchFn: FetchLike,
   ) {}
 
-  /** `GET /v1/rooms/{roomId}/messages?after=&limit=` → `{ messages, latestSeq }`, ascending. */
+  /** `GET /v1/rooms/{roomId}/messages?after=&limit=` → `{ messages, latestSeq }`, ascending; messages only. */
   async listMessages(roomId: string, options: ListMessagesOptions = {}): Promise<MessagesPage> {
+    const page = await this.listEntries(roomId, options);
+    return { messages: page.entries.filter(isMessage), latestSeq: page.latestSeq };
+  }
+
+  /**
+   * The same route with entries of every kind, as the room's list needs them: `after` and `limit`
+   * count seqs, so a page of kinds this SDK does not know still moves the cursor.
+   */
+  async listEntries(roomId: string, options: ListMessagesOptions = {}): Promise<EntriesPage> {
     const url = apiUrl(this.baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/messages`);
     if (options.after !== undefined) url.searchParams.set("after", String(options.after));
     if (options.limit !== undefined) url.searchParams.set("limit", String(options.limit));
     const { body } = await this.#request("load messages", "GET", url, undefined, options.signal);
-    const page = decodeMessagesPage(body);
+    const page = decodeEntriesPage(body);
     if (!page) throw new ChatClientError("protocol", "unable to load messages; the response is not a messages page");
     return page;
   }

@@ -4,11 +4,11 @@
 export { ChatClient, type ChatClientOptions, type JoinOptions } from "./client.js";
 export { ChatClientError, ClientErrorCode, type ChatClientErrorCode } from "./errors.js";
 export type { ListMessagesOptions, PostResult } from "./http.js";
-export type { MessagesPage } from "./decode.js";
+export type { AnyEntry, MessagesPage, UnknownEntry } from "./decode.js";
 export type { PendingSend, PendingStatus } from "./outbox.js";
 export type { ConnectionState, Room, RoomEvents } from "./room.js";
 export type { FetchLike, ResponseLike, WebSocketConstructor, WebSocketLike } from "./transport.js";
 export type { BackoffPolicy } from "./backoff.js";
 export { ErrorCode } from "../protocol/errors.js";
-export type { Message } from "../protocol/frames.js";
+export { EntryKind, PROTOCOL_VERSION, type Entry, type Message } from "../protocol/frames.js";
 export { MAX_HISTORY_LIMIT, MAX_TEXT_CHARS } from "../protocol/limits.js";

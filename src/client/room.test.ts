@@ -2,8 +2,9 @@
 // fake timers so reconnect backoff, heartbeats and retries run in virtual time.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Message } from "../protocol/frames.js";
+import { type Message, PROTOCOL_VERSION } from "../protocol/frames.js";
 import { ChatClient, type ChatClientOptions } from "./client.js";
+import type { AnyEntry } from "./decode.js";
 import { ChatClientError } from "./errors.js";
 import type { ConnectionState, Room } from "./room.js";
 import { ackOf, errorResponse, type FakeServer as FakeServerType, FakeServer } from "./testing/fake-server.js";
@@ -680,5 +681,126 @@ describe("events", () => {
     expect(seqs(room.messages)).toEqual([1, 2]);
     // The app's error is rethrown on its own task, where the platform reports it.
     expect(() => vi.runOnlyPendingTimers()).toThrow("app bug");
+  });
+});
+
+describe("entries of other kinds, and servers of other protocol versions", () => {
+  /** Long past the ack grace period and any fill backoff: a fill that was going to be asked for has been. */
+  const settleLong = () => vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+
+  it("the socket URL says which protocol version the SDK speaks (v=2)", async () => {
+    const s = setup();
+    await join(s);
+    expect(PROTOCOL_VERSION).toBe(2);
+    expect(s.server.latest.url.searchParams.get("v")).toBe("2");
+  });
+
+  it("an entry of a kind this SDK does not know advances the cursor with no gap and no REST fill; it stays out of room.messages and comes as an `entry` event", async () => {
+    const s = setup();
+    s.server.commitMany(2);
+    s.server.commitEntry("poll", "poll: lunch?"); // seq 3, in the ready
+    const room = await join(s);
+    expect(seqs(room.messages)).toEqual([1, 2]);
+    const seen = watch(room);
+    const entries: AnyEntry[] = [];
+    room.on("entry", (entry) => entries.push(entry));
+    const socket = s.server.latest;
+    socket.deliver({ type: "message", message: s.server.commit("a").message }); // 4
+    socket.deliver({ type: "message", message: s.server.commitEntry("reaction") }); // 5
+    socket.deliver({ type: "message", message: s.server.commitEntry("reaction") }); // 6
+    socket.deliver({ type: "message", message: s.server.commit("b").message }); // 7
+    await settleLong();
+    expect(s.server.historyRequests).toEqual([]);
+    expect(seqs(room.messages)).toEqual([1, 2, 4, 7]);
+    expect(room.messages.every((m) => m.kind === "message")).toBe(true);
+    expect(seqs(seen.messages)).toEqual([4, 7]);
+    expect(entries.map((e) => [e.seq, e.kind])).toEqual([
+      [4, "message"],
+      [5, "reaction"],
+      [6, "reaction"],
+      [7, "message"],
+    ]);
+    expect(seen.errors).toEqual([]);
+    // A send acked right after entries of other kinds resolves as usual.
+    const sending = room.send("c");
+    await flush();
+    socket.deliver({ type: "message", message: s.server.commitEntry("poll") }); // 8
+    socket.commitAndAck(socket.sends[0] as never); // 9
+    expect(await sending).toMatchObject({ seq: 9, text: "c", kind: "message" });
+    expect(seqs(room.messages)).toEqual([1, 2, 4, 7, 9]);
+    expect(s.server.historyRequests).toEqual([]);
+  });
+
+  it("a reconnect resumes with since = the last seq of any kind: entries of unknown kinds count", async () => {
+    const s = setup();
+    s.server.commitMany(3);
+    const room = await join(s);
+    const seen = watch(room);
+    s.server.latest.deliver({ type: "message", message: s.server.commitEntry("poll") }); // 4
+    s.server.latest.deliver({ type: "message", message: s.server.commitEntry("poll") }); // 5
+    s.server.latest.serverClose(1006);
+    s.server.commit("while away"); // 6
+    await vi.advanceTimersByTimeAsync(MAX_BACKOFF_MS);
+    expect(s.server.latest.url.searchParams.get("since")).toBe("5");
+    s.server.latest.ready();
+    await settleLong();
+    expect(seqs(seen.messages)).toEqual([6]);
+    expect(seqs(room.messages)).toEqual([1, 2, 3, 6]);
+    expect(s.server.historyRequests).toEqual([]);
+  });
+
+  it("a hole filled over REST may hold entries of unknown kinds: they close the hole too, and only the messages are shown", async () => {
+    const s = setup();
+    s.server.commitMany(2);
+    const room = await join(s);
+    const seen = watch(room);
+    s.server.commitEntry("poll"); // 3, never delivered live
+    s.server.commit("lost"); // 4, never delivered live
+    s.server.latest.deliver({ type: "message", message: s.server.commitEntry("poll") }); // 5: beyond a hole
+    s.server.latest.deliver({ type: "message", message: s.server.commit("after").message }); // 6
+    await settleLong();
+    expect(s.server.historyRequests).toEqual([{ after: 2, limit: 2 }]);
+    expect(seqs(seen.messages)).toEqual([4, 6]);
+    expect(seqs(room.messages)).toEqual([1, 2, 4, 6]);
+  });
+
+  it("a frame of a type this SDK does not know is ignored without an error event; malformed known frames are still reported", async () => {
+    const s = setup();
+    const room = await join(s);
+    const seen = watch(room);
+    s.server.latest.deliver({ type: "presence", users: ["bob"] });
+    s.server.latest.deliver({ type: "typing", userId: "bob" });
+    s.server.latest.deliver({ type: "message", message: s.server.commit("still live").message });
+    expect(seen.errors).toEqual([]);
+    expect(seqs(room.messages)).toEqual([1]);
+    expect(room.state).toBe("live");
+    s.server.latest.deliverRaw(JSON.stringify({ type: "message", message: { seq: 2 } }));
+    s.server.latest.deliverRaw(JSON.stringify({ type: "ready" }));
+    s.server.latest.deliverRaw(JSON.stringify({ type: 42 }));
+    expect(seen.errors.map((e) => e.code)).toEqual(["protocol", "protocol", "protocol"]);
+  });
+
+  it("a version-1 server's entries, without `kind`, are messages: in ready, in live frames, in REST fills and in acks", async () => {
+    const s = setup();
+    s.server.protocol = 1;
+    s.server.commitMany(3);
+    // The fake really speaks version 1: no kind on entries, no protocol in ready.
+    expect(s.server.shape({ type: "message", message: s.server.store[0] as Message })).not.toHaveProperty("message.kind");
+    expect(s.server.shape(s.server.readyFor(new URL("ws://x/?last=5")))).not.toHaveProperty("protocol");
+    const room = await join(s);
+    const seen = watch(room);
+    expect(seqs(room.messages)).toEqual([1, 2, 3]);
+    s.server.commit("lost"); // 4, never delivered live
+    s.server.latest.deliver({ type: "message", message: s.server.commit("after a hole").message }); // 5
+    await settleLong();
+    expect(s.server.historyRequests).toEqual([{ after: 3, limit: 1 }]);
+    const sending = room.send("mine");
+    await flush();
+    s.server.latest.commitAndAck(s.server.latest.sends[0] as never);
+    expect(await sending).toMatchObject({ seq: 6, kind: "message", text: "mine" });
+    expect(seqs(room.messages)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(seqs(seen.messages)).toEqual([4, 5, 6]);
+    expect(room.messages.every((m) => m.kind === "message")).toBe(true);
+    expect(seen.errors).toEqual([]);
   });
 });

@@ -5,10 +5,11 @@
 // connection state and the events, and ends all three at once when the room goes offline.
 
 import { ErrorCode } from "../protocol/errors.js";
-import { type Message, type ReadyFrame, ServerFrameType } from "../protocol/frames.js";
+import { type Message, ServerFrameType } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT } from "../protocol/limits.js";
 import type { BackoffPolicy } from "./backoff.js";
 import { Connection, type RoomFrame } from "./connection.js";
+import { type AnyEntry, type InboundReadyFrame, isMessage } from "./decode.js";
 import { Emitter } from "./emitter.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { History } from "./history.js";
@@ -29,6 +30,12 @@ export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline"
 export interface RoomEvents {
   /** A message joined `room.messages`: once per seq, in seq order, never across a hole. */
   message: [message: Message];
+  /**
+   * An entry of any kind joined the room's stream, in the same order and with the same guarantees
+   * as `message` (which fires right after it for a message). Kinds this SDK does not know (added to
+   * the server later) come only here, with their envelope: seq, userId, a `text` summary, createdAt.
+   */
+  entry: [entry: AnyEntry];
   state: [state: ConnectionState, previous: ConnectionState];
   /** Something went wrong that the app may want to show or log; the room keeps retrying unless it went `offline`. */
   error: [error: ChatClientError];
@@ -90,8 +97,11 @@ export class Room {
     this.#history = new History(
       { roomId: config.roomId, history: config.history, rest: config.rest, reconnect: config.reconnect, random: config.random },
       {
-        onMessages: (messages) => {
-          for (const message of messages) this.#events.emit("message", message);
+        onEntries: (entries) => {
+          for (const entry of entries) {
+            this.#events.emit("entry", entry);
+            if (isMessage(entry)) this.#events.emit("message", entry);
+          }
         },
         onChanged: () => this.#changed(),
         report,
@@ -241,7 +251,7 @@ export class Room {
   // ---------------------------------------------------------------------------------------------
   // Wiring
 
-  #onReady(frame: ReadyFrame): void {
+  #onReady(frame: InboundReadyFrame): void {
     this.#history.applyReady(frame);
     this.#setState("live");
     this.#changed();

@@ -5,9 +5,17 @@
 
 import { decodeSendRequest, encodeFrame, utf8Length } from "../protocol/codec.js";
 import { ErrorCode } from "../protocol/errors.js";
-import { type AckFrame, ClientFrameType, type ClientFrame, type ErrorFrame, type Message } from "../protocol/frames.js";
+import {
+  type AckFrame,
+  type ClientFrame,
+  ClientFrameType,
+  EntryKind,
+  type ErrorFrame,
+  type Message,
+} from "../protocol/frames.js";
 import { MAX_FRAME_BYTES } from "../protocol/limits.js";
 import type { BackoffPolicy } from "./backoff.js";
+import { type AnyEntry, isMessage } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { newClientMsgId, Outbox, type PendingSend } from "./outbox.js";
 import { clearTimer, type Timer } from "./timers.js";
@@ -23,8 +31,8 @@ export interface SenderWire {
 
 /** The message list, as the sender sees it (History implements it). */
 export interface SenderList {
-  /** The committed message with this seq, if the list holds it. */
-  get(seq: number): Message | undefined;
+  /** The committed entry with this seq, if the list holds it. */
+  get(seq: number): AnyEntry | undefined;
   /** The oldest seq the list holds (or the next one when it is empty). */
   readonly firstSeq: number | undefined;
   /** An ack says `seq` exists: if its message frame never comes, it becomes a hole to fill. */
@@ -170,8 +178,7 @@ export class Sender {
     this.#list.noteLatest(frame.seq);
     const committed = this.#list.get(frame.seq);
     const firstSeq = this.#list.firstSeq ?? 1;
-    if (committed) waiter.resolve(committed);
-    else if (frame.seq < firstSeq) waiter.resolve(this.#messageFromAck(frame, waiter.text));
+    if (committed || frame.seq < firstSeq) waiter.resolve(this.#committed(frame, waiter.text));
     else {
       const list = this.#committing.get(frame.seq) ?? [];
       list.push({ ack: frame, waiter });
@@ -216,10 +223,9 @@ export class Sender {
   /** Resolves acked sends whose message has reached the list. */
   settleCommitted(): void {
     for (const [seq, waiters] of this.#committing) {
-      const message = this.#list.get(seq);
-      if (!message) continue;
+      if (!this.#list.get(seq)) continue;
       this.#committing.delete(seq);
-      for (const { waiter } of waiters) waiter.resolve(message);
+      for (const { ack, waiter } of waiters) waiter.resolve(this.#committed(ack, waiter.text));
     }
   }
 
@@ -230,7 +236,7 @@ export class Sender {
     this.#clearTimers();
     // Acked sends are committed: resolve them even though their message frame will not come now.
     for (const waiters of this.#committing.values()) {
-      for (const { ack, waiter } of waiters) waiter.resolve(this.#list.get(ack.seq) ?? this.#messageFromAck(ack, waiter.text));
+      for (const { ack, waiter } of waiters) waiter.resolve(this.#committed(ack, waiter.text));
     }
     this.#committing.clear();
     const unacked = [...this.#sends.entries()];
@@ -249,12 +255,19 @@ export class Sender {
     this.#ackTimer = this.#sendTimer = undefined;
   }
 
-  /** A committed message rebuilt from its ack, for the rare case where it is not in the list. */
-  #messageFromAck(ack: AckFrame, text: string): Message {
+  /**
+   * The committed message of an acked send: the list's own object when it holds it, so send()
+   * resolves with exactly what is in `room.messages`; otherwise rebuilt from the ack (its seq is
+   * older than the list, or the room ended before the message frame came).
+   */
+  #committed(ack: AckFrame, text: string): Message {
+    const entry = this.#list.get(ack.seq);
+    if (entry && isMessage(entry)) return entry;
     return {
       roomId: this.#config.roomId,
       seq: ack.seq,
       id: ack.id,
+      kind: EntryKind.Message,
       userId: this.#config.userId() ?? "",
       text,
       clientMsgId: ack.clientMsgId,

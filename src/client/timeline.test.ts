@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Message } from "../protocol/frames.js";
-import { msg, range, ready, seededRandom, seqs } from "./testing/messages.js";
+import type { AnyEntry } from "./decode.js";
+import { msg, range, ready, seededRandom, seqs, unknownEntry } from "./testing/messages.js";
 import { Timeline } from "./timeline.js";
 
 /** The invariant the app relies on: ascending by one, no duplicates. */
@@ -95,6 +96,35 @@ describe("Timeline", () => {
     expect(timeline.get(61)).toBeUndefined();
   });
 
+  it("an entry of an unknown kind takes its seq: the cursor moves past it with no gap, and `messages` (the same array) leaves it out", () => {
+    const timeline = new Timeline();
+    timeline.applyReady(ready([msg(1), unknownEntry(2)], 2));
+    expect(timeline.cursor).toBe(2);
+    expect(seqs(timeline.messages)).toEqual([1]);
+    const before = timeline.messages;
+    expect(seqs(timeline.applyMessage(unknownEntry(3)))).toEqual([3]);
+    expect(timeline.messages).toBe(before); // no message changed: the app's list is untouched
+    expect(timeline.cursor).toBe(3);
+    expect(timeline.gap()).toBeUndefined();
+    expect(seqs(timeline.applyMessage(msg(4)))).toEqual([4]);
+    expect(seqs(timeline.messages)).toEqual([1, 4]);
+    expect(seqs(timeline.entries)).toEqual([1, 2, 3, 4]);
+    expect(timeline.get(3)?.kind).toBe("poll");
+  });
+
+  it("a hole of unknown-kind entries is filled like any other, and older pages may start with one", () => {
+    const timeline = new Timeline(10);
+    expect(timeline.applyMessage(msg(13))).toEqual([]);
+    expect(timeline.gap()).toEqual({ after: 10, limit: 2 });
+    expect(seqs(timeline.applyPage([unknownEntry(11), unknownEntry(12)], 13))).toEqual([11, 12, 13]);
+    expect(seqs(timeline.messages)).toEqual([13]);
+    const older = new Timeline();
+    older.applyReady(ready(range(5, 6), 6));
+    expect(seqs(older.prependOlder([msg(2), unknownEntry(3), unknownEntry(4)]))).toEqual([2, 3, 4]);
+    expect(seqs(older.messages)).toEqual([2, 5, 6]);
+    expect(older.firstSeq).toBe(2);
+  });
+
   it("no ordering or duplication of frames and pages ever produces a non-contiguous list (randomized, seeded)", () => {
     for (let seed = 1; seed <= 200; seed++) {
       const random = seededRandom(seed);
@@ -108,7 +138,7 @@ describe("Timeline", () => {
         const j = Math.floor(random() * (i + 1));
         [frames[i], frames[j]] = [frames[j] as Message, frames[i] as Message];
       }
-      const shown: Message[] = [...timeline.messages];
+      const shown: AnyEntry[] = [...timeline.messages];
       for (const frame of frames) {
         shown.push(...timeline.applyMessage(frame));
         expectContiguous(timeline.messages);

@@ -2,6 +2,8 @@
 // has (browsers, Node 22+, Deno, Workers) or the app injects (the `ws` package on Node 20). These
 // are the few members it uses, typed loosely enough that both the DOM's and `ws`'s classes fit.
 
+import { PROTOCOL_VERSION } from "../protocol/frames.js";
+
 /**
  * The part of a WebSocket the SDK uses. Handler parameters are typed `never` so that the DOM's
  * (`MessageEvent`, `CloseEvent`) and `ws`'s event types are both assignable; the SDK reads only
@@ -46,11 +48,12 @@ export const apiUrl = (baseUrl: string, path: string): URL => {
 export type HistoryCursor = { since: number } | { last: number };
 
 /**
- * The room socket's URL: `ws(s)://…/v1/rooms/{roomId}/ws?token=…&since=…` (or `&last=…`).
+ * The room socket's URL: `ws(s)://…/v1/rooms/{roomId}/ws?token=…&since=…` (or `&last=…`), and
+ * `v=` the protocol version this SDK speaks, so the server can answer in a shape it can read.
  *
  * @example
  * roomSocketUrl("https://chat.example.com", "lobby", token, { since: 41 }).href;
- * // "wss://chat.example.com/v1/rooms/lobby/ws?token=…&since=41"
+ * // "wss://chat.example.com/v1/rooms/lobby/ws?token=…&since=41&v=2"
  */
 export const roomSocketUrl = (baseUrl: string, roomId: string, token: string, history: HistoryCursor): URL => {
   const url = apiUrl(baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/ws`);
@@ -58,5 +61,6 @@ export const roomSocketUrl = (baseUrl: string, roomId: string, token: string, hi
   url.searchParams.set("token", token);
   if ("since" in history) url.searchParams.set("since", String(history.since));
   else url.searchParams.set("last", String(history.last));
+  url.searchParams.set("v", String(PROTOCOL_VERSION));
   return url;
 };

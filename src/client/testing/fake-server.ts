@@ -2,11 +2,24 @@
 // class whose sockets the test opens, feeds and closes by hand, and a fetch that answers the REST
 // history route from the same committed messages. It follows the protocol (ready from since/last,
 // truncation at 1000, dedup by clientMsgId) so the tests exercise the SDK against realistic answers;
-// the integration tests against the real Worker live elsewhere.
+// the integration tests against the real Worker live elsewhere. It can also play a newer server
+// (entries of kinds the SDK does not know, frame types it has never seen) and an older one
+// (`protocol = 1`: no `kind` on entries, no `protocol` in `ready`).
 
-import type { AckFrame, ClientFrame, Message, SendFrame, ServerFrame } from "../../protocol/frames.js";
+import {
+  type AckFrame,
+  type ClientFrame,
+  EntryKind,
+  type Message,
+  PROTOCOL_VERSION,
+  type SendFrame,
+} from "../../protocol/frames.js";
 import { MAX_READY_MESSAGES } from "../../protocol/limits.js";
+import { type AnyEntry, type InboundFrame, type InboundReadyFrame, isMessage, type UnknownEntry } from "../decode.js";
 import type { FetchLike, ResponseLike, WebSocketConstructor, WebSocketLike } from "../transport.js";
+
+/** Any frame the fake server can send: the protocol's, one carrying an entry of any kind, or one of a type from the future. */
+export type FakeServerFrame = InboundFrame | { type: string; [field: string]: unknown };
 
 export interface HttpCall {
   method: string;
@@ -67,8 +80,9 @@ export class FakeSocket implements WebSocketLike {
     return this;
   }
 
-  deliver(frame: ServerFrame): this {
-    return this.deliverRaw(JSON.stringify(frame));
+  /** Sends a frame, in the shape of the server's protocol version (see FakeServer.protocol). */
+  deliver(frame: FakeServerFrame): this {
+    return this.deliverRaw(JSON.stringify(this.server.shape(frame)));
   }
 
   deliverRaw(data: string): this {
@@ -114,8 +128,8 @@ const jsonResponse = (status: number, body: unknown, headers: Record<string, str
 
 export class FakeServer {
   readonly sockets: FakeSocket[] = [];
-  /** The room's committed messages; `store[i].seq === i + 1`. */
-  readonly store: Message[] = [];
+  /** The room's committed entries (messages and any other kind); `store[i].seq === i + 1`. */
+  readonly store: AnyEntry[] = [];
   readonly httpCalls: HttpCall[] = [];
   /** Answers the next HTTP calls instead of the store (one entry per call), e.g. a 401. */
   readonly httpOverrides: ResponseLike[] = [];
@@ -123,6 +137,11 @@ export class FakeServer {
   answerPings = true;
   /** The user the fake server attributes sends to. */
   userId = "alice";
+  /**
+   * The protocol version the server speaks. 1 plays a server from before entry kinds: entries
+   * without `kind`, `ready` without `protocol`, on the socket and over REST alike.
+   */
+  protocol = PROTOCOL_VERSION;
 
   constructor(readonly roomId = "r1") {}
 
@@ -134,13 +153,14 @@ export class FakeServer {
 
   /** Commits a message from someone (or, with a known clientMsgId, returns the original: dedup). */
   commit(text: string, userId = "bob", clientMsgId = `other-${this.store.length + 1}`): { message: Message; created: boolean } {
-    const existing = this.store.find((m) => m.userId === userId && m.clientMsgId === clientMsgId);
+    const existing = this.store.find((m): m is Message => isMessage(m) && m.userId === userId && m.clientMsgId === clientMsgId);
     if (existing) return { message: existing, created: false };
     const seq = this.store.length + 1;
     const message: Message = {
       roomId: this.roomId,
       seq,
       id: `id-${seq}`,
+      kind: EntryKind.Message,
       userId,
       text,
       clientMsgId,
@@ -150,12 +170,29 @@ export class FakeServer {
     return { message, created: true };
   }
 
+  /** Commits an entry of a kind the SDK does not know (a newer server's: a poll, a reaction…); it takes a seq like any other. */
+  commitEntry(kind: string, text = "", userId = "system"): UnknownEntry {
+    const seq = this.store.length + 1;
+    const entry: UnknownEntry = {
+      roomId: this.roomId,
+      seq,
+      id: `id-${seq}`,
+      kind,
+      userId,
+      text,
+      clientMsgId: `${kind}-${seq}`,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + seq).toISOString(),
+    };
+    this.store.push(entry);
+    return entry;
+  }
+
   /** Commits `count` messages from others. */
   commitMany(count: number): Message[] {
     return Array.from({ length: count }, (_, i) => this.commit(`bulk ${i}`).message);
   }
 
-  readyFor(url: URL, maxMessages = MAX_READY_MESSAGES): ServerFrame {
+  readyFor(url: URL, maxMessages = MAX_READY_MESSAGES): InboundReadyFrame {
     const since = url.searchParams.get("since");
     const last = Number(url.searchParams.get("last") ?? 50);
     const wanted = since === null ? this.store.slice(-last) : this.store.filter((m) => m.seq > Number(since));
@@ -167,7 +204,19 @@ export class FakeServer {
       latestSeq: this.store.length,
       // As the server's buildReady: messages that were owed but did not fit, for since= and last= alike.
       truncated: messages.length < wanted.length,
+      protocol: PROTOCOL_VERSION,
     };
+  }
+
+  /** A frame as this server's version puts it on the wire: version 1 has no `kind` and no `protocol`. */
+  shape(frame: FakeServerFrame): unknown {
+    if (this.protocol !== 1) return frame;
+    if (frame.type === "ready" && "messages" in frame && Array.isArray(frame.messages)) {
+      const { protocol: _, ...rest } = frame;
+      return { ...rest, messages: frame.messages.map(withoutKind) };
+    }
+    if (frame.type === "message" && "message" in frame) return { ...frame, message: withoutKind(frame.message) };
+    return frame;
   }
 
   readonly WebSocket: WebSocketConstructor = ((server: FakeServer) =>
@@ -188,7 +237,10 @@ export class FakeServer {
     const after = parsed.searchParams.get("after");
     const limit = Number(parsed.searchParams.get("limit") ?? 50);
     const messages = after === null ? this.store.slice(-limit) : this.store.filter((m) => m.seq > Number(after)).slice(0, limit);
-    return jsonResponse(200, { messages, latestSeq: this.store.length });
+    return jsonResponse(200, {
+      messages: this.protocol === 1 ? messages.map(withoutKind) : messages,
+      latestSeq: this.store.length,
+    });
   };
 
   /** The `after`/`limit` of every history request, for asserting how holes were filled. */
@@ -201,6 +253,13 @@ export class FakeServer {
       }));
   }
 }
+
+/** An entry as a version-1 server sent it. */
+const withoutKind = (entry: unknown): unknown => {
+  if (typeof entry !== "object" || entry === null) return entry;
+  const { kind: _, ...rest } = entry as Record<string, unknown>;
+  return rest;
+};
 
 export const errorResponse = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
   jsonResponse(status, { error: { code, message } }, headers);

@@ -1,14 +1,28 @@
 // Message and frame builders for unit tests.
 
-import type { Message, ReadyFrame } from "../../protocol/frames.js";
+import { EntryKind, type Message, PROTOCOL_VERSION } from "../../protocol/frames.js";
+import type { AnyEntry, InboundReadyFrame, UnknownEntry } from "../decode.js";
 
 export const msg = (seq: number, roomId = "r1", userId = "alice"): Message => ({
   roomId,
   seq,
   id: `m-${seq}`,
+  kind: EntryKind.Message,
   userId,
   text: `text ${seq}`,
   clientMsgId: `c-${seq}`,
+  createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, 0, seq)).toISOString(),
+});
+
+/** An entry of a kind this SDK does not know (what a newer server may send), with a valid envelope. */
+export const unknownEntry = (seq: number, kind = "poll", roomId = "r1"): UnknownEntry => ({
+  roomId,
+  seq,
+  id: `e-${seq}`,
+  kind,
+  userId: "system",
+  text: `${kind} ${seq}`,
+  clientMsgId: `k-${seq}`,
   createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, 0, seq)).toISOString(),
 });
 
@@ -16,15 +30,16 @@ export const msg = (seq: number, roomId = "r1", userId = "alice"): Message => ({
 export const range = (from: number, to: number, roomId = "r1"): Message[] =>
   Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => msg(from + i, roomId));
 
-export const ready = (messages: Message[], latestSeq: number, truncated = false, roomId = "r1"): ReadyFrame => ({
+export const ready = (messages: AnyEntry[], latestSeq: number, truncated = false, roomId = "r1"): InboundReadyFrame => ({
   type: "ready",
   roomId,
   messages,
   latestSeq,
   truncated,
+  protocol: PROTOCOL_VERSION,
 });
 
-export const seqs = (messages: readonly Message[]): number[] => messages.map((m) => m.seq);
+export const seqs = (entries: readonly { seq: number }[]): number[] => entries.map((m) => m.seq);
 
 /** A small deterministic PRNG (mulberry32), so a failing shuffle can be replayed. */
 export const seededRandom = (seed: number): (() => number) => {
