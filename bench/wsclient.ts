@@ -1,6 +1,7 @@
 // A minimal WebSocket client for the load generator: the SDK does more per frame (decode,
 // timeline, outbox) than a load generator can afford at thousands of frames a second, so this
 // one classifies frames by their first bytes and parses JSON only when it needs a field.
+import { RECEIVED_EVERY } from "../src/protocol/limits.js";
 import { performance } from "node:perf_hooks";
 import { WebSocket, type RawData } from "ws";
 
@@ -83,6 +84,18 @@ export class BenchSocket {
   /** Every frame after `ready`, with its arrival time (performance.now()). */
   onFrame: (kind: FrameKind, data: Buffer, at: number) => void = () => {};
   private closed: Promise<void>;
+  private sinceReport = 0;
+
+  /**
+   * Flow control, as the SDK does it: every RECEIVED_EVERY entries the client tells the room
+   * what it has processed, or the room closes it as a slow consumer (src/room/sockets.ts).
+   */
+  noteFrame(kind: FrameKind, data: Buffer): void {
+    if (kind !== Frame.Message || ++this.sinceReport < RECEIVED_EVERY) return;
+    this.sinceReport = 0;
+    const seq = /"seq":(\d+)/.exec(data.toString("latin1", 0, Math.min(data.length, 400)))?.[1] ?? "0";
+    this.ws.send(`{"type":"received","seq":${seq}}`);
+  }
 
   private constructor(private readonly ws: WebSocket) {
     this.closed = new Promise((resolve) => ws.once("close", () => resolve()));
@@ -119,7 +132,9 @@ export class BenchSocket {
         const at = performance.now();
         const data = toBuffer(raw);
         if (ready) {
-          socket.onFrame(frameKind(data), data, at);
+          const kind = frameKind(data);
+          socket.noteFrame(kind, data);
+          socket.onFrame(kind, data, at);
           return;
         }
         clearTimeout(timer);

@@ -195,7 +195,7 @@ describe("fencing", () => {
       maxConnections: 2,
     });
     expect(await store.claimWriter(room, 1)).toBeNull(); // rooms must exist before anyone writes
-    expect(await store.createRoom(room, { visibility: "public", name: "f", metadata: {}, createdBy: "u" })).not.toBeNull();
+    expect(await store.createRoom(room, { visibility: "public", name: "f", metadata: {}, createdBy: "u", creatorRole: "admin" })).not.toBeNull();
     const old = await store.claimWriter(room, 1);
     expect(old).toEqual({ lastSeq: 0, writerEpoch: 1 });
     const msg = (id: string) => ({ id: crypto.randomUUID(), kind: "message" as const, userId: "u", clientMsgId: id, text: id });

@@ -92,6 +92,10 @@ export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFram
   switch (parsed.type) {
     case ClientFrameType.Ping:
       return ok({ type: ClientFrameType.Ping });
+    case ClientFrameType.Received:
+      return Number.isSafeInteger(parsed.seq) && (parsed.seq as number) >= 0
+        ? ok({ type: ClientFrameType.Received, seq: parsed.seq as number })
+        : fail(ErrorCode.BadRequest, "received.seq must be a non-negative integer seq");
     case ClientFrameType.Send: {
       const send = decodeSendRequest(parsed);
       return send.ok ? ok({ type: ClientFrameType.Send, ...send.value }) : send;

@@ -59,6 +59,7 @@ export const ServerFrameType = {
 export const ClientFrameType = {
   Send: "send",
   Ping: "ping",
+  Received: "received",
 } as const;
 
 /** Always the first frame on a socket, exactly once: the history the client is missing, up to `latestSeq`. */
@@ -117,7 +118,17 @@ export interface PingFrame {
   type: typeof ClientFrameType.Ping;
 }
 
-export type ClientFrame = SendFrame | PingFrame;
+/**
+ * Flow control: the client has processed every entry up to `seq`. The room counts what it sent
+ * to a socket since the last report and closes a socket that falls too far behind (it resumes
+ * with `since`, losing nothing), so a client that stops reading cannot pin the room's memory.
+ */
+export interface ReceivedFrame {
+  type: typeof ClientFrameType.Received;
+  seq: number;
+}
+
+export type ClientFrame = SendFrame | PingFrame | ReceivedFrame;
 
 /** The body of `POST /v1/rooms/{roomId}/messages`: a send frame without its type. */
 export type SendRequest = Omit<SendFrame, "type">;

@@ -11,3 +11,17 @@ export const MAX_HISTORY_LIMIT = 1000;
 /** The `ready` frame carries at most this many messages / bytes of messages; beyond that it is `truncated`. */
 export const MAX_READY_MESSAGES = 1000;
 export const MAX_READY_BYTES = 1024 * 1024;
+
+/**
+ * Flow control (the `received` frame): a socket that has been sent more than this many bytes
+ * since its last report is closed with `unavailable` (4503) and resumes with `since`. The SDK
+ * reports every RECEIVED_EVERY entries, far below it.
+ */
+export const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
+export const RECEIVED_EVERY = 64;
+/** Frames buffered for a socket between accept and `ready`; past it the join is ended (`unavailable`). */
+export const MAX_JOIN_BUFFER_FRAMES = 5000;
+/** Invalid frames a socket may send in a burst (refilled at 2 per second); past it the socket is closed (4400). */
+export const MAX_BAD_FRAMES_BURST = 20;
+/** Entries one user may have waiting for their check (authorization, rate limit) at once. */
+export const MAX_PENDING_SENDS_PER_USER = 256;

@@ -97,7 +97,12 @@ export class RoomAccess {
     return role;
   }
 
-  /** Records a change this object just made in Postgres. */
+  /** The cached role, if known, without a read (undefined: not cached). */
+  known(userId: string): Role | null | undefined {
+    return this.roles.get(userId);
+  }
+
+  /** Records a change this object made (or is about to make: revocations apply here first). */
   set(userId: string, role: Role | null): void {
     this.versions.set(userId, (this.versions.get(userId) ?? 0) + 1);
     this.roles.set(userId, role);
@@ -116,6 +121,12 @@ export const forbidden = (action: Action): ChatError => {
   const what = action === "read" ? "read this private room" : action === "send" ? "send here" : "manage this room";
   return new ChatError(ErrorCode.Forbidden, `unable to ${action}; you may not ${what}`);
 };
+
+const RANK: Record<Role, number> = { viewer: 1, member: 2, admin: 3 };
+
+/** True when going from `from` to `to` takes a permission away (null = no role). */
+export const isRevocation = (from: Role | null, to: Role | null): boolean =>
+  (to === null ? 0 : RANK[to]) < (from === null ? 0 : RANK[from]);
 
 /** Open rooms: a first send in a public room by a user with no role makes them a member. */
 export const joinsOnSend = (record: RoomRecord, role: Role | null, openRooms: boolean): boolean =>

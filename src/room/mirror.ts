@@ -18,6 +18,7 @@ export interface MirrorDeps {
 export class MirrorPump {
   private pass: Promise<boolean> | undefined;
   private again = false;
+  private stopped = false;
 
   constructor(
     private readonly deps: MirrorDeps,
@@ -31,6 +32,7 @@ export class MirrorPump {
    * (the caller schedules a retry); never rejects.
    */
   catchUp(target: () => number): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(true);
     if (this.pass) {
       this.again = true;
       return this.pass;
@@ -45,13 +47,15 @@ export class MirrorPump {
     try {
       do {
         this.again = false;
-        while (this.mirroredSeq < target()) {
+        while (this.mirroredSeq < target() && !this.stopped) {
           const upto = Math.min(target(), this.mirroredSeq + this.batchSize);
           const batch = await this.deps.read(this.mirroredSeq, upto);
           const expected = upto - this.mirroredSeq;
           if (batch.length !== expected || batch[0]?.seq !== this.mirroredSeq + 1) {
             throw new Error(`mirror read ${batch.length} of ${expected} messages after seq ${this.mirroredSeq}`);
           }
+          // Checked again after the read: a room deleted meanwhile must not get its stream back.
+          if (this.stopped) break;
           await this.deps.write(batch);
           this.mirroredSeq = upto;
           await this.deps.save(upto);
@@ -65,6 +69,12 @@ export class MirrorPump {
   }
 
   lastError: unknown;
+
+  /** No write starts from now on; resolves once a write in flight has finished (the room is being deleted). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.pass;
+  }
 }
 
 /** Retry delay after `failures` consecutive failed passes: 0.5 s doubling, capped at 30 s. */
@@ -159,9 +169,14 @@ export class Mirror {
     if (this.pump.mirroredSeq < lastSeq) void this.run();
   }
 
-  /** The room was deleted: nothing is mirrored until the next boot. */
-  stop(): void {
+  /**
+   * The room is being deleted: no mirror write starts from now on, and this resolves once a
+   * write in flight has finished, so dropping the stream afterwards cannot be undone by it.
+   */
+  async stop(): Promise<void> {
+    const pump = this.pump;
     this.pump = undefined;
+    await pump?.stop();
   }
 
   /** Something was committed: catch up now unless an outage is backing off. Never rejects. */

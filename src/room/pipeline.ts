@@ -29,8 +29,24 @@ export class CommitPipeline<T extends { bytes: number }> {
 
   submit(item: T): void {
     this.queue.push(item);
+    this.submitted++;
     void this.kick();
   }
+
+  /**
+   * Resolves once everything submitted so far has been through a commit (delivered), whatever
+   * is submitted after. A permission change awaits it, so that no entry authorized before the
+   * change is committed after the change is reported done.
+   */
+  settled(): Promise<void> {
+    const target = this.submitted;
+    if (this.processed >= target) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ target, resolve }));
+  }
+
+  private submitted = 0;
+  private processed = 0;
+  private waiters: Array<{ target: number; resolve: () => void }> = [];
 
   /**
    * Runs the commit step now even with nothing queued (an empty batch), so work that must happen
@@ -69,7 +85,15 @@ export class CommitPipeline<T extends { bytes: number }> {
     try {
       do {
         this.kicked = false;
-        await this.commit(this.takeBatch());
+        const batch = this.takeBatch();
+        try {
+          await this.commit(batch);
+        } finally {
+          this.processed += batch.length;
+          const done = this.waiters.filter((w) => w.target <= this.processed);
+          this.waiters = this.waiters.filter((w) => w.target > this.processed);
+          for (const w of done) w.resolve();
+        }
       } while (this.queue.length > 0 || this.kicked);
     } finally {
       // Cleared in the same turn as the last check of the queue: an item submitted from here on

@@ -29,12 +29,12 @@ import {
   ServerFrameType,
   type ServerFrame,
 } from "../protocol/frames.js";
+import { MAX_BAD_FRAMES_BURST } from "../protocol/limits.js";
 import { PostgresStore, useLocalWsProxy } from "../storage/postgres.js";
 import { type MirrorStore, UpstashMirror } from "../storage/redis.js";
 import { withTimeout } from "../storage/timeout.js";
 import {
   type HistoryQuery,
-  type Member,
   type MessageStore,
   type Role,
   type RoomKey,
@@ -43,8 +43,9 @@ import {
   StorageError,
   type Visibility,
 } from "../storage/types.js";
-import { type Action, can, forbidden, joinsOnSend, RoomAccess } from "./access.js";
+import { type Action, can, forbidden, joinsOnSend, RoomAccess, TokenBucket } from "./access.js";
 import { roomKeyOf, roomName } from "./address.js";
+import { RoomAdmin } from "./admin.js";
 import { buildReady, readyQuery } from "./handshake.js";
 import { describeError, failureOf } from "./log.js";
 import { HealAlarm, MIRRORED_KEY, Mirror } from "./mirror.js";
@@ -53,7 +54,7 @@ import type { Failure, RoomResult, SendOutcome } from "./results.js";
 import { Sends } from "./sends.js";
 import { attachmentOf, safeClose, SocketHub } from "./sockets.js";
 import { RecentWindow } from "./window.js";
-import { roomNotFound, Writer } from "./writer.js";
+import { IN_DOUBT_KEY, roomNotFound, Writer } from "./writer.js";
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
 
@@ -71,6 +72,9 @@ export class Room extends DurableObject<Env> {
   private readonly mirrorStore: MirrorStore | undefined;
   private readonly mirror: Mirror;
   private readonly alarmClock: HealAlarm;
+  private readonly admin: RoomAdmin;
+  /** Invalid frames per socket (memory only: a wake-up forgives). */
+  private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -99,6 +103,17 @@ export class Room extends DurableObject<Env> {
     );
     this.access = new RoomAccess(this.key, () => this.store());
     this.writer = this.createWriter();
+    this.admin = new RoomAdmin({
+      key: this.key,
+      store: () => this.store(),
+      authorize: (userId, action) => this.authorize(userId, action),
+      access: this.access,
+      writer: this.writer,
+      sockets: this.sockets,
+      mirrorStore: this.mirrorStore,
+      stopMirror: () => this.mirror.stop(),
+      forgetRoom: (deleted) => this.forgetRoom(deleted),
+    });
     this.sends = new Sends({
       authorize: (userId) => this.authorizeSend(userId),
       known: (userId, clientMsgId) => this.window.find(userId, clientMsgId),
@@ -173,102 +188,38 @@ export class Room extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Rooms and members (RPC). Every change goes through the room's object, so it can act on the
-  // live sockets at once (a removed member is disconnected before the call returns).
+  // Rooms and members (RPC): admin.ts, where the argument for permission changes lives.
 
   createRoom(actor: string, init: { visibility: Visibility; name: string; metadata: Record<string, unknown> }) {
-    return this.rpc("unable to create the room", async (): Promise<RoomInfo> => {
-      const record = await this.store().createRoom(this.key, { ...init, createdBy: actor });
-      if (!record) throw new ChatError(ErrorCode.Conflict, "unable to create the room; the id is taken (perhaps by a deleted room)");
-      this.writer.forget(); // re-boot on next use, with this record
-      this.access.set(actor, "admin");
-      if (record.visibility === "public") this.markPublic();
-      return roomInfo(this.key, record, "admin");
-    });
+    return this.rpc("unable to create the room", () => this.admin.create(actor, init));
   }
 
   getRoom(actor: string) {
-    return this.rpc("unable to read the room", async () => {
-      const { record, role } = await this.authorize(actor, "read");
-      return roomInfo(this.key, { ...record, lastSeq: this.writer.lastSeq }, role);
-    });
+    return this.rpc("unable to read the room", () => this.admin.get(actor));
   }
 
   updateRoom(actor: string, patch: RoomPatch) {
-    return this.rpc("unable to update the room", async () => {
-      const { record, role } = await this.authorize(actor, "manage");
-      const goingPrivate = patch.visibility === "private" && record.visibility === "public";
-      // The edge read path serves a room from Redis only while Redis says it is public: say
-      // "private" there first, so no edge read can outlive the change.
-      if (goingPrivate && this.mirrorStore) await this.mirrorStore.setAccess(this.key, "private");
-      const updated = await this.store().updateRoom(this.key, patch);
-      if (!updated) throw new ChatError(ErrorCode.NotFound, "unable to update the room; it does not exist");
-      this.writer.updateRecord(updated);
-      if (patch.visibility === "public" && record.visibility === "private") this.markPublic();
-      if (goingPrivate) await this.disconnectNonMembers();
-      return roomInfo(this.key, { ...updated, lastSeq: this.writer.lastSeq }, role);
-    });
+    return this.rpc("unable to update the room", () => this.admin.update(actor, patch));
   }
 
   deleteRoom(actor: string, purge: boolean) {
-    return this.rpc("unable to delete the room", async () => {
-      await this.authorize(actor, "manage");
-      if (this.mirrorStore) await this.mirrorStore.drop(this.key);
-      await this.store().deleteRoom(this.key, purge);
-      this.writer.forget();
-      this.access.clear();
-      this.window.reset([]);
-      this.mirror.stop();
-      // Nothing left to heal: no alarm may wake a deleted room again.
-      await this.alarmClock.cancel();
-      await this.ctx.storage.delete(MIRRORED_KEY);
-      this.sockets.endAll(ErrorCode.NotFound, "the room was deleted");
-      return { deleted: true as const, purged: purge };
-    });
+    return this.rpc("unable to delete the room", () => this.admin.delete(actor, purge));
   }
 
-  /** Joins a public room as a member (a no-op for someone who already has a role). */
   join(actor: string) {
-    return this.rpc("unable to join the room", async (): Promise<Member> => {
-      const { record, role } = await this.authorize(actor, "read");
-      if (record.visibility !== "public" && role === null) {
-        throw new ChatError(ErrorCode.Forbidden, "unable to join; private rooms are joined by invitation");
-      }
-      const member = await this.store().setMember(this.key, actor, role ?? "member");
-      this.access.set(actor, member.role);
-      return member;
-    });
+    return this.rpc("unable to join the room", () => this.admin.join(actor));
   }
 
-  /** Adds a member or changes a role (admins only). */
   setMember(actor: string, target: string, role: Role) {
-    return this.rpc("unable to change the membership", async (): Promise<Member> => {
-      await this.authorize(actor, "manage");
-      const member = await this.store().setMember(this.key, target, role);
-      this.access.set(target, member.role);
-      return member;
-    });
+    return this.rpc("unable to change the membership", () => this.admin.setMember(actor, target, role));
   }
 
-  /** Removes a member (admins, or anyone for themselves: leaving). Their sockets close at once if they lose read access. */
   removeMember(actor: string, target: string) {
-    return this.rpc("unable to remove the member", async () => {
-      await this.authorize(actor, actor === target ? "read" : "manage");
-      const removed = await this.store().removeMember(this.key, target);
-      this.access.set(target, null);
-      const record = this.writer.record;
-      if (record && !can("read", record.visibility, null)) {
-        this.sockets.endAll(ErrorCode.Forbidden, "you are no longer a member of this room", target);
-      }
-      return { removed };
-    });
+    return this.rpc("unable to remove the member", () => this.admin.removeMember(actor, target));
   }
 
   members(actor: string, limit: number) {
-    return this.rpc("unable to list the members", async () => {
-      await this.authorize(actor, "read");
-      return { members: await this.store().listMembers(this.key, limit) };
-    });
+    return this.rpc("unable to list the members", () => this.admin.members(actor, limit));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -284,7 +235,7 @@ export class Room extends DurableObject<Env> {
     const history = JSON.parse(historyHeader) as HistoryRequest;
     const protocol = Number(request.headers.get("x-chat-protocol") ?? "1") || 1;
     try {
-      await this.authorize(userId, "read");
+      await this.authorize(userId, "read", true);
     } catch (error) {
       const f = this.failureOf(error, "unable to join the room");
       return refuseSocket(f.code, f.message);
@@ -352,12 +303,16 @@ export class Room extends DurableObject<Env> {
     }
     const decoded = decodeClientFrame(raw);
     if (!decoded.ok) {
-      this.sockets.send(ws, { type: ServerFrameType.Error, ...decoded.error });
+      this.answerBadFrame(ws, decoded.error);
       return;
     }
     const frame = decoded.value;
     if (frame.type === ClientFrameType.Ping) {
       this.sockets.send(ws, { type: ServerFrameType.Pong });
+      return;
+    }
+    if (frame.type === ClientFrameType.Received) {
+      this.sockets.received(ws);
       return;
     }
     this.sends.enqueue(attachment.userId, { kind: EntryKind.Message, clientMsgId: frame.clientMsgId, text: frame.text }, (outcome) =>
@@ -374,6 +329,24 @@ export class Room extends DurableObject<Env> {
   override async webSocketError(ws: WebSocket): Promise<void> {
     // Abrupt disconnects are normal on mobile networks; nothing to log.
     this.sockets.forget(ws);
+  }
+
+  /**
+   * A bad frame is answered with a typed error and the socket stays open, up to a burst: a
+   * socket that keeps sending garbage is closed (4400), so invalid frames cannot be used to make
+   * the room answer without limit.
+   */
+  private answerBadFrame(ws: WebSocket, error: { code: ErrorCode; message: string; clientMsgId?: string }): void {
+    let bucket = this.badFrames.get(ws);
+    if (!bucket) {
+      bucket = new TokenBucket(MAX_BAD_FRAMES_BURST, 2, Date.now());
+      this.badFrames.set(ws, bucket);
+    }
+    if (!bucket.take(Date.now()).ok) {
+      this.sockets.end(ws, ErrorCode.BadRequest, "too many invalid frames; fix the client and reconnect");
+      return;
+    }
+    this.sockets.send(ws, { type: ServerFrameType.Error, ...error });
   }
 
   /**
@@ -450,60 +423,61 @@ export class Room extends DurableObject<Env> {
     return this.mirrorStore;
   }
 
-  /** The room as Postgres holds it; in tenants with open rooms, a first user's call creates it. */
-  private async loadRoom(actor: string | undefined): Promise<RoomRecord> {
+  /**
+   * The room as Postgres holds it. In tenants with open rooms, the first socket or send of a
+   * user (`creator`) creates a public room with no members (nobody becomes its admin, so a
+   * squatter cannot make it private); reads never create rooms.
+   */
+  private async loadRoom(creator: string | undefined): Promise<RoomRecord> {
     const store = this.store();
     const state = await store.readRoomState(this.key);
     if (state && !state.deletedAt) return state;
     // A deleted room (history kept) is never brought back by first use.
-    if (state?.deletedAt || !actor || !this.tenant().autoCreateRooms) throw roomNotFound();
-    const created =
-      (await store.createRoom(this.key, { visibility: "public", name: this.key.roomId, metadata: {}, createdBy: actor })) ??
-      (await store.readRoomState(this.key));
+    if (state?.deletedAt || !creator || !this.tenant().autoCreateRooms) throw roomNotFound();
+    const init = { visibility: "public" as const, name: this.key.roomId, metadata: {}, createdBy: creator, creatorRole: null };
+    const created = (await store.createRoom(this.key, init)) ?? (await store.readRoomState(this.key));
     if (!created || created.deletedAt) throw new StorageError("the room vanished while it was being created", "failed");
-    this.markPublic();
+    await this.mirrorStore?.setAccess(this.key, "public").catch(() => {});
     return created;
+  }
+
+  /** After a delete: nothing of the room stays in memory or storage, and no alarm wakes it. */
+  private async forgetRoom(deleted: boolean): Promise<void> {
+    if (!deleted) {
+      await this.ctx.storage.delete(MIRRORED_KEY);
+      return;
+    }
+    this.writer.forget();
+    this.access.clear();
+    this.window.reset([]);
+    await this.alarmClock.cancel();
+    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY]);
   }
 
   /**
    * Boots the room and checks that `userId` may do `action`. The decision is taken against the
-   * room record as it is after the role lookup's await, not as it was before it.
+   * room record as it is after the role lookup's await, not as it was before it (admin.ts).
+   * `creator`: this call may create an open room (a socket join or a send), reads may not.
    */
-  private async authorize(userId: string, action: Action): Promise<{ record: RoomRecord; role: Role | null }> {
-    await this.writer.ensure(userId);
+  private async authorize(userId: string, action: Action, creator = false): Promise<{ record: RoomRecord; role: Role | null }> {
+    await this.writer.ensure(creator ? userId : undefined);
     return this.decide(action, await this.access.roleOf(userId));
   }
 
-  /** A send's check. Open rooms: the first send of a user with no role joins them as a member, explicitly here. */
+  /** A send's check. Open rooms: the first send of a user with no role joins them, explicitly here. */
   private async authorizeSend(userId: string): Promise<void> {
     await this.writer.ensure(userId);
     let role = await this.access.roleOf(userId);
     const record = this.writer.record;
-    if (record && joinsOnSend(record, role, this.tenant().autoCreateRooms)) {
-      role = (await this.store().setMember(this.key, userId, "member")).role;
-      this.access.set(userId, role);
-    }
+    if (record && joinsOnSend(record, role, this.tenant().autoCreateRooms)) role = await this.admin.joinOnSend(userId);
     this.decide("send", role);
   }
 
   private decide(action: Action, role: Role | null): { record: RoomRecord; role: Role | null } {
     const record = this.writer.record;
-    if (!record) throw roomNotFound();
+    if (!record || this.admin.deleting) throw roomNotFound();
     if (!can(action, record.visibility, role)) throw forbidden(action);
     return { record, role };
-  }
-
-  private async disconnectNonMembers(): Promise<void> {
-    for (const userId of this.sockets.users()) {
-      if ((await this.access.roleOf(userId)) === null) {
-        this.sockets.endAll(ErrorCode.Forbidden, "the room became private; you are not a member", userId);
-      }
-    }
-  }
-
-  /** The edge read path may serve the room from Redis (best effort: a failure only means it is served by the room). */
-  private markPublic(): void {
-    void this.mirrorStore?.setAccess(this.key, "public").catch(() => {});
   }
 
   private tenant() {
@@ -535,29 +509,6 @@ export class Room extends DurableObject<Env> {
     return failureOf(roomName(this.key), error, operation);
   }
 }
-
-/** A room as the API shows it, with the caller's role. */
-export interface RoomInfo {
-  roomId: string;
-  name: string;
-  visibility: Visibility;
-  metadata: Record<string, unknown>;
-  createdBy: string | null;
-  createdAt: string;
-  latestSeq: number;
-  role: Role | null;
-}
-
-const roomInfo = (room: RoomKey, record: RoomRecord, role: Role | null): RoomInfo => ({
-  roomId: room.roomId,
-  name: record.name,
-  visibility: record.visibility,
-  metadata: record.metadata,
-  createdBy: record.createdBy,
-  createdAt: record.createdAt,
-  latestSeq: record.lastSeq,
-  role,
-});
 
 /** What a socket hears about its send: the ack (after its own entry's frame), or the typed error. */
 const answerOf = (outcome: SendOutcome, clientMsgId: string): ServerFrame =>

@@ -5,6 +5,7 @@
 
 import { ErrorCode } from "../protocol/errors.js";
 import type { Entry, EntryKind } from "../protocol/frames.js";
+import { MAX_PENDING_SENDS_PER_USER } from "../protocol/limits.js";
 import { TokenBucket } from "./access.js";
 import { type Failure, failure, type SendOutcome } from "./results.js";
 import type { PendingEntry } from "./writer.js";
@@ -25,19 +26,44 @@ export interface SendsDeps {
   /** The per-user bucket's capacity and refill rate. */
   limits: { sendBurst: number; sendRatePerSecond: number };
   now?: () => number;
+  maxPendingPerUser?: number;
 }
 
 export class Sends {
   private readonly chains = new Map<string, Promise<void>>();
+  /** Entries of each user that have not had their outcome yet (checked, queued or committing). */
+  private readonly pending = new Map<string, number>();
+  private readonly maxPending: number;
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly now: () => number;
 
   constructor(private readonly deps: SendsDeps) {
     this.now = deps.now ?? Date.now;
+    this.maxPending = deps.maxPendingPerUser ?? MAX_PENDING_SENDS_PER_USER;
   }
 
   /** Queues one entry of `userId`; `deliver` is called exactly once with its fate. */
   enqueue(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
+    // While checks wait on storage, a flood would queue without limit: past a bound, refuse now.
+    const pending = this.pending.get(userId) ?? 0;
+    if (pending >= this.maxPending) {
+      deliver({
+        ...failure(ErrorCode.RateLimited, "unable to send; too many messages waiting, retry in 1000 ms"),
+        retryAfterMs: 1000,
+      });
+      return;
+    }
+    this.pending.set(userId, pending + 1);
+    const done = (outcome: SendOutcome): void => {
+      const left = (this.pending.get(userId) ?? 1) - 1;
+      if (left > 0) this.pending.set(userId, left);
+      else this.pending.delete(userId);
+      deliver(outcome);
+    };
+    this.chain(userId, request, done);
+  }
+
+  private chain(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
     const previous = this.chains.get(userId) ?? Promise.resolve();
     const next = previous.then(async () => {
       try {

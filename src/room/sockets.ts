@@ -3,8 +3,9 @@
 // here, so nothing can overtake `ready`.
 
 import { encodeFrame } from "../protocol/codec.js";
-import { closeCodeOf, type ErrorCode } from "../protocol/errors.js";
+import { closeCodeOf, ErrorCode } from "../protocol/errors.js";
 import { ServerFrameType, type ServerFrame } from "../protocol/frames.js";
+import { MAX_JOIN_BUFFER_FRAMES, MAX_UNCONFIRMED_BYTES } from "../protocol/limits.js";
 import type { RoomKey } from "../storage/types.js";
 
 /** Per-socket state that must survive hibernation (the object's constructor runs again on wake-up). */
@@ -42,8 +43,18 @@ export const safeClose = (ws: WebSocket, code: number, reason: string): void => 
 export class SocketHub {
   /** Sockets between accept and `ready`: frames for them wait here, in order. */
   private readonly joining = new Map<WebSocket, string[]>();
+  /**
+   * What each socket was sent since it last said `received` (UTF-16 units, close to bytes for
+   * most text). The Workers WebSocket has no `bufferedAmount`, and workerd buffers without limit
+   * for a client that stops reading, so this count is the only bound on a slow socket's memory.
+   * Memory only: after a wake-up every socket starts from 0 again (lenient, never unsafe).
+   */
+  private readonly unconfirmed = new Map<WebSocket, number>();
 
-  constructor(private readonly ctx: DurableObjectState) {}
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly limits = { maxUnconfirmed: MAX_UNCONFIRMED_BYTES, maxJoinBuffer: MAX_JOIN_BUFFER_FRAMES },
+  ) {}
 
   /** Accepts a socket (hibernatable, tagged with its user) and starts buffering frames for it. */
   accept(ws: WebSocket, attachment: Omit<SocketAttachment, "v" | "ready">): void {
@@ -69,6 +80,12 @@ export class SocketHub {
 
   forget(ws: WebSocket): void {
     this.joining.delete(ws);
+    this.unconfirmed.delete(ws);
+  }
+
+  /** The client processed everything sent so far (the `received` frame). */
+  received(ws: WebSocket): void {
+    this.unconfirmed.delete(ws);
   }
 
   send(ws: WebSocket, frame: ServerFrame): void {
@@ -96,6 +113,7 @@ export class SocketHub {
   /** Tells the socket why and closes it with the code of the shared table. */
   end(ws: WebSocket, code: ErrorCode, reason: string): void {
     this.joining.delete(ws);
+    this.unconfirmed.delete(ws);
     safeSend(ws, encodeFrame({ type: ServerFrameType.Error, code, message: reason }));
     safeClose(ws, closeCodeOf[code], reason);
   }
@@ -107,7 +125,19 @@ export class SocketHub {
 
   private sendEncoded(ws: WebSocket, frame: string): void {
     const buffer = this.joining.get(ws);
-    if (buffer) buffer.push(frame);
-    else safeSend(ws, frame);
+    if (buffer) {
+      buffer.push(frame);
+      // A join whose history takes this long would hold an unbounded buffer: end it; the
+      // client reconnects (with its cursor) and loses nothing.
+      if (buffer.length > this.limits.maxJoinBuffer) this.end(ws, ErrorCode.Unavailable, "the join took too long; reconnect");
+      return;
+    }
+    const sent = (this.unconfirmed.get(ws) ?? 0) + frame.length;
+    if (sent > this.limits.maxUnconfirmed) {
+      this.end(ws, ErrorCode.Unavailable, "too far behind: reconnect with since=<your last seq>");
+      return;
+    }
+    this.unconfirmed.set(ws, sent);
+    safeSend(ws, frame);
   }
 }

@@ -140,6 +140,11 @@ export class Writer {
     this.pipeline.submit(entry);
   }
 
+  /** Resolves once every entry submitted so far has its outcome (see CommitPipeline.settled). */
+  settled(): Promise<void> {
+    return this.pipeline.settled();
+  }
+
   /** Runs the commit step with nothing queued, so a pending resync happens now (the heal alarm). */
   kick(): Promise<void> {
     return this.pipeline.kick();

@@ -159,18 +159,56 @@ const toRoomRecord = (roomId: string, row: RoomRow): RoomRecord => ({
   deletedAt: row.deleted_at === null ? null : toIso(row.deleted_at),
 });
 
-/** The room and its creator as admin, in one statement; nothing if the id is taken. */
+/** The room and (unless $7 is null) its creator with role $7, in one statement; nothing if the id is taken. */
 const CREATE_ROOM_SQL = `
 WITH created AS (
   INSERT INTO rooms (tenant, room_id, visibility, name, metadata, created_by)
   VALUES ($1, $2, $3, $4, $5::jsonb, $6)
   ON CONFLICT (tenant, room_id) DO NOTHING
   RETURNING ${ROOM_COLUMNS}
-), admin AS (
+), creator AS (
   INSERT INTO room_members (tenant, room_id, user_id, role)
-  SELECT $1, $2, $6, 'admin' FROM created
+  SELECT $1, $2, $6, $7 FROM created WHERE $7::text IS NOT NULL
 )
 SELECT * FROM created
+`;
+
+/*
+ * Memberships are rows with left_at IS NULL; a departed member's row keeps their last role.
+ * The last-admin guard is part of each statement: a change that would leave the room without
+ * an active admin matches no row. (The room object also serialises every membership change,
+ * so two admins demoting each other cannot both pass the count.)
+ */
+const OTHER_ADMINS = `(SELECT count(*) FROM room_members
+  WHERE tenant = $1 AND room_id = $2 AND role = 'admin' AND left_at IS NULL AND user_id <> $3)`;
+
+const SET_MEMBER_SQL = `
+INSERT INTO room_members (tenant, room_id, user_id, role)
+SELECT $1, $2, $3, $4
+WHERE $4 = 'admin'
+   OR NOT EXISTS (SELECT 1 FROM room_members WHERE tenant = $1 AND room_id = $2 AND user_id = $3
+                  AND role = 'admin' AND left_at IS NULL)
+   OR ${OTHER_ADMINS} > 0
+ON CONFLICT (tenant, room_id, user_id) DO UPDATE SET role = EXCLUDED.role, left_at = NULL,
+  joined_at = CASE WHEN room_members.left_at IS NULL THEN room_members.joined_at ELSE now() END
+RETURNING user_id, role, joined_at
+`;
+
+/** A (re-)join: a new member is a member; a departed one gets back at most member; an active one keeps their role. */
+const JOIN_SQL = `
+INSERT INTO room_members (tenant, room_id, user_id, role) VALUES ($1, $2, $3, 'member')
+ON CONFLICT (tenant, room_id, user_id) DO UPDATE SET
+  role = CASE WHEN room_members.left_at IS NULL OR room_members.role = 'viewer' THEN room_members.role ELSE 'member' END,
+  joined_at = CASE WHEN room_members.left_at IS NULL THEN room_members.joined_at ELSE now() END,
+  left_at = NULL
+RETURNING user_id, role, joined_at
+`;
+
+const REMOVE_MEMBER_SQL = `
+UPDATE room_members SET left_at = now()
+WHERE tenant = $1 AND room_id = $2 AND user_id = $3 AND left_at IS NULL
+  AND (role <> 'admin' OR ${OTHER_ADMINS} > 0)
+RETURNING role
 `;
 
 interface MemberRow {
@@ -239,6 +277,7 @@ export class PostgresStore implements MessageStore {
         init.name,
         JSON.stringify(init.metadata),
         init.createdBy,
+        init.creatorRole,
       ]),
     );
     const row = rows[0];
@@ -281,7 +320,7 @@ export class PostgresStore implements MessageStore {
 
   async roleOf(room: RoomKey, userId: string): Promise<Role | null> {
     const { rows } = await this.withClient("reading a membership", (c) =>
-      c.query<{ role: Role }>("SELECT role FROM room_members WHERE tenant = $1 AND room_id = $2 AND user_id = $3", [
+      c.query<{ role: Role }>("SELECT role FROM room_members WHERE tenant = $1 AND room_id = $2 AND user_id = $3 AND left_at IS NULL", [
         room.tenant,
         room.roomId,
         userId,
@@ -290,35 +329,35 @@ export class PostgresStore implements MessageStore {
     return rows[0]?.role ?? null;
   }
 
-  async setMember(room: RoomKey, userId: string, role: Role): Promise<Member> {
+  async setMember(room: RoomKey, userId: string, role: Role): Promise<Member | "last_admin"> {
     const { rows } = await this.withClient("changing a membership", (c) =>
-      c.query<MemberRow>(
-        `INSERT INTO room_members (tenant, room_id, user_id, role) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant, room_id, user_id) DO UPDATE SET role = EXCLUDED.role
-         RETURNING user_id, role, joined_at`,
-        [room.tenant, room.roomId, userId, role],
-      ),
+      c.query<MemberRow>(SET_MEMBER_SQL, [room.tenant, room.roomId, userId, role]),
     );
     const row = rows[0];
-    if (!row) throw new StorageError("changing a membership returned no row", "failed");
+    return row ? toMember(row) : "last_admin";
+  }
+
+  async joinMember(room: RoomKey, userId: string): Promise<Member> {
+    const { rows } = await this.withClient("joining the room", (c) =>
+      c.query<MemberRow>(JOIN_SQL, [room.tenant, room.roomId, userId]),
+    );
+    const row = rows[0];
+    if (!row) throw new StorageError("joining returned no row", "failed");
     return toMember(row);
   }
 
-  async removeMember(room: RoomKey, userId: string): Promise<boolean> {
-    const { rowCount } = await this.withClient("removing a member", (c) =>
-      c.query("DELETE FROM room_members WHERE tenant = $1 AND room_id = $2 AND user_id = $3", [
-        room.tenant,
-        room.roomId,
-        userId,
-      ]),
+  async removeMember(room: RoomKey, userId: string): Promise<"removed" | "absent" | "last_admin"> {
+    const { rows } = await this.withClient("removing a member", (c) =>
+      c.query<{ role: Role }>(REMOVE_MEMBER_SQL, [room.tenant, room.roomId, userId]),
     );
-    return (rowCount ?? 0) > 0;
+    if (rows.length > 0) return "removed";
+    return (await this.roleOf(room, userId)) === "admin" ? "last_admin" : "absent";
   }
 
   async listMembers(room: RoomKey, limit: number): Promise<Member[]> {
     const { rows } = await this.withClient("listing members", (c) =>
       c.query<MemberRow>(
-        "SELECT user_id, role, joined_at FROM room_members WHERE tenant = $1 AND room_id = $2 ORDER BY joined_at, user_id LIMIT $3",
+        "SELECT user_id, role, joined_at FROM room_members WHERE tenant = $1 AND room_id = $2 AND left_at IS NULL ORDER BY joined_at, user_id LIMIT $3",
         [room.tenant, room.roomId, limit],
       ),
     );
@@ -387,7 +426,7 @@ export class PostgresStore implements MessageStore {
       c.query<{ room_id: string; name: string | null; visibility: Visibility; role: Role; last_seq: string }>(
         `SELECT r.room_id, r.name, r.visibility, m.role, r.last_seq
          FROM room_members m JOIN rooms r ON r.tenant = m.tenant AND r.room_id = m.room_id
-         WHERE m.tenant = $1 AND m.user_id = $2 AND r.deleted_at IS NULL
+         WHERE m.tenant = $1 AND m.user_id = $2 AND m.left_at IS NULL AND r.deleted_at IS NULL
          ORDER BY r.room_id LIMIT $3`,
         [tenant, userId, limit],
       ),

@@ -33,8 +33,9 @@ export interface NewRoom {
   visibility: Visibility;
   name: string;
   metadata: Record<string, unknown>;
-  /** Becomes the room's first admin. */
   createdBy: string;
+  /** The creator's role (admin for an explicit create); null: no member yet (an open room's first use). */
+  creatorRole: Role | null;
 }
 
 export interface RoomPatch {
@@ -77,7 +78,7 @@ export interface HistoryQuery {
 
 export interface MessageStore {
   readRoomState(room: RoomKey): Promise<RoomRecord | null>;
-  /** Creates the room with its creator as admin; null if the id is taken (also by a deleted room). */
+  /** Creates the room (with its creator as `creatorRole`); null if the id is taken (also by a deleted room). */
   createRoom(room: RoomKey, init: NewRoom): Promise<RoomRecord | null>;
   /**
    * Makes `epoch` the writer epoch of an existing, not deleted room if it is higher than the
@@ -87,10 +88,14 @@ export interface MessageStore {
   updateRoom(room: RoomKey, patch: RoomPatch): Promise<RoomRecord | null>;
   /** Deletes the room: `purge` removes it and its messages; otherwise it is marked deleted. */
   deleteRoom(room: RoomKey, purge: boolean): Promise<void>;
+  /** The user's active role (null: not a member, or departed). */
   roleOf(room: RoomKey, userId: string): Promise<Role | null>;
-  /** Adds the member or changes their role. */
-  setMember(room: RoomKey, userId: string, role: Role): Promise<Member>;
-  removeMember(room: RoomKey, userId: string): Promise<boolean>;
+  /** Adds the member or changes their role; "last_admin" (nothing changed) if it would leave no admin. */
+  setMember(room: RoomKey, userId: string, role: Role): Promise<Member | "last_admin">;
+  /** A user joins (or re-joins): new → member; departed → their old role, at most member; active → unchanged. */
+  joinMember(room: RoomKey, userId: string): Promise<Member>;
+  /** Marks the member departed (their role is kept for a re-join); "last_admin" (nothing changed) for the last admin. */
+  removeMember(room: RoomKey, userId: string): Promise<"removed" | "absent" | "last_admin">;
   listMembers(room: RoomKey, limit: number): Promise<Member[]>;
   /** One transaction: check epoch and last_seq, dedup by (user, clientMsgId), insert, advance last_seq. */
   commitBatch(
