@@ -14,6 +14,12 @@ export default defineConfig({
         bindings: {
           AUTH_SECRET: TEST_AUTH_SECRET,
           DEV_TOKENS: "true",
+          // wrangler.toml keeps these off for production; the tests use open rooms in the default
+          // tenant and load the demo page (test/api.hardening.test.ts checks the production values).
+          AUTO_CREATE_ROOMS: "true",
+          DEMO_PAGE: "true",
+          // One JSON line per request would bury the test output; warnings and errors still show.
+          LOG_LEVEL: "warn",
           DATABASE_URL: inject("databaseUrl"),
           NEON_WSPROXY: inject("neonWsProxy"),
           // A short timeout so "Postgres paused" tests do not wait long; still far above a commit.
@@ -26,11 +32,18 @@ export default defineConfig({
           SEND_BURST: "200",
           SEND_RATE_PER_S: "100",
           MAX_SOCKETS_PER_USER: "4",
-          // Two more tenants with rooms closed by default: acme (HS256, audience check) and
-          // globex (RS256/ES256 through a JWKS served by the global setup, issuer check).
+          // More tenants, with rooms closed by default: acme (HS256, audience check, a CORS origin),
+          // globex (RS256/ES256 through a JWKS served by the global setup, issuer check) and sandbox.
           TENANTS: JSON.stringify({
-            acme: { secret: "acme-secret-not-for-production", audience: "chat-acme", autoCreateRooms: false },
+            acme: {
+              secret: "acme-secret-not-for-production",
+              audience: "chat-acme",
+              autoCreateRooms: false,
+              corsOrigins: ["https://app.acme.example"],
+            },
             globex: { jwksUrl: inject("jwksUrl"), issuer: "https://id.globex.test", autoCreateRooms: false },
+            // A dev-only tenant (verified with AUTH_SECRET, dev tokens allowed) with its own CORS origin.
+            sandbox: { devOnly: true, corsOrigins: ["https://sandbox.example"] },
           }),
           TEST_JWKS_PRIVATE_KEYS: inject("jwksPrivateKeys"),
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),

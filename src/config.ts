@@ -16,6 +16,15 @@ export interface TenantConfig {
    * the API and sending needs membership.
    */
   autoCreateRooms: boolean;
+  /**
+   * May `POST /v1/dev/token` (when DEV_TOKENS=true) mint this tenant's tokens? Only for tenants
+   * without keys of their own: the `default` tenant from AUTH_SECRET and TENANTS entries marked
+   * `"devOnly": true` (which verify with AUTH_SECRET). Never for a tenant with its own secret or
+   * JWKS: a dev-token switch left on must not hand out a real tenant's identities.
+   */
+  devTokens: boolean;
+  /** Browser origins allowed to call the REST API with this tenant's tokens (besides CORS_ORIGINS). */
+  corsOrigins: string[];
 }
 
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -39,6 +48,14 @@ export interface Config {
   configError: string | undefined;
   limits: Limits;
   devTokens: boolean;
+  /** Tokens whose lifetime (exp − iat, or exp − now) is longer than this are refused. */
+  maxTokenTtlS: number;
+  /** CORS for the whole deployment: `any` (dev) or a list of origins (default: none). */
+  corsOrigins: "any" | string[];
+  /** Serve the demo page and the SDK bundle from public/ (default: off). */
+  demoPage: boolean;
+  /** Cross-room limits through the rate limiting bindings (default: on; `RATE_LIMITS=off` for load tests only). */
+  rateLimits: boolean;
   databaseUrl: string | undefined;
   /** Local only: `host:port/path` of a Neon-protocol WebSocket proxy in front of a plain Postgres. */
   neonWsProxy: string | undefined;
@@ -67,6 +84,10 @@ export interface ConfigEnv {
   MAX_SOCKETS_PER_USER?: string;
   HANDSHAKE_TIMEOUT_MS?: string;
   DEV_TOKENS?: string;
+  MAX_TOKEN_TTL_S?: string;
+  CORS_ORIGINS?: string;
+  DEMO_PAGE?: string;
+  RATE_LIMITS?: string;
   DATABASE_URL?: string;
   NEON_WSPROXY?: string;
   PG_STATEMENT_TIMEOUT_MS?: string;
@@ -88,22 +109,58 @@ const nonEmpty = (value: string | undefined): string | undefined => (value ? val
 const encoder = new TextEncoder();
 
 /**
+ * An origin as browsers send it: `scheme://host[:port]`, nothing else. A typo ("https://app.example.com/")
+ * is reported as a configuration error instead of silently never matching.
+ */
+export const parseOrigin = (value: string): string | undefined => {
+  const trimmed = value.trim();
+  try {
+    const url = new URL(trimmed);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === trimmed ? trimmed : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** CORS_ORIGINS: `*` (any origin: dev only), a comma-separated list of origins, or empty (none). */
+export const parseCorsOrigins = (value: string | undefined): { origins: "any" | string[]; error: string | undefined } => {
+  const items = (value ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  if (items.length === 1 && items[0] === "*") return { origins: "any", error: undefined };
+  const origins: string[] = [];
+  for (const item of items) {
+    const origin = parseOrigin(item);
+    if (!origin) return { origins: [], error: `CORS_ORIGINS: ${JSON.stringify(item)} is not an origin like https://app.example.com` };
+    origins.push(origin);
+  }
+  return { origins, error: undefined };
+};
+
+/**
  * TENANTS (a secret) is JSON: {"acme": {"secret": "...", "jwksUrl": "https://…/.well-known/jwks.json",
- * "audience": "...", "issuer": "...", "autoCreateRooms": false}, …}. The `default` tenant comes from
- * AUTH_SECRET (+ AUTO_CREATE_ROOMS, default true) unless TENANTS defines it.
+ * "audience": "...", "issuer": "...", "autoCreateRooms": false, "corsOrigins": ["https://app.acme.com"]}, …}.
+ * A dev-only tenant, `{"sandbox": {"devOnly": true}}`, has no key of its own: its tokens are HS256
+ * with AUTH_SECRET, and dev tokens may be minted for it. The `default` tenant comes from
+ * AUTH_SECRET (+ AUTO_CREATE_ROOMS, default false) unless TENANTS defines it.
  */
 export const parseTenants = (
   env: Pick<ConfigEnv, "TENANTS" | "AUTH_SECRET" | "AUTO_CREATE_ROOMS">,
 ): { tenants: Map<string, TenantConfig>; error: string | undefined } => {
   const tenants = new Map<string, TenantConfig>();
-  if (env.AUTH_SECRET) {
+  const devSecret = env.AUTH_SECRET ? encoder.encode(env.AUTH_SECRET) : undefined;
+  if (devSecret) {
     tenants.set(DEFAULT_TENANT, {
       id: DEFAULT_TENANT,
-      hs256Secret: encoder.encode(env.AUTH_SECRET),
+      hs256Secret: devSecret,
       jwksUrl: undefined,
       audience: undefined,
       issuer: undefined,
-      autoCreateRooms: env.AUTO_CREATE_ROOMS !== "false",
+      // Open rooms let any reader create a room and become its admin: opt in, never by default.
+      autoCreateRooms: env.AUTO_CREATE_ROOMS === "true",
+      devTokens: true,
+      corsOrigins: [],
     });
   }
   if (!env.TENANTS) return { tenants, error: undefined };
@@ -122,14 +179,31 @@ export const parseTenants = (
     const str = (key: string): string | undefined => (typeof t[key] === "string" && t[key] !== "" ? (t[key] as string) : undefined);
     const secret = str("secret");
     const jwksUrl = str("jwksUrl");
-    if (!secret && !jwksUrl) return { tenants, error: `TENANTS.${id}: give a secret (HS256) or a jwksUrl (RS256/ES256)` };
+    const devOnly = t.devOnly === true;
+    if (devOnly && (secret || jwksUrl)) {
+      return { tenants, error: `TENANTS.${id}: a devOnly tenant verifies with AUTH_SECRET; remove its secret / jwksUrl` };
+    }
+    if (devOnly && !devSecret) return { tenants, error: `TENANTS.${id}: a devOnly tenant needs AUTH_SECRET` };
+    if (!devOnly && !secret && !jwksUrl) {
+      return { tenants, error: `TENANTS.${id}: give a secret (HS256) or a jwksUrl (RS256/ES256), or "devOnly": true` };
+    }
+    const corsOrigins: string[] = [];
+    const rawOrigins = t.corsOrigins ?? [];
+    if (!Array.isArray(rawOrigins)) return { tenants, error: `TENANTS.${id}.corsOrigins must be an array of origins` };
+    for (const item of rawOrigins) {
+      const origin = typeof item === "string" ? parseOrigin(item) : undefined;
+      if (!origin) return { tenants, error: `TENANTS.${id}.corsOrigins: ${JSON.stringify(item)} is not an origin like https://app.example.com` };
+      corsOrigins.push(origin);
+    }
     tenants.set(id, {
       id,
-      hs256Secret: secret ? encoder.encode(secret) : undefined,
+      hs256Secret: devOnly ? devSecret : secret ? encoder.encode(secret) : undefined,
       jwksUrl,
       audience: str("audience"),
       issuer: str("issuer"),
       autoCreateRooms: t.autoCreateRooms === true,
+      devTokens: devOnly,
+      corsOrigins,
     });
   }
   return { tenants, error: undefined };
@@ -154,9 +228,10 @@ const parseConfig = (env: ConfigEnv): Config => {
   const upstashUrl = nonEmpty(env.UPSTASH_REDIS_REST_URL);
   const upstashToken = nonEmpty(env.UPSTASH_REDIS_REST_TOKEN);
   const { tenants, error } = parseTenants(env);
+  const cors = parseCorsOrigins(env.CORS_ORIGINS);
   return {
     tenants,
-    configError: error ?? (tenants.size === 0 ? "no tenant is configured: set AUTH_SECRET or TENANTS" : undefined),
+    configError: error ?? cors.error ?? (tenants.size === 0 ? "no tenant is configured: set AUTH_SECRET or TENANTS" : undefined),
     limits: {
       sendRatePerSecond: positiveInt(env.SEND_RATE_PER_S, 10),
       sendBurst: positiveInt(env.SEND_BURST, 30),
@@ -164,6 +239,10 @@ const parseConfig = (env: ConfigEnv): Config => {
       handshakeTimeoutMs: positiveInt(env.HANDSHAKE_TIMEOUT_MS, 5000),
     },
     devTokens: env.DEV_TOKENS === "true",
+    maxTokenTtlS: positiveInt(env.MAX_TOKEN_TTL_S, 24 * 60 * 60),
+    corsOrigins: cors.origins,
+    demoPage: env.DEMO_PAGE === "true",
+    rateLimits: env.RATE_LIMITS !== "off",
     databaseUrl: nonEmpty(env.DATABASE_URL),
     neonWsProxy: nonEmpty(env.NEON_WSPROXY),
     statementTimeoutMs: positiveInt(env.PG_STATEMENT_TIMEOUT_MS, 5000),

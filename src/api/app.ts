@@ -3,6 +3,7 @@
 
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { routePath } from "hono/route";
 import { DEFAULT_TENANT, readConfig } from "../config.js";
 import {
   type Decoded,
@@ -16,7 +17,7 @@ import {
   decodeSendRequest,
   decodeSeqCursor,
 } from "../protocol/codec.js";
-import { ChatError, ErrorCode, errorBody } from "../protocol/errors.js";
+import { ChatError, ErrorCode, errorBody, httpStatusOf, isErrorCode } from "../protocol/errors.js";
 import { PROTOCOL_VERSION } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT } from "../protocol/limits.js";
 import type { Failure, RoomResult } from "../room/results.js";
@@ -24,11 +25,59 @@ import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
 import { roomStub } from "../room/address.js";
 import type { RoomKey } from "../storage/types.js";
+import { errorFields, logger } from "../observability/log.js";
+import { metrics } from "../observability/metrics.js";
 import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
+import { readBodyCapped } from "./body.js";
+import { apiCors, securityHeaders, tenantCors } from "./cors.js";
+import { enforceLimit, ipLimitKey, userLimitKey } from "./limits.js";
 
-type AppEnv = { Bindings: Env; Variables: { principal: Principal } };
+type AppEnv = {
+  Bindings: Env;
+  Variables: {
+    principal: Principal;
+    /** For the request log and metrics: what the request was about, and how it ended. */
+    tenant: string;
+    room: string;
+    errorCode: string;
+    route: string;
+  };
+};
 
 export const app = new Hono<AppEnv>();
+
+const codeOfStatus = (status: number): string => {
+  if (status < 400) return "ok";
+  const code = Object.entries(httpStatusOf).find(([, s]) => s === status)?.[0];
+  return code && isErrorCode(code) ? code : `http_${status}`;
+};
+
+// One structured log line and one metric data point per request: tenant, room, route, status,
+// code, duration. Never the token, the query string or a body (see src/observability/log.ts).
+app.use("*", async (c, next) => {
+  const started = Date.now();
+  await next();
+  const durationMs = Date.now() - started;
+  const status = c.res.status;
+  const code = c.get("errorCode") ?? codeOfStatus(status);
+  const route = `${c.req.method} ${c.get("route") ?? routePath(c)}`;
+  const tenant = c.get("tenant");
+  const room = c.get("room");
+  logger(c.env)[status >= 500 ? "error" : "info"]({
+    event: "request",
+    tenant,
+    room,
+    op: route,
+    status,
+    code,
+    durationMs,
+    source: c.res.headers.get("x-chat-source") ?? undefined,
+  });
+  metrics(c.env).request({ tenant, room, route, status, code }, durationMs);
+});
+app.use("*", securityHeaders);
+// Preflights are answered here, before any route authenticates: OPTIONS never gets a 401.
+app.use("/v1/*", apiCors);
 
 /** Unwraps a codec result, or throws its typed error (answered by onError). */
 const decoded = <T>(result: Decoded<T>): T => {
@@ -45,14 +94,9 @@ const throwFailure = (f: Failure): never => {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
-/** Reads a JSON body with a size cap, before parsing it. */
+/** Reads a JSON body with a size cap that holds while it streams in (src/api/body.ts), then parses it. */
 const readJson = async (c: Context<AppEnv>): Promise<unknown> => {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_FRAME_BYTES) throw new ChatError(ErrorCode.TooLarge, `unable to read the body; it is over ${MAX_FRAME_BYTES} bytes`);
-  const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > MAX_FRAME_BYTES) {
-    throw new ChatError(ErrorCode.TooLarge, `unable to read the body; it is over ${MAX_FRAME_BYTES} bytes`);
-  }
+  const bytes = await readBodyCapped(c.req.raw, MAX_FRAME_BYTES);
   let text: string;
   try {
     // Invalid UTF-8 is refused, not silently replaced: what we store must be what was sent.
@@ -77,6 +121,8 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 app.post("/v1/dev/token", async (c) => {
   const config = readConfig(c.env);
   if (!config.devTokens) throw new ChatError(ErrorCode.NotFound, "unable to find this route");
+  // Anyone may call this route: it is limited per client IP, like failed authentications.
+  await enforceLimit(c.env, "unauthenticated", ipLimitKey(c.req.raw), "mint a token");
   const body = await readJson(c);
   const fields = (typeof body === "object" && body !== null ? body : {}) as { userId?: unknown; tenant?: unknown };
   if (typeof fields.userId !== "string" || !USER_ID_PATTERN.test(fields.userId)) {
@@ -87,21 +133,40 @@ app.post("/v1/dev/token", async (c) => {
   return c.json({ token: await mintDevToken(fields.userId, tenant) });
 });
 
+/** The one route that takes its token from the query string: a WebSocket upgrade of a room. */
+const SOCKET_PATH = /^\/v1\/rooms\/[^/]+\/ws$/;
+const isSocketUpgrade = (c: Context<AppEnv>): boolean =>
+  c.req.method === "GET" && SOCKET_PATH.test(c.req.path) && c.req.header("upgrade")?.toLowerCase() === "websocket";
+
 // Every room route is authenticated. WebSocket upgrades carry the token in the query string,
-// because browsers cannot set headers on a WebSocket.
+// because browsers cannot set headers on a WebSocket; nothing else does (a token in a URL ends
+// up in logs and histories, so it is accepted only where there is no other way).
 const authenticate = async (c: Context<AppEnv>, next: () => Promise<void>): Promise<void> => {
-  const isSocket = c.req.path.endsWith("/ws");
-  const token = bearerToken(c.req.header("authorization")) ?? (isSocket ? c.req.query("token") : undefined);
-  c.set("principal", await verifyToken(token, readConfig(c.env)));
+  const config = readConfig(c.env);
+  const token = bearerToken(c.req.header("authorization")) ?? (isSocketUpgrade(c) ? c.req.query("token") : undefined);
+  let principal: Principal;
+  try {
+    principal = await verifyToken(token, config);
+  } catch (error) {
+    // Failed authentications are limited per client IP: past the limit the answer is 429.
+    if (error instanceof ChatError && error.code === ErrorCode.Unauthorized) {
+      await enforceLimit(c.env, "unauthenticated", ipLimitKey(c.req.raw), "authenticate");
+    }
+    throw error;
+  }
+  c.set("principal", principal);
+  c.set("tenant", principal.tenant);
   await next();
+  tenantCors(c, principal.tenant);
 };
 app.use("/v1/rooms", authenticate);
 app.use("/v1/rooms/*", authenticate);
 
-const roomOf = (c: Context<AppEnv>): RoomKey => ({
-  tenant: c.get("principal").tenant,
-  roomId: decoded(decodeRoomId(c.req.param("roomId"))),
-});
+const roomOf = (c: Context<AppEnv>): RoomKey => {
+  const room = { tenant: c.get("principal").tenant, roomId: decoded(decodeRoomId(c.req.param("roomId"))) };
+  c.set("room", room.roomId);
+  return room;
+};
 
 app.get("/v1/rooms/:roomId/messages", async (c) => {
   const room = roomOf(c);
@@ -113,7 +178,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
   const mirror = mirrorOf(c.env);
   if (after !== undefined && mirror) {
     const fromRedis = await mirror.readAfter(room, after, limit).catch((error: unknown) => {
-      console.warn(`edge read of ${room.tenant}:${room.roomId} fell back to the room: ${(error as Error).message}`);
+      logger(c.env).warn({ event: "edge_read_fallback", tenant: room.tenant, room: room.roomId, op: "edge_read", ...errorFields(error) });
       return undefined;
     });
     if (fromRedis) {
@@ -147,7 +212,9 @@ app.post("/v1/rooms/:roomId/messages", async (c) => {
 app.post("/v1/rooms", async (c) => {
   const { userId, tenant } = c.get("principal");
   const init = decoded(decodeRoomInit(await readJson(c)));
+  await enforceLimit(c.env, "roomCreate", userLimitKey(tenant, userId), "create the room");
   const room = { tenant, roomId: init.roomId ?? crypto.randomUUID() };
+  c.set("room", room.roomId);
   const result = await roomStub(c.env, room).createRoom(userId, {
     visibility: init.visibility,
     name: init.name ?? room.roomId,
@@ -238,33 +305,45 @@ app.get("/v1/rooms/:roomId/ws", async (c) => {
   const room = roomOf(c);
   const history = decoded(decodeHistoryRequest(c.req.query("since"), c.req.query("last")));
   const protocol = decoded(decodeProtocolVersion(c.req.query("v")));
+  const { tenant, userId } = c.get("principal");
+  await enforceLimit(c.env, "socketOpen", userLimitKey(tenant, userId), "connect");
   // Only the Worker sets these headers; the room object is not reachable from outside. The room
   // itself is the object's name (ctx.id.name).
   const headers = new Headers({
     upgrade: "websocket",
-    "x-chat-user": c.get("principal").userId,
+    "x-chat-user": userId,
     "x-chat-history": JSON.stringify(history),
     "x-chat-protocol": String(Math.min(protocol, PROTOCOL_VERSION)),
   });
   return roomStub(c.env, room).fetch(new Request("https://room.internal/ws", { headers }));
 });
 
-// The demo page and SDK bundle. In production the assets layer answers these before the
-// Worker runs; this keeps them reachable where it does not (tests, other routers).
+// The demo page and the SDK bundle (public/), only where DEMO_PAGE=true. wrangler.toml routes
+// every request to the Worker first (run_worker_first = true), so the assets layer cannot serve
+// the page behind this switch's back.
 app.get("*", async (c, next) => {
   if (c.req.path.startsWith("/v1/")) return next();
+  if (!readConfig(c.env).demoPage) return next();
+  c.set("route", "assets");
   return c.env.ASSETS.fetch(c.req.raw);
 });
 
-app.notFound(() => Response.json(errorBody(ErrorCode.NotFound, "unable to find this route"), { status: 404 }));
+app.notFound((c) => {
+  c.set("route", "unmatched");
+  c.set("errorCode", ErrorCode.NotFound);
+  return c.json(errorBody(ErrorCode.NotFound, "unable to find this route"), 404);
+});
 
 app.onError((error, c) => {
   if (error instanceof ChatError) {
+    c.set("errorCode", error.code);
     const headers: Record<string, string> = {};
     if (error.retryAfterMs !== undefined) headers["retry-after"] = String(Math.ceil(error.retryAfterMs / 1000));
     return c.json(errorBody(error.code, error.message), error.status as 400, headers);
   }
-  // Never leak internals: the client gets a code, the log gets the error (no secrets in it).
-  console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, error instanceof Error ? error.name : typeof error);
+  // Never leak internals: the client gets a code, the log gets the error's class (no message:
+  // it could quote a statement or a command, and with them what users wrote).
+  c.set("errorCode", ErrorCode.Internal);
+  logger(c.env).error({ event: "unhandled_error", op: `${c.req.method} ${routePath(c)}`, ...errorFields(error) });
   return c.json(errorBody(ErrorCode.Internal, "unable to complete the request; internal error"), 500);
 });

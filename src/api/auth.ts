@@ -4,7 +4,16 @@
 // The tenant claim is read before verification only to choose the key; a token signed with any
 // other tenant's key fails verification.
 
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, type JWTVerifyGetKey, jwtVerify, SignJWT } from "jose";
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+  SignJWT,
+} from "jose";
 import { type Config, DEFAULT_TENANT, TENANT_ID_PATTERN, type TenantConfig } from "../config.js";
 import { ChatError, ErrorCode } from "../protocol/errors.js";
 
@@ -51,12 +60,30 @@ export const verifyToken = async (token: string | undefined, config: Config): Pr
     const { payload } = await verifyWith(tenant, token, alg);
     const userId = payload.sub;
     if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) throw unauthorized("the token's sub is not a valid user id");
+    checkLifetime(payload, config.maxTokenTtlS);
     return { userId, tenant: tenant.id };
   } catch (cause) {
     if (cause instanceof ChatError) throw cause;
     if (cause instanceof errors.JWTExpired) throw unauthorized("the token has expired", cause);
     if (cause instanceof errors.JWTClaimValidationFailed) throw unauthorized(`the token's ${cause.claim} claim is not accepted`, cause);
     throw unauthorized("the token is invalid", cause);
+  }
+};
+
+/**
+ * A stolen token is useful until it expires, so a tenant's backend may not mint one that lives
+ * for months. The lifetime is exp − iat, measured from now instead when iat is missing or in the
+ * future (an iat set ahead of time would otherwise hide a long-lived token).
+ */
+const checkLifetime = (payload: JWTPayload, maxTtlS: number): void => {
+  const now = Math.floor(Date.now() / 1000);
+  const exp = payload.exp ?? now;
+  const from = typeof payload.iat === "number" ? Math.min(payload.iat, now) : now;
+  const lifetime = exp - from;
+  if (lifetime > maxTtlS + CLOCK_TOLERANCE_S) {
+    throw unauthorized(
+      `the token lives ${lifetime} s (exp − ${typeof payload.iat === "number" ? "iat" : "now"}), over the maximum of ${maxTtlS} s; mint shorter-lived tokens`,
+    );
   }
 };
 
@@ -74,10 +101,18 @@ const verifyWith = (tenant: TenantConfig, token: string, alg: string | undefined
   throw unauthorized("the token's algorithm is not accepted for its tenant");
 };
 
-/** Dev tokens: a JWT for any user id, valid for an hour. Only routed when DEV_TOKENS=true. */
+/**
+ * Dev tokens: a JWT for any user id, valid for an hour. Only routed when DEV_TOKENS=true, and only
+ * for tenants without keys of their own (see TenantConfig.devTokens).
+ */
 export const mintDevToken = (userId: string, tenant: TenantConfig): Promise<string> => {
   const secret = tenant.hs256Secret;
-  if (!secret) throw new ChatError(ErrorCode.BadRequest, "unable to mint a token; this tenant verifies tokens with a JWKS");
+  if (!tenant.devTokens || !secret) {
+    throw new ChatError(
+      ErrorCode.Forbidden,
+      "unable to mint a token; this tenant verifies its own tokens (dev tokens are for the default tenant and devOnly tenants)",
+    );
+  }
   const claims = tenant.id === DEFAULT_TENANT ? {} : { tenant: tenant.id };
   return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setSubject(userId).setIssuedAt().setExpirationTime("1h").sign(secret);
 };

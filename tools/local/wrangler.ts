@@ -37,6 +37,15 @@ export const stackVars = (stack: LocalStack, extra: Record<string, string> = {})
     DATABASE_URL: stack.databaseUrl,
     AUTH_SECRET: process.env.AUTH_SECRET || DEV_SECRET,
     DEV_TOKENS: "true",
+    // The dev conveniences wrangler.toml keeps off for production: open rooms (the demo, e2e,
+    // chaos and bench all join rooms by name), the demo page, and any origin for CORS.
+    AUTO_CREATE_ROOMS: "true",
+    DEMO_PAGE: "true",
+    CORS_ORIGINS: "*",
+    // The cross-room limits are sized for people, not for harnesses: the benchmark mints a
+    // thousand dev tokens from one address and reconnects one user hundreds of times, chaos
+    // reconnects every client at once. RATE_LIMITS=on (in the environment) turns them on locally.
+    RATE_LIMITS: process.env.RATE_LIMITS === "on" ? "on" : "off",
   };
   if (stack.neonWsProxy) vars.NEON_WSPROXY = stack.neonWsProxy;
   if (stack.redis) {
