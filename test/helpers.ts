@@ -242,3 +242,22 @@ export const mirroredStream = async (roomId: string, tenant = "default"): Promis
     return message;
   });
 };
+
+/**
+ * Calls the Worker with some bindings replaced (a setting, a fake binding). Only the Worker sees
+ * them: room objects keep the test bindings. The configuration is parsed per env object, so each
+ * call with overrides sees exactly these settings.
+ */
+export const workerFetchWith = (overrides: Record<string, unknown>, input: string, init?: RequestInit): Promise<Response> =>
+  Promise.resolve(worker.fetch(new Request(input, init), { ...env, ...overrides } as typeof env, createExecutionContext()));
+
+/**
+ * Waits, if needed, until at least `needMs` are left in the current fixed window of `periodS`
+ * seconds (the rate limiting binding's windows are aligned to the wall clock locally), so a test
+ * that counts up to a limit is not split by a window boundary.
+ */
+export const untilWindowHas = async (periodS: number, needMs: number): Promise<void> => {
+  const periodMs = periodS * 1000;
+  const left = periodMs - (Date.now() % periodMs);
+  if (left < needMs) await sleep(left + 50);
+};
