@@ -8,7 +8,7 @@ import { SignJWT } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import wranglerToml from "../wrangler.toml?raw";
 import { DEMO_CSP, API_CSP } from "../src/api/cors.js";
-import { LIMITS, limitOf, type LimitEnv, userLimitKey, windowRemainingMs } from "../src/api/limits.js";
+import { clientNetwork, LIMITS, limitOf, type LimitEnv, userLimitKey, windowRemainingMs } from "../src/api/limits.js";
 import { readConfig } from "../src/config.js";
 import { MAX_FRAME_BYTES } from "../src/protocol/limits.js";
 import { logLine } from "../src/observability/log.js";
@@ -414,6 +414,16 @@ describe("limits across rooms", () => {
     const failing = { AUTH_SECRET: "s", LIMIT_SEND: { limit: () => Promise.reject(new Error("limiter down")) } } as LimitEnv;
     expect(await limitOf(failing, "send", key)).toEqual({ ok: true });
     expect(windowRemainingMs(10, 1_000_000_123)).toBe(9_877);
+    // An IPv6 client is one key per /64, whatever address of it it picks.
+    expect(["2001:db8:1:2:aaaa::1", "2001:0db8:0001:0002:ffff:1:2:3", "2001:db8:1:2::"].map(clientNetwork)).toEqual(
+      Array(3).fill("2001:db8:1:2::/64"),
+    );
+    expect(["::1", "2001:db8::5", "203.0.113.9", "::ffff:203.0.113.9"].map(clientNetwork)).toEqual([
+      "0:0:0:0::/64",
+      "2001:db8:0:0::/64",
+      "203.0.113.9",
+      "203.0.113.9",
+    ]);
     expect(windowRemainingMs(60, 60_000 * 5 - 10)).toBe(1000);
   });
 });

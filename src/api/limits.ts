@@ -34,8 +34,30 @@ export type LimitEnv = ConfigEnv & { LOG_LEVEL?: string } & { [K in (typeof LIMI
 /** The key of a per-user limit: the same user id in two tenants is two users. */
 export const userLimitKey = (tenant: string, userId: string): string => `${tenant}:${userId}`;
 
-/** The key of a per-IP limit. Cloudflare always sets cf-connecting-ip; without it (tests) all callers share one key. */
-export const ipLimitKey = (request: Request): string => `ip:${request.headers.get("cf-connecting-ip") ?? "unknown"}`;
+/**
+ * The key of a per-IP limit. Cloudflare always sets cf-connecting-ip; without it (tests) all
+ * callers share one key. An IPv6 client usually holds a whole /64 and can pick a fresh address
+ * per request, so IPv6 addresses are keyed by their /64.
+ */
+export const ipLimitKey = (request: Request): string =>
+  `ip:${clientNetwork(request.headers.get("cf-connecting-ip") ?? "unknown")}`;
+
+/** An IPv4 address as it is; an IPv6 address as its first four groups (its /64). */
+export const clientNetwork = (ip: string): string => {
+  if (!ip.includes(":")) return ip;
+  // An IPv4-mapped address (::ffff:192.0.2.1) is its IPv4 address.
+  if (ip.includes(".")) return ip.slice(ip.lastIndexOf(":") + 1);
+  const [head = "", tail] = ip.toLowerCase().split("::", 2);
+  const groups = head === "" ? [] : head.split(":");
+  if (tail !== undefined) {
+    const rest = tail === "" ? [] : tail.split(":");
+    groups.push(...Array(Math.max(0, 8 - groups.length - rest.length)).fill("0"), ...rest);
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
+};
 
 const warned = new Set<string>();
 
