@@ -17,7 +17,17 @@ describe("entry point", () => {
     if (!ws) throw new Error("no socket");
     const first = new Promise<string>((resolve) => ws.addEventListener("message", (e) => resolve(String(e.data))));
     ws.accept();
-    expect(JSON.parse(await first)).toEqual({ type: "ready", roomId: room, messages: [], latestSeq: 0, truncated: false, protocol: 2 });
+    expect(JSON.parse(await first)).toEqual({
+      type: "ready",
+      roomId: room,
+      messages: [],
+      latestSeq: 0,
+      truncated: false,
+      protocol: 2,
+      readSeq: 0,
+      unread: 0,
+      presence: [{ userId: "a" }],
+    });
     ws.close(1000, "done");
     const page = await SELF.fetch("http://chat.test/");
     expect(page.status).toBe(200);

@@ -20,6 +20,9 @@ describe("handshake golden frames", () => {
       latestSeq: 0,
       truncated: false,
       protocol: 2,
+      readSeq: 0,
+      unread: 0,
+      presence: [{ userId: "alice" }],
     });
     socket.close();
   });
@@ -44,6 +47,7 @@ describe("handshake golden frames", () => {
       createdAt: expect.stringMatching(ISO),
     });
     expect(alice.frames.slice(1)).toEqual([
+      { type: "presence", userId: "bob", online: true },
       { type: "message", message },
       { type: "ack", clientMsgId: "c-1", seq: 1, id: message.id, createdAt: message.createdAt },
     ]);
@@ -56,6 +60,9 @@ describe("handshake golden frames", () => {
       latestSeq: 1,
       truncated: false,
       protocol: 2,
+      readSeq: 0,
+      unread: 1,
+      presence: [{ userId: "alice" }, { userId: "bob" }, { userId: "carol" }],
     });
     alice.send({ type: "ping" });
     await eventually("pong", () => alice.ofType("pong")[0]);

@@ -217,6 +217,8 @@ describe("rooms API", () => {
       visibility: "public",
       role: "member",
       latestSeq: 1,
+      readSeq: 1, // joe's own send moved his cursor
+      unread: 0,
     });
     expect((await api(`/v1/rooms/${roomId}/leave`, { token: joe, method: "POST" })).body).toEqual({ removed: true });
     expect(codeOf(await acmePost("joe", roomId, "j2", "bye"))).toBe("forbidden");

@@ -9,7 +9,10 @@ import {
   type Decoded,
   decodeHistoryRequest,
   decodeLimit,
+  decodeProfileUpdate,
   decodeProtocolVersion,
+  decodeReadRequest,
+  decodeUserIds,
   decodeRole,
   decodeRoomId,
   decodeRoomInit,
@@ -24,6 +27,7 @@ import type { Failure, RoomResult } from "../room/results.js";
 import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
 import { roomStub } from "../room/address.js";
+import { readProfiles, rememberClaimedName, writeProfile } from "../storage/profiles.js";
 import type { RoomKey } from "../storage/types.js";
 import { errorFields, logger } from "../observability/log.js";
 import { metrics } from "../observability/metrics.js";
@@ -161,6 +165,8 @@ const authenticate = async (c: Context<AppEnv>, next: () => Promise<void>): Prom
 };
 app.use("/v1/rooms", authenticate);
 app.use("/v1/rooms/*", authenticate);
+app.use("/v1/users", authenticate);
+app.use("/v1/users/*", authenticate);
 
 const roomOf = (c: Context<AppEnv>): RoomKey => {
   const room = { tenant: c.get("principal").tenant, roomId: decoded(decodeRoomId(c.req.param("roomId"))) };
@@ -315,7 +321,69 @@ app.get("/v1/rooms/:roomId/ws", async (c) => {
     "x-chat-history": JSON.stringify(history),
     "x-chat-protocol": String(Math.min(protocol, PROTOCOL_VERSION)),
   });
+  const { name } = c.get("principal");
+  if (name !== undefined) {
+    // The token's display name stands until the user sets a profile; once per connection, off
+    // the join's path.
+    const config = readConfig(c.env);
+    if (config.databaseUrl) {
+      if (config.neonWsProxy) useLocalWsProxy(config.neonWsProxy);
+      c.executionCtx.waitUntil(
+        rememberClaimedName({ connectionString: config.databaseUrl, statementTimeoutMs: config.statementTimeoutMs }, tenant, userId, name).catch(
+          () => {},
+        ),
+      );
+    }
+  }
   return roomStub(c.env, room).fetch(new Request("https://room.internal/ws", { headers }));
+});
+
+// Read cursors and presence (docs/protocol.md, "Read cursors, typing, presence").
+
+app.put("/v1/rooms/:roomId/read", async (c) => {
+  const room = roomOf(c);
+  const { seq } = decoded(decodeReadRequest(await readJson(c)));
+  return c.json(unwrap(await roomStub(c.env, room).markRead(c.get("principal").userId, seq)));
+});
+
+app.get("/v1/rooms/:roomId/presence", async (c) => {
+  const room = roomOf(c);
+  return c.json(unwrap(await roomStub(c.env, room).presence(c.get("principal").userId)));
+});
+
+// Profiles, per tenant: a token only ever reads and writes profiles of its own tenant.
+
+const profileStore = (c: Context<AppEnv>) => {
+  const config = readConfig(c.env);
+  if (!config.databaseUrl) throw new ChatError(ErrorCode.Unavailable, "unable to reach profiles; no database is configured");
+  if (config.neonWsProxy) useLocalWsProxy(config.neonWsProxy);
+  return { connectionString: config.databaseUrl, statementTimeoutMs: config.statementTimeoutMs };
+};
+
+const storageFailure = (operation: string) => (cause: unknown): never => {
+  throw new ChatError(ErrorCode.Unavailable, `unable to ${operation}; storage is unavailable, retry later`, { cause });
+};
+
+app.put("/v1/users/me", async (c) => {
+  const { tenant, userId } = c.get("principal");
+  const patch = decoded(decodeProfileUpdate(await readJson(c)));
+  const profile = await writeProfile(profileStore(c), tenant, userId, patch).catch(storageFailure("save the profile"));
+  return c.json({ profile });
+});
+
+app.get("/v1/users/:userId", async (c) => {
+  const { tenant } = c.get("principal");
+  const userId = c.req.param("userId");
+  if (!USER_ID_PATTERN.test(userId)) throw new ChatError(ErrorCode.BadRequest, "userId is not a valid user id");
+  const [profile] = await readProfiles(profileStore(c), tenant, [userId]).catch(storageFailure("read the profile"));
+  return c.json({ profile });
+});
+
+app.get("/v1/users", async (c) => {
+  const { tenant } = c.get("principal");
+  const ids = decoded(decodeUserIds(c.req.query("ids"), USER_ID_PATTERN));
+  const profiles = await readProfiles(profileStore(c), tenant, ids).catch(storageFailure("read profiles"));
+  return c.json({ profiles });
 });
 
 // The demo page and the SDK bundle (public/), only where DEMO_PAGE=true. wrangler.toml routes

@@ -20,6 +20,8 @@ import { ChatError, ErrorCode } from "../protocol/errors.js";
 export interface Principal {
   userId: string;
   tenant: string;
+  /** The token's `name` claim (a display name), used until the user sets a profile. */
+  name?: string;
 }
 
 /** User ids are shown to other users and used in keys: keep them printable and bounded. */
@@ -61,7 +63,11 @@ export const verifyToken = async (token: string | undefined, config: Config): Pr
     const userId = payload.sub;
     if (typeof userId !== "string" || !USER_ID_PATTERN.test(userId)) throw unauthorized("the token's sub is not a valid user id");
     checkLifetime(payload, config.maxTokenTtlS);
-    return { userId, tenant: tenant.id };
+    const name = payload.name;
+    // An odd name claim is ignored rather than refused: it is decoration, not identity.
+    return typeof name === "string" && name.length > 0 && name.length <= 100 && name.isWellFormed() && !name.includes("\u0000")
+      ? { userId, tenant: tenant.id, name }
+      : { userId, tenant: tenant.id };
   } catch (cause) {
     if (cause instanceof ChatError) throw cause;
     if (cause instanceof errors.JWTExpired) throw unauthorized("the token has expired", cause);

@@ -9,6 +9,11 @@ import {
   MAX_CLIENT_MSG_ID_CHARS,
   MAX_FRAME_BYTES,
   MAX_HISTORY_LIMIT,
+  MAX_AVATAR_URL_CHARS,
+  MAX_PRESENCE_DATA_BYTES,
+  MAX_PROFILE_BATCH,
+  MAX_PROFILE_DATA_BYTES,
+  MAX_PROFILE_NAME_CHARS,
   MAX_TEXT_CHARS,
   ROOM_ID_PATTERN,
 } from "./limits.js";
@@ -78,6 +83,25 @@ export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
   return ok({ clientMsgId, text });
 };
 
+/**
+ * Frames added in protocol 2 are strict: a field they do not define is refused (a typo such as
+ * `{"type":"read","sq":5}` must not silently do nothing). The first version's frames stay lenient.
+ */
+const onlyFields = (value: Record<string, unknown>, allowed: readonly string[]): boolean =>
+  Object.keys(value).every((key) => allowed.includes(key));
+
+const unknownFields = <T>(frame: string, allowed: readonly string[]): Decoded<T> =>
+  fail(ErrorCode.BadRequest, `${frame} takes only ${allowed.join(", ")}`);
+
+/** A small JSON object (presence data, profile data): an object, storable, at most `maxBytes` of JSON. */
+export const decodeSmallObject = (name: string, value: unknown, maxBytes: number): Decoded<Record<string, unknown>> => {
+  if (!isRecord(value)) return fail(ErrorCode.BadRequest, `${name} must be a JSON object`);
+  const json = JSON.stringify(value);
+  if (encoder.encode(json).length > maxBytes) return fail(ErrorCode.TooLarge, `${name} is over ${maxBytes} bytes of JSON`);
+  if (json.includes("\\u0000")) return fail(ErrorCode.BadRequest, `${name} contains a NUL character`);
+  return ok(value);
+};
+
 /** Decodes one WebSocket frame from a client. Binary frames and oversized frames are refused unparsed. */
 export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFrame> => {
   if (typeof raw !== "string") return fail(ErrorCode.BadRequest, "binary frames are not supported; send JSON text");
@@ -92,6 +116,20 @@ export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFram
   switch (parsed.type) {
     case ClientFrameType.Ping:
       return ok({ type: ClientFrameType.Ping });
+    case ClientFrameType.Read:
+      if (!onlyFields(parsed, ["type", "seq"])) return unknownFields("read", ["seq"]);
+      return Number.isSafeInteger(parsed.seq) && (parsed.seq as number) >= 0
+        ? ok({ type: ClientFrameType.Read, seq: parsed.seq as number })
+        : fail(ErrorCode.BadRequest, "read.seq must be a non-negative integer seq");
+    case ClientFrameType.Typing:
+      if (!onlyFields(parsed, ["type", "stop"])) return unknownFields("typing", ["stop"]);
+      if (parsed.stop !== undefined && parsed.stop !== true) return fail(ErrorCode.BadRequest, "typing.stop must be true or absent");
+      return ok(parsed.stop === true ? { type: ClientFrameType.Typing, stop: true } : { type: ClientFrameType.Typing });
+    case ClientFrameType.Presence: {
+      if (!onlyFields(parsed, ["type", "data"])) return unknownFields("presence", ["data"]);
+      const data = decodeSmallObject("presence.data", parsed.data, MAX_PRESENCE_DATA_BYTES);
+      return data.ok ? ok({ type: ClientFrameType.Presence, data: data.value }) : data;
+    }
     case ClientFrameType.Received:
       return Number.isSafeInteger(parsed.seq) && (parsed.seq as number) >= 0
         ? ok({ type: ClientFrameType.Received, seq: parsed.seq as number })
@@ -235,4 +273,68 @@ export const decodeRole = (input: unknown): Decoded<MemberRole> => {
   return role === "admin" || role === "member" || role === "viewer"
     ? ok(role)
     : fail(ErrorCode.BadRequest, 'role must be "admin", "member" or "viewer"');
+};
+
+/** Schema of `PUT /v1/rooms/{roomId}/read`: `{"seq": N}`. */
+export const decodeReadRequest = (input: unknown): Decoded<{ seq: number }> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  if (!onlyFields(input, ["seq"])) return unknownFields("the read body", ["seq"]);
+  return Number.isSafeInteger(input.seq) && (input.seq as number) >= 0
+    ? ok({ seq: input.seq as number })
+    : fail(ErrorCode.BadRequest, "seq must be a non-negative integer seq");
+};
+
+export interface ProfileUpdate {
+  name?: string | null;
+  avatarUrl?: string | null;
+  data?: Record<string, unknown>;
+}
+
+/** Schema of `PUT /v1/users/me`: any of name (1–100 characters or null), avatarUrl (http/https or null), data (≤ 4 KiB). */
+export const decodeProfileUpdate = (input: unknown): Decoded<ProfileUpdate> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  if (!onlyFields(input, ["name", "avatarUrl", "data"])) return unknownFields("a profile", ["name", "avatarUrl", "data"]);
+  const out: ProfileUpdate = {};
+  if (input.name !== undefined) {
+    if (input.name !== null) {
+      if (typeof input.name !== "string" || input.name.length === 0 || codePointLength(input.name) > MAX_PROFILE_NAME_CHARS) {
+        return fail(ErrorCode.BadRequest, `name must be a string of 1–${MAX_PROFILE_NAME_CHARS} characters, or null`);
+      }
+      const problem = storableTextProblem(input.name);
+      if (problem) return fail(ErrorCode.BadRequest, `name ${problem}`);
+    }
+    out.name = input.name;
+  }
+  if (input.avatarUrl !== undefined) {
+    if (input.avatarUrl !== null) {
+      const url = typeof input.avatarUrl === "string" && input.avatarUrl.length <= MAX_AVATAR_URL_CHARS ? parseHttpUrl(input.avatarUrl) : undefined;
+      if (!url) return fail(ErrorCode.BadRequest, `avatarUrl must be an http(s) URL of at most ${MAX_AVATAR_URL_CHARS} characters, or null`);
+    }
+    out.avatarUrl = input.avatarUrl as string | null;
+  }
+  if (input.data !== undefined) {
+    const data = decodeSmallObject("data", input.data, MAX_PROFILE_DATA_BYTES);
+    if (!data.ok) return data;
+    out.data = data.value;
+  }
+  if (Object.keys(out).length === 0) return fail(ErrorCode.BadRequest, "give at least one of name, avatarUrl, data");
+  return ok(out);
+};
+
+const parseHttpUrl = (value: string): URL | undefined => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || url.protocol === "http:" ? url : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** `?ids=a,b,c`: 1–100 distinct user ids. */
+export const decodeUserIds = (value: string | undefined, pattern: RegExp): Decoded<string[]> => {
+  const ids = [...new Set((value ?? "").split(",").filter((id) => id !== ""))];
+  if (ids.length === 0 || ids.length > MAX_PROFILE_BATCH) return fail(ErrorCode.BadRequest, `ids must list 1–${MAX_PROFILE_BATCH} user ids, comma-separated`);
+  const bad = ids.find((id) => !pattern.test(id));
+  if (bad !== undefined) return fail(ErrorCode.BadRequest, `ids: ${JSON.stringify(bad.slice(0, 80))} is not a user id`);
+  return ok(ids);
 };

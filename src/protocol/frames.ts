@@ -54,12 +54,18 @@ export const ServerFrameType = {
   Ack: "ack",
   Error: "error",
   Pong: "pong",
+  Receipt: "receipt",
+  Typing: "typing",
+  Presence: "presence",
 } as const;
 
 export const ClientFrameType = {
   Send: "send",
   Ping: "ping",
   Received: "received",
+  Read: "read",
+  Typing: "typing",
+  Presence: "presence",
 } as const;
 
 /** Always the first frame on a socket, exactly once: the history the client is missing, up to `latestSeq`. */
@@ -72,6 +78,42 @@ export interface ReadyFrame {
   truncated: boolean;
   /** The protocol version the server speaks (PROTOCOL_VERSION). */
   protocol: number;
+  /** The joining user's read cursor in this room (0: never read). */
+  readSeq: number;
+  /** Messages of others after `readSeq` (kind `message` only), as of `latestSeq`. */
+  unread: number;
+  /**
+   * Who is online now, consistent with the `presence` frames after it: every change after this
+   * snapshot arrives as a frame, none before it does.
+   */
+  presence: PresenceEntry[];
+}
+
+export interface PresenceEntry {
+  userId: string;
+  /** What the user set with a `presence` frame (a small JSON object), if anything. */
+  data?: Record<string, unknown>;
+}
+
+/** A user's read cursor moved (to every socket of the room, the user's other devices included). */
+export interface ReceiptFrame {
+  type: typeof ServerFrameType.Receipt;
+  userId: string;
+  seq: number;
+}
+
+/** Who is typing now (not you), sent when the set changes. */
+export interface TypingFrame {
+  type: typeof ServerFrameType.Typing;
+  userIds: string[];
+}
+
+/** A user came online, went offline, or changed their presence data. */
+export interface PresenceFrame {
+  type: typeof ServerFrameType.Presence;
+  userId: string;
+  online: boolean;
+  data?: Record<string, unknown>;
 }
 
 /**
@@ -106,7 +148,15 @@ export interface PongFrame {
   type: typeof ServerFrameType.Pong;
 }
 
-export type ServerFrame = ReadyFrame | MessageFrame | AckFrame | ErrorFrame | PongFrame;
+export type ServerFrame =
+  | ReadyFrame
+  | MessageFrame
+  | AckFrame
+  | ErrorFrame
+  | PongFrame
+  | ReceiptFrame
+  | TypingFrame
+  | PresenceFrame;
 
 export interface SendFrame {
   type: typeof ClientFrameType.Send;
@@ -128,7 +178,25 @@ export interface ReceivedFrame {
   seq: number;
 }
 
-export type ClientFrame = SendFrame | PingFrame | ReceivedFrame;
+/** I have read everything up to `seq` (moves my read cursor forward; never back). */
+export interface ReadFrame {
+  type: typeof ClientFrameType.Read;
+  seq: number;
+}
+
+/** I am typing (send about every 2 s while typing), or I stopped (`stop: true`). */
+export interface TypingStartFrame {
+  type: typeof ClientFrameType.Typing;
+  stop?: true;
+}
+
+/** My presence data in this room (a JSON object of at most 1 KiB), shown to everyone with my presence. */
+export interface PresenceSetFrame {
+  type: typeof ClientFrameType.Presence;
+  data: Record<string, unknown>;
+}
+
+export type ClientFrame = SendFrame | PingFrame | ReceivedFrame | ReadFrame | TypingStartFrame | PresenceSetFrame;
 
 /** The body of `POST /v1/rooms/{roomId}/messages`: a send frame without its type. */
 export type SendRequest = Omit<SendFrame, "type">;

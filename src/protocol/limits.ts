@@ -25,3 +25,11 @@ export const MAX_JOIN_BUFFER_FRAMES = 5000;
 export const MAX_BAD_FRAMES_BURST = 20;
 /** Entries one user may have waiting for their check (authorization, rate limit) at once. */
 export const MAX_PENDING_SENDS_PER_USER = 256;
+/** Per-user presence data (JSON) in a room. */
+export const MAX_PRESENCE_DATA_BYTES = 1024;
+/** Profile custom data (JSON). */
+export const MAX_PROFILE_DATA_BYTES = 4096;
+export const MAX_PROFILE_NAME_CHARS = 100;
+export const MAX_AVATAR_URL_CHARS = 2048;
+/** Users in one `GET /v1/users?ids=` request. */
+export const MAX_PROFILE_BATCH = 100;

@@ -31,7 +31,10 @@ export const newestWithin = (messages: readonly Entry[], maxBytes: number): Entr
  * `truncated` tells the client that messages it asked for are missing before the first one
  * it got, so it must fill the hole over REST before showing a contiguous list.
  */
-export const buildReady = (roomId: string, query: HistoryQuery, history: readonly Entry[]): ReadyFrame => {
+/** What `ready` says about the joining user besides history (read cursor, unread, who is online). */
+export type ReadyExtras = Pick<ReadyFrame, "readSeq" | "unread" | "presence">;
+
+export const buildReady = (roomId: string, query: HistoryQuery, history: readonly Entry[], extras: ReadyExtras): ReadyFrame => {
   const messages = newestWithin(history.slice(-query.limit), MAX_READY_BYTES);
   const firstOwed = query.afterSeq + 1;
   const firstSent = messages[0]?.seq ?? query.uptoSeq + 1;
@@ -42,5 +45,6 @@ export const buildReady = (roomId: string, query: HistoryQuery, history: readonl
     latestSeq: query.uptoSeq,
     truncated: firstSent > firstOwed,
     protocol: PROTOCOL_VERSION,
+    ...extras,
   };
 };

@@ -25,6 +25,7 @@ import {
   ClientFrameType,
   type Entry,
   EntryKind,
+  type PresenceEntry,
   type SendRequest,
   ServerFrameType,
   type ServerFrame,
@@ -54,6 +55,7 @@ import type { Failure, RoomResult, SendOutcome } from "./results.js";
 import { Sends } from "./sends.js";
 import { attachmentOf, safeClose, SocketHub } from "./sockets.js";
 import { RecentWindow } from "./window.js";
+import { LiveState } from "./live.js";
 import { IN_DOUBT_KEY, roomNotFound, Writer } from "./writer.js";
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
@@ -73,6 +75,7 @@ export class Room extends DurableObject<Env> {
   private readonly mirror: Mirror;
   private readonly alarmClock: HealAlarm;
   private readonly admin: RoomAdmin;
+  private readonly live: LiveState;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
 
@@ -103,6 +106,15 @@ export class Room extends DurableObject<Env> {
     );
     this.access = new RoomAccess(this.key, () => this.store());
     this.writer = this.createWriter();
+    this.live = new LiveState({
+      room: this.key,
+      sockets: this.sockets,
+      readCursor: (userId) => this.store().readCursor(this.key, userId),
+      saveCursors: (cursors) => this.store().saveCursors(this.key, cursors),
+      countMessages: (afterSeq, uptoSeq) => this.countMessages(afterSeq, uptoSeq),
+      lastSeq: () => this.writer.lastSeq,
+      warn: (message, error) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(error)}`),
+    });
     this.admin = new RoomAdmin({
       key: this.key,
       store: () => this.store(),
@@ -178,12 +190,35 @@ export class Room extends DurableObject<Env> {
       await this.authorize(userId, "read");
       const mirroredSeq = this.mirror.mirroredSeq;
       const latestSeq = this.writer.lastSeq;
+      const { users, sockets } = this.live.occupancy();
       return {
         latestSeq,
         mirroredSeq,
         mirrorLag: mirroredSeq === null ? null : latestSeq - mirroredSeq,
-        sockets: this.sockets.count(),
+        sockets,
+        users,
       };
+    });
+  }
+
+  /** `PUT /v1/rooms/{roomId}/read`: moves the caller's read cursor forward (durably, before answering). */
+  markRead(userId: string, seq: number) {
+    return this.rpc("unable to mark read", async () => {
+      await this.authorize(userId, "read");
+      await this.live.loadCursor(userId);
+      const done = this.live.read(userId, seq);
+      if (!done.ok) throw new ChatError(done.code, done.message);
+      await this.live.cursors.flush();
+      const readSeq = this.live.cursors.known(userId) ?? seq;
+      return { readSeq, unread: await this.live.unread(readSeq, this.writer.lastSeq) };
+    });
+  }
+
+  /** `GET /v1/rooms/{roomId}/presence`: who is online now, and how many sockets. */
+  presence(userId: string) {
+    return this.rpc("unable to read presence", async () => {
+      await this.authorize(userId, "read");
+      return this.live.occupancy();
     });
   }
 
@@ -246,6 +281,14 @@ export class Room extends DurableObject<Env> {
         `unable to join the room; ${this.config.limits.socketsPerUser} sockets per user per room are open already`,
       );
     }
+    try {
+      await this.live.loadCursor(userId);
+      // Checked again after that await: the decision stands for the turn that accepts.
+      this.decide("read", await this.access.roleOf(userId));
+    } catch (error) {
+      const f = this.failureOf(error, "unable to join the room");
+      return refuseSocket(f.code, f.message);
+    }
     if (history.kind === "since" && history.since > this.writer.lastSeq) {
       return refuseSocket(
         ErrorCode.BadRequest,
@@ -254,11 +297,13 @@ export class Room extends DurableObject<Env> {
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    // From here to `accept` (which starts buffering) there is no await: the watermark and the
-    // registration happen in one turn, so no commit can be broadcast in between.
+    // From here to `accept` (which starts buffering) there is no await: the watermark, the
+    // presence snapshot and the registration happen in one turn, so no commit and no presence
+    // change can be broadcast in between (live.ts argues the presence half).
     const watermark = this.writer.lastSeq;
+    const joined = this.live.joining(userId);
     this.sockets.accept(server, { ...this.key, userId, protocol });
-    this.ctx.waitUntil(this.completeHandshake(server, history, watermark));
+    this.ctx.waitUntil(this.completeHandshake(server, history, watermark, joined));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -272,12 +317,18 @@ export class Room extends DurableObject<Env> {
    * ..W from history and W+1.. live: no gap (everything > W is buffered or later), no duplicate
    * (history stops at W, the buffer starts above it), in seq order.
    */
-  private async completeHandshake(ws: WebSocket, request: HistoryRequest, watermark: number): Promise<void> {
+  private async completeHandshake(
+    ws: WebSocket,
+    request: HistoryRequest,
+    watermark: number,
+    joined: { readSeq: number; presence: PresenceEntry[] },
+  ): Promise<void> {
     const query = readyQuery(request, watermark);
     let history: Entry[];
+    let unread: number;
     try {
-      history = await withTimeout(
-        this.readHistory(query),
+      [history, unread] = await withTimeout(
+        Promise.all([this.readHistory(query), this.live.unread(joined.readSeq, watermark)]),
         this.config.limits.handshakeTimeoutMs,
         () => new StorageError("the handshake's history did not arrive in time", "timeout"),
       );
@@ -286,7 +337,8 @@ export class Room extends DurableObject<Env> {
       this.sockets.end(ws, f.code, f.message);
       return;
     }
-    this.sockets.finishJoin(ws, encodeFrame(buildReady(this.key.roomId, query, history)));
+    const ready = buildReady(this.key.roomId, query, history, { readSeq: joined.readSeq, unread, presence: joined.presence });
+    this.sockets.finishJoin(ws, encodeFrame(ready));
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
@@ -311,9 +363,21 @@ export class Room extends DurableObject<Env> {
       this.sockets.send(ws, { type: ServerFrameType.Pong });
       return;
     }
-    if (frame.type === ClientFrameType.Received) {
-      this.sockets.received(ws);
-      return;
+    switch (frame.type) {
+      case ClientFrameType.Received:
+        this.sockets.received(ws);
+        return;
+      case ClientFrameType.Read: {
+        const done = this.live.read(attachment.userId, frame.seq);
+        if (!done.ok) this.answerBadFrame(ws, done);
+        return;
+      }
+      case ClientFrameType.Typing:
+        this.live.typingFrame(attachment.userId, frame.stop === true);
+        return;
+      case ClientFrameType.Presence:
+        this.live.presenceData(ws, attachment.userId, frame.data);
+        return;
     }
     this.sends.enqueue(attachment.userId, { kind: EntryKind.Message, clientMsgId: frame.clientMsgId, text: frame.text }, (outcome) =>
       this.sockets.send(ws, answerOf(outcome, frame.clientMsgId)),
@@ -322,6 +386,8 @@ export class Room extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.sockets.forget(ws);
+    const attachment = attachmentOf(ws);
+    if (attachment) this.live.closed(ws, attachment);
     // 1005/1006 are not valid to send back; answer a clean close with the same code.
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
@@ -329,6 +395,8 @@ export class Room extends DurableObject<Env> {
   override async webSocketError(ws: WebSocket): Promise<void> {
     // Abrupt disconnects are normal on mobile networks; nothing to log.
     this.sockets.forget(ws);
+    const attachment = attachmentOf(ws);
+    if (attachment) this.live.closed(ws, attachment);
   }
 
   /**
@@ -397,6 +465,7 @@ export class Room extends DurableObject<Env> {
           // Not awaited: Redis being slow or down never delays a broadcast or an ack.
           this.mirror.committed();
           this.broadcast(entries);
+          this.live.committed(entries);
         },
         announce: (entries) => this.broadcast(entries),
         lostRole: () => {
@@ -449,6 +518,7 @@ export class Room extends DurableObject<Env> {
     }
     this.writer.forget();
     this.access.clear();
+    this.live.cursors.clear();
     this.window.reset([]);
     await this.alarmClock.cancel();
     await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY]);
@@ -488,6 +558,13 @@ export class Room extends DurableObject<Env> {
 
   private broadcast(entries: Entry[]): void {
     this.sockets.broadcast(entries.map((message) => encodeFrame({ type: ServerFrameType.Message, message })));
+  }
+
+  /** Messages (kind `message`) in (afterSeq, uptoSeq]: counted in memory when the window covers it, else in Postgres. */
+  private async countMessages(afterSeq: number, uptoSeq: number): Promise<number> {
+    const held = this.window.range(afterSeq, uptoSeq, this.writer.lastSeq);
+    if (held) return held.filter((e) => e.kind === EntryKind.Message).length;
+    return this.store().countMessagesAfter(this.key, afterSeq, uptoSeq);
   }
 
   /** History for seq in (afterSeq, uptoSeq]: from memory when the window covers it, else Postgres. */

@@ -20,6 +20,8 @@ export interface SocketAttachment extends RoomKey {
   protocol?: number;
   /** True once `ready` was sent: from then on the socket receives live frames directly. */
   ready: boolean;
+  /** Presence data this socket set (`presence` frame), with when, so the newest of a user's devices wins. */
+  presence?: { data: Record<string, unknown>; at: number };
 }
 
 export const attachmentOf = (ws: WebSocket): SocketAttachment | undefined => {
@@ -99,6 +101,36 @@ export class SocketHub {
 
   count(userId?: string): number {
     return this.ctx.getWebSockets(userId).length;
+  }
+
+  /** Every open socket (not closing) with its attachment. */
+  each(run: (ws: WebSocket, attachment: SocketAttachment) => void): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.READY_STATE_OPEN) continue;
+      const attachment = attachmentOf(ws);
+      if (attachment) run(ws, attachment);
+    }
+  }
+
+  /** Open sockets of `userId`, other than `except` (a socket that is closing still shows up during its close). */
+  openOf(userId: string, except?: WebSocket): WebSocket[] {
+    return this.ctx.getWebSockets(userId).filter((ws) => ws !== except && ws.readyState === WebSocket.READY_STATE_OPEN);
+  }
+
+  /** Stores this socket's presence data in its attachment (survives hibernation). */
+  setPresence(ws: WebSocket, data: Record<string, unknown>): void {
+    const attachment = attachmentOf(ws);
+    if (attachment) ws.serializeAttachment({ ...attachment, presence: { data, at: Date.now() } } satisfies SocketAttachment);
+  }
+
+  /** Who has an open socket, each with the newest presence data among their sockets. */
+  online(): Map<string, Record<string, unknown> | undefined> {
+    const newest = new Map<string, { data: Record<string, unknown>; at: number } | undefined>();
+    this.each((_ws, a) => {
+      const known = newest.get(a.userId);
+      if (!newest.has(a.userId) || (a.presence && (!known || a.presence.at > known.at))) newest.set(a.userId, a.presence ?? known);
+    });
+    return new Map([...newest].map(([userId, p]) => [userId, p?.data]));
   }
 
   users(): Set<string> {

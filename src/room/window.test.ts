@@ -3,6 +3,8 @@ import type { Message } from "../protocol/frames.js";
 import { buildReady, newestWithin, readyQuery } from "./handshake.js";
 import { RecentWindow, sizeOf } from "./window.js";
 
+const NO_EXTRAS = { readSeq: 0, unread: 0, presence: [] };
+
 const msg = (seq: number, text = "x"): Message => ({
   roomId: "r",
   seq,
@@ -65,20 +67,20 @@ describe("handshake plan", () => {
 
   it("truncated is true exactly when history owed before the first sent message is missing", () => {
     const q = readyQuery({ kind: "since", since: 0 }, 1500);
-    const ready = buildReady("r", q, msgs(1, 1500));
+    const ready = buildReady("r", q, msgs(1, 1500), NO_EXTRAS);
     expect(ready.messages.map((m) => m.seq)).toEqual(Array.from({ length: 1000 }, (_, i) => 501 + i));
     expect(ready.truncated).toBe(true);
     expect(ready.latestSeq).toBe(1500);
-    expect(buildReady("r", readyQuery({ kind: "since", since: 500 }, 1500), msgs(501, 1500)).truncated).toBe(false);
-    expect(buildReady("r", readyQuery({ kind: "since", since: 7 }, 7), []).truncated).toBe(false);
-    expect(buildReady("r", readyQuery({ kind: "last", last: 3 }, 7), msgs(5, 7)).truncated).toBe(false);
+    expect(buildReady("r", readyQuery({ kind: "since", since: 500 }, 1500), msgs(501, 1500), NO_EXTRAS).truncated).toBe(false);
+    expect(buildReady("r", readyQuery({ kind: "since", since: 7 }, 7), [], NO_EXTRAS).truncated).toBe(false);
+    expect(buildReady("r", readyQuery({ kind: "last", last: 3 }, 7), msgs(5, 7), NO_EXTRAS).truncated).toBe(false);
   });
 
   it("the byte cap keeps the newest messages and marks the frame truncated", () => {
     const big = msgs(1, 10).map((m) => ({ ...m, text: "y".repeat(300_000) }));
     const kept = newestWithin(big, 1024 * 1024);
     expect(kept.map((m) => m.seq)).toEqual([8, 9, 10]);
-    const ready = buildReady("r", readyQuery({ kind: "last", last: 10 }, 10), big);
+    const ready = buildReady("r", readyQuery({ kind: "last", last: 10 }, 10), big, NO_EXTRAS);
     expect(ready.messages.map((m) => m.seq)).toEqual([8, 9, 10]);
     expect(ready.truncated).toBe(true);
   });

@@ -18,6 +18,7 @@ import {
   StorageError,
   type Visibility,
 } from "./types.js";
+import type { Profile, ProfilePatch } from "./profiles.js";
 import { withTimeout } from "./timeout.js";
 
 let localProxyConfigured = false;
@@ -82,7 +83,10 @@ const toEntry = (roomId: string, row: MessageRow): Entry => ({
  *  - `claim` advances last_seq only if this writer still holds the room's epoch AND the room is
  *    exactly where the writer believes it is. It takes the row lock on `rooms`, so two writers
  *    of one room are serialised here; the loser re-evaluates the WHERE and matches nothing;
- *  - `ins` inserts only when `claim` matched, with seq = expected + n: consecutive, no gap.
+ *  - `ins` inserts only when `claim` matched, with seq = expected + n: consecutive, no gap;
+ *  - `claim` also counts the room's messages and `cursors` moves each sender's read cursor to
+ *    their last message of the batch, in the same transaction, so a user's own messages never
+ *    count as unread (migrations/005 has the unread formula).
  * The primary key (tenant, room_id, seq) is the last line of defence against a reused seq.
  */
 const COMMIT_SQL = `
@@ -105,9 +109,23 @@ fresh AS (
   WHERE NOT EXISTS (SELECT 1 FROM dup d WHERE d.ord = i.ord)
 ),
 claim AS (
-  UPDATE rooms SET last_seq = $4 + (SELECT count(*) FROM fresh)
+  UPDATE rooms SET last_seq = $4 + (SELECT count(*) FROM fresh),
+    message_count = message_count + (SELECT count(*) FROM fresh WHERE kind = 'message')
   WHERE tenant = $1 AND room_id = $2 AND writer_epoch = $3 AND last_seq = $4
-  RETURNING last_seq
+  RETURNING last_seq, message_count
+),
+senders AS (
+  SELECT f.user_id, max(f.n) AS last_n FROM fresh f WHERE f.kind = 'message' GROUP BY f.user_id
+),
+cursors AS (
+  INSERT INTO read_cursors (tenant, room_id, user_id, read_seq, read_count)
+  SELECT $1, $2, s.user_id, $4 + s.last_n,
+    (SELECT c.message_count FROM claim c) - (SELECT count(*) FROM fresh f WHERE f.kind = 'message' AND f.n > s.last_n)
+  FROM senders s
+  WHERE EXISTS (SELECT 1 FROM claim)
+  ON CONFLICT (tenant, room_id, user_id) DO UPDATE
+    SET read_seq = EXCLUDED.read_seq, read_count = EXCLUDED.read_count, updated_at = now()
+    WHERE read_cursors.read_seq < EXCLUDED.read_seq
 ),
 ins AS (
   INSERT INTO messages (tenant, room_id, seq, id, kind, user_id, client_msg_id, text, created_at)
@@ -128,6 +146,23 @@ interface CommitRow extends Partial<MessageRow> {
   ord: string | number | null;
   inserted: string | number;
 }
+
+/**
+ * Moves read cursors forward (never back: the WHERE keeps the higher one, whatever order updates
+ * arrive in). read_count = the room's messages minus those after the cursor: a count of what is
+ * unread, not of the room's history, so its cost does not grow with the room.
+ */
+const SAVE_CURSORS_SQL = `
+INSERT INTO read_cursors (tenant, room_id, user_id, read_seq, read_count)
+SELECT $1, $2, u.user_id, u.seq,
+  r.message_count - (SELECT count(*) FROM messages m
+                     WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq > u.seq AND m.kind = 'message')
+FROM unnest($3::text[], $4::bigint[]) AS u(user_id, seq)
+JOIN rooms r ON r.tenant = $1 AND r.room_id = $2
+ON CONFLICT (tenant, room_id, user_id) DO UPDATE
+  SET read_seq = EXCLUDED.read_seq, read_count = EXCLUDED.read_count, updated_at = now()
+  WHERE read_cursors.read_seq < EXCLUDED.read_seq
+`;
 
 const CLAIM_SQL = `
 UPDATE rooms SET writer_epoch = $3
@@ -408,6 +443,34 @@ export class PostgresStore implements MessageStore {
     return { kind: "committed", lastSeq, duplicates };
   }
 
+  async saveCursors(room: RoomKey, cursors: ReadonlyArray<{ userId: string; seq: number }>): Promise<void> {
+    if (cursors.length === 0) return;
+    await this.withClient("saving read cursors", (c) =>
+      c.query(SAVE_CURSORS_SQL, [room.tenant, room.roomId, cursors.map((x) => x.userId), cursors.map((x) => x.seq)]),
+    );
+  }
+
+  async readCursor(room: RoomKey, userId: string): Promise<number> {
+    const { rows } = await this.withClient("reading a read cursor", (c) =>
+      c.query<{ read_seq: string }>("SELECT read_seq FROM read_cursors WHERE tenant = $1 AND room_id = $2 AND user_id = $3", [
+        room.tenant,
+        room.roomId,
+        userId,
+      ]),
+    );
+    return rows[0] ? Number(rows[0].read_seq) : 0;
+  }
+
+  async countMessagesAfter(room: RoomKey, afterSeq: number, uptoSeq: number): Promise<number> {
+    const { rows } = await this.withClient("counting unread messages", (c) =>
+      c.query<{ n: string }>(
+        "SELECT count(*) AS n FROM messages WHERE tenant = $1 AND room_id = $2 AND seq > $3 AND seq <= $4 AND kind = 'message'",
+        [room.tenant, room.roomId, afterSeq, uptoSeq],
+      ),
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async readMessages(room: RoomKey, q: HistoryQuery): Promise<Entry[]> {
     if (q.limit <= 0 || q.uptoSeq <= q.afterSeq) return [];
     const order = q.from === "oldest" ? "ASC" : "DESC";
@@ -423,9 +486,22 @@ export class PostgresStore implements MessageStore {
 
   async listRoomsOf(tenant: string, userId: string, limit: number): Promise<RoomSummary[]> {
     const { rows } = await this.withClient("listing rooms", (c) =>
-      c.query<{ room_id: string; name: string | null; visibility: Visibility; role: Role; last_seq: string }>(
-        `SELECT r.room_id, r.name, r.visibility, m.role, r.last_seq
-         FROM room_members m JOIN rooms r ON r.tenant = m.tenant AND r.room_id = m.room_id
+      c.query<{
+        room_id: string;
+        name: string | null;
+        visibility: Visibility;
+        role: Role;
+        last_seq: string;
+        read_seq: string | null;
+        unread: string;
+      }>(
+        // One row per room of the user, each from three primary-key lookups: the cost grows with
+        // the user's rooms, never with their messages (migrations/005).
+        `SELECT r.room_id, r.name, r.visibility, m.role, r.last_seq, c.read_seq,
+                GREATEST(0, r.message_count - COALESCE(c.read_count, 0)) AS unread
+         FROM room_members m
+         JOIN rooms r ON r.tenant = m.tenant AND r.room_id = m.room_id
+         LEFT JOIN read_cursors c ON c.tenant = m.tenant AND c.room_id = m.room_id AND c.user_id = m.user_id
          WHERE m.tenant = $1 AND m.user_id = $2 AND m.left_at IS NULL AND r.deleted_at IS NULL
          ORDER BY r.room_id LIMIT $3`,
         [tenant, userId, limit],
@@ -437,7 +513,57 @@ export class PostgresStore implements MessageStore {
       visibility: r.visibility,
       role: r.role,
       latestSeq: Number(r.last_seq),
+      readSeq: r.read_seq === null ? 0 : Number(r.read_seq),
+      unread: Number(r.unread),
     }));
+  }
+
+  async readProfiles(tenant: string, userIds: readonly string[]): Promise<Profile[]> {
+    const { rows } = await this.withClient("reading profiles", (c) =>
+      c.query<ProfileRow>(
+        "SELECT user_id, name, avatar_url, data, updated_at FROM profiles WHERE tenant = $1 AND user_id = ANY($2::text[])",
+        [tenant, [...userIds]],
+      ),
+    );
+    return rows.map(toProfile);
+  }
+
+  async writeProfile(tenant: string, userId: string, patch: ProfilePatch): Promise<Profile> {
+    // A field left out keeps its value; null clears it.
+    const { rows } = await this.withClient("writing a profile", (c) =>
+      c.query<ProfileRow>(
+        `INSERT INTO profiles (tenant, user_id, name, avatar_url, data)
+         VALUES ($1, $2, $3, $5, COALESCE($7::jsonb, '{}'::jsonb))
+         ON CONFLICT (tenant, user_id) DO UPDATE SET
+           name = CASE WHEN $4 THEN EXCLUDED.name ELSE profiles.name END,
+           avatar_url = CASE WHEN $6 THEN EXCLUDED.avatar_url ELSE profiles.avatar_url END,
+           data = COALESCE($7::jsonb, profiles.data),
+           updated_at = now()
+         RETURNING user_id, name, avatar_url, data, updated_at`,
+        [
+          tenant,
+          userId,
+          patch.name ?? null,
+          patch.name !== undefined,
+          patch.avatarUrl ?? null,
+          patch.avatarUrl !== undefined,
+          patch.data === undefined ? null : JSON.stringify(patch.data),
+        ],
+      ),
+    );
+    const row = rows[0];
+    if (!row) throw new StorageError("writing a profile returned no row", "failed");
+    return toProfile(row);
+  }
+
+  async rememberName(tenant: string, userId: string, name: string): Promise<void> {
+    await this.withClient("remembering a name", (c) =>
+      c.query("INSERT INTO profiles (tenant, user_id, name) VALUES ($1, $2, $3) ON CONFLICT (tenant, user_id) DO NOTHING", [
+        tenant,
+        userId,
+        name,
+      ]),
+    );
   }
 
   async close(): Promise<void> {
@@ -445,12 +571,32 @@ export class PostgresStore implements MessageStore {
   }
 }
 
+interface ProfileRow {
+  user_id: string;
+  name: string | null;
+  avatar_url: string | null;
+  data: Record<string, unknown> | null;
+  updated_at: Date | string;
+}
+
+const toProfile = (row: ProfileRow): Profile => ({
+  userId: row.user_id,
+  name: row.name,
+  avatarUrl: row.avatar_url,
+  data: row.data ?? {},
+  updatedAt: toIso(row.updated_at),
+});
+
 export interface RoomSummary {
   roomId: string;
   name: string;
   visibility: Visibility;
   role: Role;
   latestSeq: number;
+  /** The user's read cursor (0: never read). */
+  readSeq: number;
+  /** Messages of others after the cursor, not deleted. */
+  unread: number;
 }
 
 /**

@@ -106,6 +106,12 @@ export interface MessageStore {
     batch: readonly NewEntry[],
   ): Promise<CommitOutcome>;
   readMessages(room: RoomKey, query: HistoryQuery): Promise<Entry[]>;
+  /** Moves read cursors forward (never back), in one statement. */
+  saveCursors(room: RoomKey, cursors: ReadonlyArray<{ userId: string; seq: number }>): Promise<void>;
+  /** The user's read cursor (0 when they never read). */
+  readCursor(room: RoomKey, userId: string): Promise<number>;
+  /** Entries of kind `message` with afterSeq < seq <= uptoSeq. */
+  countMessagesAfter(room: RoomKey, afterSeq: number, uptoSeq: number): Promise<number>;
   close(): Promise<void>;
 }
 
