@@ -17,7 +17,7 @@ const row = (seq: number, userId = "u", clientMsgId = `m${seq}`): StoredRow => (
   text: `t${seq}`,
   createdAt: "2026-01-01T00:00:00.000Z",
 });
-const msg = (r: StoredRow): Message => ({ roomId: ROOM, ...r });
+const msg = (r: StoredRow): Message => ({ roomId: ROOM, kind: "message", ...r });
 const rows = (n: number): StoredRow[] => Array.from({ length: n }, (_, i) => row(i + 1));
 const acked = (r: StoredRow, extra: Partial<SendRecord> = {}): SendRecord => ({
   room: ROOM,

@@ -260,6 +260,10 @@ export class ChaosClient {
         return;
       }
       case "pong":
+      // Ephemeral frames (protocol 2): not part of the stream this checker judges.
+      case "presence":
+      case "typing":
+      case "receipt":
         return;
       default:
         this.breach(`a frame of unknown type: ${raw.slice(0, 80)}`);
