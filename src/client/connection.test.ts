@@ -87,10 +87,10 @@ describe("Connection", () => {
   it("an unknown frame type reaches no handler and reports nothing, even between an error frame and its close", async () => {
     const s = setup();
     await live(s);
-    s.server.latest.deliver({ type: "presence", users: [] });
+    s.server.latest.deliver({ type: "from-the-future", users: [] });
     expect(s.calls).toEqual([]);
     s.server.latest.deliver({ type: "error", code: "forbidden", message: "removed" });
-    s.server.latest.deliver({ type: "typing" });
+    s.server.latest.deliver({ type: "also-from-the-future" });
     s.server.latest.serverClose(closeCodeOf.forbidden);
     expect(s.calls).toEqual(["report forbidden", "lost", "fatal forbidden (already reported)"]);
   });

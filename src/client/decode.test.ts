@@ -105,9 +105,9 @@ describe("entries and protocol versions", () => {
   });
 
   it("tells a frame type from the future (to be ignored) from a malformed frame (to be reported)", () => {
-    expect(readServerFrame(JSON.stringify({ type: "presence", users: ["bob"] }))).toEqual({
+    expect(readServerFrame(JSON.stringify({ type: "from-the-future", users: ["bob"] }))).toEqual({
       result: "unknown-type",
-      type: "presence",
+      type: "from-the-future",
     });
     for (const raw of ["{", "[]", JSON.stringify({ type: 42 }), JSON.stringify({ type: "" }), JSON.stringify({ no: "type" })]) {
       expect(readServerFrame(raw), raw).toEqual({ result: "malformed" });

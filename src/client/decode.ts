@@ -49,8 +49,11 @@ const isKnownKind = (kind: string): kind is EntryKind => Object.hasOwn(KIND_DECO
 /** Whether an entry is a chat message (the only kind that goes into `room.messages`). */
 export const isMessage = (entry: AnyEntry): entry is Message => entry.kind === EntryKind.Message;
 
-/** A `ready` frame as decoded: its entries may be of kinds this SDK does not know. */
-export interface InboundReadyFrame extends Omit<ReadyFrame, "messages"> {
+/**
+ * A `ready` frame as decoded: the fields this SDK reads (a field added to the protocol later is
+ * not required of the server by it), and entries that may be of kinds it does not know.
+ */
+export interface InboundReadyFrame extends Pick<ReadyFrame, "type" | "roomId" | "latestSeq" | "truncated" | "protocol"> {
   messages: AnyEntry[];
 }
 
@@ -130,7 +133,7 @@ const decodeEntries = (value: unknown): AnyEntry[] | undefined => {
  *
  * @example
  * readServerFrame('{"type":"pong"}');     // { result: "frame", frame: { type: "pong" } }
- * readServerFrame('{"type":"presence"}'); // { result: "unknown-type", type: "presence" }
+ * readServerFrame('{"type":"later"}');    // { result: "unknown-type", type: "later" }
  * readServerFrame("{");                   // { result: "malformed" }
  */
 export const readServerFrame = (raw: unknown): FrameReading => {

@@ -768,8 +768,8 @@ describe("entries of other kinds, and servers of other protocol versions", () =>
     const s = setup();
     const room = await join(s);
     const seen = watch(room);
-    s.server.latest.deliver({ type: "presence", users: ["bob"] });
-    s.server.latest.deliver({ type: "typing", userId: "bob" });
+    s.server.latest.deliver({ type: "from-the-future", users: ["bob"] });
+    s.server.latest.deliver({ type: "also-from-the-future", userId: "bob" });
     s.server.latest.deliver({ type: "message", message: s.server.commit("still live").message });
     expect(seen.errors).toEqual([]);
     expect(seqs(room.messages)).toEqual([1]);
