@@ -8,9 +8,9 @@
 // straddling a boundary may get up to twice the limit) and answers only "over or not". The hint
 // we give back is the end of the current window, which is never later than one period.
 
-import { type ConfigEnv, readConfig } from "../config.js";
-import { ChatError, ErrorCode } from "../protocol/errors.js";
-import { errorFields, logger } from "../observability/log.js";
+import { type ConfigEnv, readConfig } from "./config.js";
+import { ChatError, ErrorCode } from "./protocol/errors.js";
+import { errorFields, logger } from "./observability/log.js";
 
 /** Every limit, its binding, how it is keyed, and its window (kept in step with wrangler.toml). */
 export const LIMITS = {

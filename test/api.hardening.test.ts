@@ -8,7 +8,7 @@ import { SignJWT } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import wranglerToml from "../wrangler.toml?raw";
 import { DEMO_CSP, API_CSP } from "../src/api/cors.js";
-import { clientNetwork, LIMITS, limitOf, type LimitEnv, userLimitKey, windowRemainingMs } from "../src/api/limits.js";
+import { clientNetwork, LIMITS, limitOf, type LimitEnv, userLimitKey, windowRemainingMs } from "../src/limits.js";
 import { readConfig } from "../src/config.js";
 import { MAX_FRAME_BYTES } from "../src/protocol/limits.js";
 import { logLine } from "../src/observability/log.js";

@@ -16,6 +16,7 @@ import {
   TestSocket,
   testEnv,
   uniqueRoom,
+  untilWindowHas,
 } from "./helpers.js";
 
 const codeOf = (res: { body: unknown }) => (res.body as ErrorBody).error?.code;
@@ -210,7 +211,9 @@ describe("bounded memory per socket", () => {
         }
       }
     }, 5);
-    for (let i = 0; i < 190; i++) writers.forEach((s, w) => s.send({ type: "send", clientMsgId: `w${w}-${i}`, text }));
+    for (let i = 0; i < 190; i++) {
+      for (const [w, s] of writers.entries()) s.send({ type: "send", clientMsgId: `w${w}-${i}`, text });
+    }
     await eventually("silent socket closed", () => silent.closed, 20_000);
     expect(silent.closed?.code).toBe(4503);
     expect(silent.frames.at(-1)).toMatchObject({ type: "error", code: "unavailable", message: expect.stringMatching(/behind/) });
@@ -239,5 +242,34 @@ describe("bounded memory per socket", () => {
     expect(errors.length).toBeLessThanOrEqual(22);
     expect((await sendAndWait(good, "g1", "still here")).type).toBe("ack");
     good.close();
+  });
+});
+
+describe("limits across rooms", () => {
+  it("one user's sends are limited across all rooms of the tenant, not only per room: 25 in each of 20 rooms are not all accepted, and each refusal carries retryAfterMs", async () => {
+    const user = `spread-${Date.now().toString(36)}`;
+    const rooms = Array.from({ length: 20 }, () => uniqueRoom("spread"));
+    // The limiter's window is fixed to the clock (10 s): start where the whole burst fits in one.
+    await untilWindowHas(10, 6000);
+    const results = await Promise.all(
+      rooms.map(async (roomId) => {
+        const out: Array<{ status: number; body: unknown; headers: Headers }> = [];
+        for (let i = 0; i < 25; i++) out.push(await api(`/v1/rooms/${roomId}/messages`, { user, body: { clientMsgId: `c${i}`, text: "x" } }));
+        return out;
+      }),
+    );
+    const all = results.flat();
+    const accepted = all.filter((r) => r.status === 201).length;
+    const limited = all.filter((r) => r.status === 429);
+    expect(accepted).toBeLessThan(500);
+    expect(accepted).toBeGreaterThanOrEqual(400);
+    expect(limited.length).toBe(500 - accepted);
+    for (const r of limited) {
+      expect(codeOf(r)).toBe("rate_limited");
+      expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+    // Nothing refused was committed.
+    const stored = await sql<{ n: string }>("SELECT count(*) AS n FROM messages WHERE tenant = 'default' AND user_id = $1", [user]);
+    expect(Number(stored[0]?.n)).toBe(accepted);
   });
 });

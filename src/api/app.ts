@@ -34,7 +34,7 @@ import { metrics } from "../observability/metrics.js";
 import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
 import { readBodyCapped } from "./body.js";
 import { apiCors, securityHeaders, tenantCors } from "./cors.js";
-import { enforceLimit, ipLimitKey, userLimitKey } from "./limits.js";
+import { enforceLimit, ipLimitKey, userLimitKey } from "../limits.js";
 
 type AppEnv = {
   Bindings: Env;

@@ -131,6 +131,8 @@ export interface MirrorHooks extends Omit<MirrorDeps, "save"> {
   save(mirroredSeq: number): Promise<void>;
   /** Arms the heal alarm `delayMs` from now (moving it earlier). */
   retryIn(delayMs: number): Promise<void>;
+  /** After every pass: how many seqs Redis is behind, and whether the pass succeeded (metrics). */
+  passed?(lagSeqs: number, ok: boolean): void;
   /** Says the mirror is behind; `cause` must be logged without its text (it can echo user content). */
   warn(message: string, cause: unknown): void;
 }
@@ -188,7 +190,9 @@ export class Mirror {
   async run(fromAlarm = false): Promise<void> {
     const pump = this.pump;
     if (!pump || (!fromAlarm && Date.now() < this.retryAt)) return;
-    if (await pump.catchUp(() => this.hooks.lastSeq())) {
+    const ok = await pump.catchUp(() => this.hooks.lastSeq());
+    this.hooks.passed?.(this.hooks.lastSeq() - pump.mirroredSeq, ok);
+    if (ok) {
       this.failures = 0;
       this.retryAt = 0;
       return;

@@ -30,6 +30,8 @@ import {
   ServerFrameType,
   type ServerFrame,
 } from "../protocol/frames.js";
+import { limitOf, userLimitKey } from "../limits.js";
+import { metrics } from "../observability/metrics.js";
 import { MAX_BAD_FRAMES_BURST } from "../protocol/limits.js";
 import { PostgresStore, useLocalWsProxy } from "../storage/postgres.js";
 import { type MirrorStore, UpstashMirror } from "../storage/redis.js";
@@ -76,6 +78,8 @@ export class Room extends DurableObject<Env> {
   private readonly alarmClock: HealAlarm;
   private readonly admin: RoomAdmin;
   private readonly live: LiveState;
+  /** Analytics Engine (a no-op without the binding): docs/observability.md. */
+  private readonly metrics: ReturnType<typeof metrics>;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
 
@@ -86,6 +90,7 @@ export class Room extends DurableObject<Env> {
     if (!key) throw new Error("room object without a `<tenant>:<roomId>` name; reach it through roomStub()");
     this.key = key;
     this.config = readConfig(env);
+    this.metrics = metrics(env);
     if (this.config.neonWsProxy) useLocalWsProxy(this.config.neonWsProxy);
     this.window = new RecentWindow(this.config.windowMessages, WINDOW_BYTES);
     this.sockets = new SocketHub(ctx);
@@ -101,6 +106,7 @@ export class Room extends DurableObject<Env> {
         save: (seq) => ctx.storage.put(MIRRORED_KEY, seq),
         retryIn: (delayMs) => this.alarmClock.arm(delayMs, true),
         warn: (message, cause) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(cause)}`),
+        passed: (lag, ok) => this.metrics.mirrorLag(this.key.tenant, this.key.roomId, lag, ok ? "ok" : "unavailable"),
       },
       this.config.mirrorMaxLen,
     );
@@ -132,6 +138,7 @@ export class Room extends DurableObject<Env> {
       submit: (entry) => this.writer.submit(entry),
       failureOf: (error, operation) => this.failureOf(error, operation),
       limits: this.config.limits,
+      crossRoom: (userId) => limitOf(this.env, "send", userLimitKey(this.key.tenant, userId)),
     });
     // Pings are answered by the runtime without waking a hibernated object.
     ctx.setWebSocketAutoResponse(
@@ -181,7 +188,12 @@ export class Room extends DurableObject<Env> {
 
   /** `POST /v1/rooms/{roomId}/messages`: the same way in as a WebSocket send. */
   send(userId: string, request: SendRequest): Promise<SendOutcome> {
-    return new Promise((resolve) => this.sends.enqueue(userId, { kind: EntryKind.Message, ...request }, resolve));
+    return new Promise((resolve) =>
+      this.sends.enqueue(userId, { kind: EntryKind.Message, ...request }, (outcome) => {
+        this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code, 1, "http");
+        resolve(outcome);
+      }),
+    );
   }
 
   /** `GET /v1/rooms/{roomId}/status`: where the room and its mirror are (ops and tests). */
@@ -303,6 +315,7 @@ export class Room extends DurableObject<Env> {
     const watermark = this.writer.lastSeq;
     const joined = this.live.joining(userId);
     this.sockets.accept(server, { ...this.key, userId, protocol });
+    this.metrics.socket(this.key.tenant, this.key.roomId, "open", this.sockets.count());
     this.ctx.waitUntil(this.completeHandshake(server, history, watermark, joined));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -379,15 +392,17 @@ export class Room extends DurableObject<Env> {
         this.live.presenceData(ws, attachment.userId, frame.data);
         return;
     }
-    this.sends.enqueue(attachment.userId, { kind: EntryKind.Message, clientMsgId: frame.clientMsgId, text: frame.text }, (outcome) =>
-      this.sockets.send(ws, answerOf(outcome, frame.clientMsgId)),
-    );
+    this.sends.enqueue(attachment.userId, { kind: EntryKind.Message, clientMsgId: frame.clientMsgId, text: frame.text }, (outcome) => {
+      this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code);
+      this.sockets.send(ws, answerOf(outcome, frame.clientMsgId));
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.sockets.forget(ws);
     const attachment = attachmentOf(ws);
     if (attachment) this.live.closed(ws, attachment);
+    this.metrics.socket(this.key.tenant, this.key.roomId, "close", this.sockets.count());
     // 1005/1006 are not valid to send back; answer a clean close with the same code.
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
@@ -477,6 +492,7 @@ export class Room extends DurableObject<Env> {
           if (this.mirrorStore || this.writer.inDoubt) await this.alarmClock.arm();
         },
         failureOf: (error, operation) => this.failureOf(error, operation),
+        measured: (size, ms, code) => this.metrics.commit(this.key.tenant, this.key.roomId, size, ms, code),
       },
       { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY], pipeline: this.pipelineOptions() },
     );

@@ -23,6 +23,11 @@ export interface SendsDeps {
   known(userId: string, clientMsgId: string): Entry | undefined;
   submit(entry: PendingEntry): void;
   failureOf(error: unknown, operation: string): Failure;
+  /**
+   * The limit across all rooms of the tenant (src/limits.ts), checked inside the user's chain so
+   * their sends keep their order; absent: no such limit.
+   */
+  crossRoom?: (userId: string) => Promise<{ ok: true } | { ok: false; retryAfterMs: number }>;
   /** The per-user bucket's capacity and refill rate. */
   limits: { sendBurst: number; sendRatePerSecond: number };
   now?: () => number;
@@ -72,7 +77,7 @@ export class Sends {
         deliver(this.deps.failureOf(error, "unable to send"));
         return;
       }
-      const limited = this.takeToken(userId);
+      const limited = this.takeToken(userId) ?? (await this.crossRoom(userId));
       if (limited) deliver(limited);
       else this.submit(userId, request, deliver);
     });
@@ -80,6 +85,15 @@ export class Sends {
     void next.finally(() => {
       if (this.chains.get(userId) === next) this.chains.delete(userId);
     });
+  }
+
+  private async crossRoom(userId: string): Promise<Failure | undefined> {
+    const outcome = await this.deps.crossRoom?.(userId);
+    if (!outcome || outcome.ok) return undefined;
+    return {
+      ...failure(ErrorCode.RateLimited, `unable to send; too many messages across rooms, retry in ${outcome.retryAfterMs} ms`),
+      retryAfterMs: outcome.retryAfterMs,
+    };
   }
 
   /** The per-user token bucket (memory only: a restart forgives, which is acceptable for a flood guard). */

@@ -45,6 +45,8 @@ export interface WriterHooks {
   armAlarm(): Promise<void>;
   /** Maps an error to the failure a sender hears (and logs it). */
   failureOf(error: unknown, operation: string): Failure;
+  /** One commit statement ran: its batch size, duration and outcome (metrics). */
+  measured?(batchSize: number, durationMs: number, code: string): void;
 }
 
 /** One entry waiting for its seq. */
@@ -222,7 +224,14 @@ export class Writer {
       // Armed before the commit, so a crash between commit and mirror still gets healed.
       await this.hooks.armAlarm();
       const createdAt = new Date().toISOString();
-      const outcome = await this.store().commitBatch(this.room, epoch, this.last, createdAt, unique);
+      const started = Date.now();
+      const outcome = await this.store()
+        .commitBatch(this.room, epoch, this.last, createdAt, unique)
+        .catch((error: unknown) => {
+          this.hooks.measured?.(unique.length, Date.now() - started, "unavailable");
+          throw error;
+        });
+      this.hooks.measured?.(unique.length, Date.now() - started, outcome.kind === "committed" ? "ok" : "rejected");
       if (outcome.kind === "rejected") {
         // Our epoch or last_seq was stale: find out which before anything else is sequenced.
         // Nothing of this batch was written; its senders retry with the same clientMsgIds.
