@@ -1,6 +1,6 @@
 // Tokens come from the app's own backend (`tokenProvider`). The SDK never verifies them (it holds no
 // key); it only reads `exp` to ask for a new one before the server would refuse the old one, and
-// drops a token the server has refused (close 4401, `unauthorized` frame, HTTP 401).
+// drops a token the server has refused (the `unauthorized` close code or frame, HTTP 401).
 
 import { ChatClientError } from "./errors.js";
 
@@ -17,7 +17,7 @@ export const DEFAULT_REFRESH_SKEW_MS = 60_000;
 /**
  * A freshly fetched token is used even if it already looks expired. With no `iat`, only the local
  * clock says whether `exp` has passed; a clock that runs ahead would otherwise make the SDK fetch
- * token after token in a tight loop. The server is the judge: it answers 4401 if the token is bad.
+ * token after token in a tight loop. The server is the judge: it closes with `unauthorized` if the token is bad.
  */
 export const MIN_TOKEN_USE_MS = 5_000;
 
