@@ -120,12 +120,15 @@ export class TestSocket {
   /** Opens a socket through the Worker; rejects with the HTTP status and body if it is refused. */
   static async open(
     roomId: string,
-    options: { user: string; since?: number; last?: number; token?: string; query?: string },
+    options: { user: string; since?: number; last?: number; token?: string; query?: string; protocol?: number },
   ): Promise<TestSocket> {
     const token = options.token ?? (await tokenFor(options.user));
     const params = new URLSearchParams({ token });
     if (options.since !== undefined) params.set("since", String(options.since));
     if (options.last !== undefined) params.set("last", String(options.last));
+    // The protocol the current SDK speaks, unless the test plays an older (or newer) client.
+    const protocol = options.protocol ?? 2;
+    if (protocol !== 1 && !(options.query ?? "").includes("v=")) params.set("v", String(protocol));
     const res = await workerFetch(`${BASE}/v1/rooms/${roomId}/ws?${params}${options.query ?? ""}`, {
       headers: { upgrade: "websocket" },
     });

@@ -130,13 +130,18 @@ describe("resume", () => {
 describe("protocol versions", () => {
   it("v negotiates: a v1 client (no v), a v2 client and a client from the future all get every entry, ready says protocol 2; a bad v is refused", async () => {
     const room = uniqueRoom("versions");
-    const v1 = await TestSocket.open(room, { user: "a" });
+    const v1 = await TestSocket.open(room, { user: "a", protocol: 1 });
     const v2 = await TestSocket.open(room, { user: "b", query: "&v=2" });
     const v9 = await TestSocket.open(room, { user: "c", query: "&v=9" });
     for (const s of [v1, v2, v9]) expect((await s.ready()).protocol).toBe(2);
     v1.send({ type: "send", clientMsgId: "k1", text: "one" });
     for (const s of [v1, v2, v9]) await s.untilSeq(1);
     for (const s of [v1, v2, v9]) expect(s.messages().map((m) => [m.seq, m.kind, m.text])).toEqual([[1, "message", "one"]]);
+    // Frames added in protocol 2 (presence, typing, receipts) never reach the version-1 client.
+    v2.send({ type: "typing" });
+    await eventually("typing at v9", () => v9.ofType("typing")[0]);
+    expect(v1.frames.map((f) => f.type).filter((t) => !["ready", "message", "ack"].includes(t))).toEqual([]);
+    expect(v2.ofType("presence").map((p) => p.userId)).toContain("c");
     await expect(TestSocket.open(room, { user: "d", query: "&v=abc" })).rejects.toThrow(/400.*bad_request/);
     await expect(TestSocket.open(room, { user: "d", query: "&v=0" })).rejects.toThrow(/400.*bad_request/);
     for (const s of [v1, v2, v9]) s.close();

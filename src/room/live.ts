@@ -32,6 +32,9 @@ export interface LiveDeps {
   later?: (run: () => void, ms: number) => { cancel(): void };
 }
 
+/** The protocol version that introduced receipt, typing and presence frames. */
+const LIVE_PROTOCOL = 2;
+
 const defaultLater = (run: () => void, ms: number) => {
   const timer = setTimeout(run, ms);
   return { cancel: () => clearTimeout(timer) };
@@ -145,8 +148,9 @@ export class LiveState {
 
   private announceTyping(): void {
     // Each socket hears the typists other than its own user.
-    this.deps.sockets.each((ws, attachment) =>
-      this.deps.sockets.send(ws, { type: ServerFrameType.Typing, userIds: this.typing.users(attachment.userId) }),
+    this.deps.sockets.each(
+      (ws, attachment) => this.deps.sockets.send(ws, { type: ServerFrameType.Typing, userIds: this.typing.users(attachment.userId) }),
+      LIVE_PROTOCOL,
     );
   }
 
@@ -161,7 +165,8 @@ export class LiveState {
     }, Math.max(0, next - this.now()));
   }
 
+  /** Receipts, typing and presence are protocol 2 frames: never sent to a version-1 client. */
   private broadcast(frame: ServerFrame): void {
-    this.deps.sockets.broadcast([encodeFrame(frame)]);
+    this.deps.sockets.broadcastFrom(LIVE_PROTOCOL, [encodeFrame(frame)]);
   }
 }

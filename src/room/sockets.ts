@@ -99,16 +99,27 @@ export class SocketHub {
     for (const ws of this.ctx.getWebSockets()) for (const frame of frames) this.sendEncoded(ws, frame);
   }
 
+  /**
+   * Frames of a type added in protocol `minProtocol` (typing, presence, receipts go to protocol 2
+   * sockets only): a client that predates them would report them as protocol errors.
+   */
+  broadcastFrom(minProtocol: number, frames: readonly string[]): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      if ((attachmentOf(ws)?.protocol ?? 1) < minProtocol) continue;
+      for (const frame of frames) this.sendEncoded(ws, frame);
+    }
+  }
+
   count(userId?: string): number {
     return this.ctx.getWebSockets(userId).length;
   }
 
-  /** Every open socket (not closing) with its attachment. */
-  each(run: (ws: WebSocket, attachment: SocketAttachment) => void): void {
+  /** Every open socket (not closing) with its attachment; with `minProtocol`, only sockets speaking at least it. */
+  each(run: (ws: WebSocket, attachment: SocketAttachment) => void, minProtocol = 1): void {
     for (const ws of this.ctx.getWebSockets()) {
       if (ws.readyState !== WebSocket.READY_STATE_OPEN) continue;
       const attachment = attachmentOf(ws);
-      if (attachment) run(ws, attachment);
+      if (attachment && (attachment.protocol ?? 1) >= minProtocol) run(ws, attachment);
     }
   }
 
