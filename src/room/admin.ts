@@ -21,6 +21,8 @@ import { ChatError, ErrorCode } from "../protocol/errors.js";
 import type { MirrorStore } from "../storage/redis.js";
 import type { Member, MessageStore, Role, RoomKey, RoomPatch, RoomRecord, Visibility } from "../storage/types.js";
 import { type Action, can, isRevocation, type RoomAccess } from "./access.js";
+import { roomName } from "./address.js";
+import { describeError } from "./log.js";
 import type { SocketHub } from "./sockets.js";
 import type { Writer } from "./writer.js";
 
@@ -252,7 +254,7 @@ export class RoomAdmin {
   /** The edge read path's mark. Awaited; a failure only means the room is served by the room object (fails closed). */
   private async markAccess(visibility: "public"): Promise<void> {
     await this.deps.mirrorStore?.setAccess(this.deps.key, visibility).catch((error: unknown) => {
-      console.warn(`room ${this.deps.key.tenant}:${this.deps.key.roomId}: the edge access mark was not written`, String(error).slice(0, 80));
+      console.warn(`room ${roomName(this.deps.key)}: the edge access mark was not written: ${describeError(error)}`);
     });
   }
 }
