@@ -280,3 +280,20 @@ describe("REST: read cursor, presence, profiles", () => {
     expect((await api("/v1/users?ids=", { user: me })).status).toBe(400);
   });
 });
+
+describe("tenant isolation for cursors and presence", () => {
+  it("another tenant's token addresses a different room: its read and presence calls never reach this room's cursors or sockets", async () => {
+    const { acmeToken } = await import("./helpers.js");
+    const roomId = uniqueRoom("iso-live");
+    const here = await TestSocket.open(roomId, { user: "local", since: 0 });
+    await here.ready();
+    await sendAndWait(here, "l1", "local only");
+    const spy = await acmeToken("local");
+    // Same room id, same user id, other tenant: that room does not exist there (acme has no open rooms).
+    expect((await api(`/v1/rooms/${roomId}/read`, { token: spy, method: "PUT", body: { seq: 1 } })).status).toBe(404);
+    expect((await api(`/v1/rooms/${roomId}/presence`, { token: spy })).status).toBe(404);
+    expect(await sql("SELECT 1 FROM read_cursors WHERE tenant = 'acme' AND room_id = $1", [roomId])).toEqual([]);
+    expect(((await api(`/v1/rooms/${roomId}/presence`, { user: "local" })).body as { users: number }).users).toBe(1);
+    here.close();
+  });
+});
