@@ -65,10 +65,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     for (const fn of cleanup.splice(0).reverse()) await fn().catch((e: unknown) => console.warn("stack close:", e));
   };
   const lines: string[] = [];
+  // REDIS=off: run without the mirror even when a Redis answers (dev would otherwise mirror into
+  // whatever listens on 6379). Refused where a real Redis is required (CI).
+  const redisOff = process.env.REDIS === "off";
+  if (redisOff && requireReal) throw new Error("unable to start the local stack; REDIS=off, but this run requires a real Redis (CI=true)");
   const redisUrl = process.env.REDIS_URL ?? LOCAL_REDIS_URL;
   const redisKind = process.env.REDIS_URL ? "env" : "local";
   // Probed first so that CI fails fast, before a database is started and migrated for nothing.
-  const redisFailed = await probeRedis(redisUrl);
+  const redisFailed = redisOff ? "turned off with REDIS=off" : await probeRedis(redisUrl);
   if (redisFailed !== null && requireReal) {
     const fix = "start redis-server on 127.0.0.1:6379 (apt's redis is not started by the install), or set REDIS_URL";
     throw missing("Redis", redact(redisUrl), redisFailed, fix);
