@@ -62,6 +62,12 @@ export const SERVERS = {
     vars: { PG_IDLE_MS: "500" },
     color: "#0969da",
   },
+  slowmem: {
+    label: "ours on a server of its own, for the slow-consumer memory measurement (nothing else runs on it)",
+    short: "ours (own server, slow consumers)",
+    vars: {},
+    color: "#57606a",
+  },
   mirror: {
     label: "ours with the Redis mirror on (Upstash REST shim)",
     short: "mirror on",
@@ -96,6 +102,19 @@ export interface Plan {
   manyRooms: number;
   socketsPerRoom: number[];
   idleMs: number;
+  /** Cursor cost (bench/costs.ts): rounds, window, writers and reader sockets in the room. */
+  cursorRounds?: number;
+  cursorMs?: number;
+  cursorWriters?: number;
+  cursorReaders?: number;
+  /** Rooms list: rooms the user belongs to, messages per room (one step each), timed requests per step. */
+  listRooms?: number;
+  listMessagesPerRoom?: number[];
+  listRequests?: number;
+  /** Slow consumers: sockets, messages the writer sends, how long the slow sockets stay paused after it. */
+  slowSockets?: number;
+  slowMessages?: number;
+  slowHoldMs?: number;
 }
 
 export const FULL_PLAN: Plan = {
@@ -123,6 +142,16 @@ export const FULL_PLAN: Plan = {
   manyRooms: 1000,
   socketsPerRoom: [3, 2],
   idleMs: 10_000,
+  cursorRounds: 3,
+  cursorMs: 3000,
+  cursorWriters: 4,
+  cursorReaders: 10,
+  listRooms: 1000,
+  listMessagesPerRoom: [10, 200],
+  listRequests: 30,
+  slowSockets: 8,
+  slowMessages: 2500,
+  slowHoldMs: 1500,
 };
 
 export const QUICK_PLAN: Plan = {
@@ -150,6 +179,16 @@ export const QUICK_PLAN: Plan = {
   manyRooms: 100,
   socketsPerRoom: [3, 2],
   idleMs: 3000,
+  cursorRounds: 1,
+  cursorMs: 1000,
+  cursorWriters: 4,
+  cursorReaders: 10,
+  listRooms: 1000,
+  listMessagesPerRoom: [10, 200],
+  listRequests: 10,
+  slowSockets: 8,
+  slowMessages: 1300,
+  slowHoldMs: 1000,
 };
 
 /** A chat message of typical size (64 characters). */
@@ -182,6 +221,8 @@ export interface Measured<R extends JobResult> {
 export class Context {
   readonly runId = `bench-${Date.now().toString(36)}`;
   private roomCount = 0;
+  /** Stops a server and starts it anew (same vars, empty state); set by bench/run.ts. */
+  restart: (key: ServerKey) => Promise<void> = () => Promise.reject(new Error("restart is not available"));
 
   constructor(
     readonly stack: LocalStack,
@@ -246,7 +287,7 @@ export class Context {
     parts: Job[],
     durationMs: number,
     /** `atEnd` runs right after the end-of-window CPU sample (e.g. to read RSS while sockets are open). */
-    options: { prepareTimeoutMs?: number; atEnd?: () => void } = {},
+    options: { prepareTimeoutMs?: number; atStart?: () => void; atEnd?: () => void } = {},
   ): Promise<Measured<R>> {
     const groups = this.cpuGroups(server);
     const connectionsBefore = await this.proxyConnections();
@@ -259,6 +300,7 @@ export class Context {
         durationMs,
         onStart: () => {
           start = snapshot(groups);
+          options.atStart?.();
         },
         onEnd: () => {
           end = snapshot(groups);

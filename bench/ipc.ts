@@ -11,6 +11,31 @@ export interface ThroughputJob {
   window: number;
   durationMs: number;
   text: string;
+  /**
+   * Cursor cost (bench/costs.ts): reader sockets (one user each, protocol 2) that receive every
+   * message; with `markRead` each answers every message frame with `{"type":"read","seq":<its seq>}`.
+   */
+  readers?: { users: string[]; markRead: boolean };
+}
+
+/**
+ * Slow consumers (bench/costs.ts): one writer sends `count` messages (closed loop, `window` in
+ * flight) into a room with `consumers` sockets. `read: false`: each consumer pauses its TCP socket
+ * right after `ready` and never sends `received`; after the writer is done and `holdMs` passed, it
+ * resumes and counts what it was sent before the room closed it. `read: true`: consumers read and
+ * report `received` every 64 entries (as the SDK does).
+ */
+export interface SlowJob {
+  kind: "slow";
+  url: string;
+  room: string;
+  writer: string;
+  consumers: string[];
+  read: boolean;
+  count: number;
+  window: number;
+  holdMs: number;
+  text: string;
 }
 
 /** One sender at a fixed rate, one receiver in the same room (same process, so one clock). */
@@ -105,7 +130,7 @@ export interface RoomsJob {
   holdMs: number;
 }
 
-export type Job = ThroughputJob | RateJob | FillJob | ConnectJob | PingJob | JoinViewJob | FanoutJob | RoomsJob;
+export type Job = ThroughputJob | RateJob | FillJob | ConnectJob | PingJob | JoinViewJob | FanoutJob | RoomsJob | SlowJob;
 
 export interface ThroughputResult {
   kind: "throughput";
@@ -121,6 +146,37 @@ export interface ThroughputResult {
   windowMs: number;
   /** Messages sent (one per writer) and acked before the window: the room holds acked + warmup. */
   warmup: number;
+  /** With `readers`: what the reader sockets did inside the window. */
+  readers?: {
+    /** `message` frames the readers received in the window. */
+    frames: number;
+    /** `read` frames they sent in the window. */
+    reads: number;
+    /** `receipt` frames they received in the window. */
+    receipts: number;
+    /** `error` frames, and sockets closed before the end. */
+    errors: number;
+    closed: number;
+  };
+}
+
+export interface SlowResult {
+  kind: "slow";
+  sent: number;
+  acked: number;
+  errors: number;
+  /** Epoch ms: the writer's first send, its last ack, and when the consumers resumed reading. */
+  writeStartAt: number;
+  writeEndAt: number;
+  resumeAt: number;
+  consumers: Array<{
+    /** `message` frames received (after `ready`) and their bytes (UTF-8, as on the wire). */
+    messages: number;
+    bytes: number;
+    /** The error frame's code, if the room sent one, and the close code (undefined: still open). */
+    errorCode: string;
+    closeCode: number | undefined;
+  }>;
 }
 
 export interface RateResult {
@@ -214,7 +270,8 @@ export type JobResult =
   | PingResult
   | JoinViewResult
   | FanoutResult
-  | RoomsResult;
+  | RoomsResult
+  | SlowResult;
 
 /** CPU the child used inside its measured window. */
 export interface CpuUse {

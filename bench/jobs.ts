@@ -20,7 +20,10 @@ import type {
   ThroughputResult,
 } from "./ipc.js";
 import { prepareScale } from "./scalejobs.js";
-import { BenchSocket, devToken, Frame, parseFrame, sendFrame } from "./wsclient.js";
+import { prepareSlow } from "./costjobs.js";
+import { BenchSocket, devToken, Frame, messageSeq, parseFrame, sendFrame } from "./wsclient.js";
+
+const RECEIPT = Buffer.from('{"type":"receipt"');
 
 /** After the measured window, how long in-flight sends may take to be acked before we give up on them. */
 const DRAIN_MS = 10_000;
@@ -84,6 +87,13 @@ async function prepareThroughput(job: ThroughputJob): Promise<Prepared> {
       return { user, socket, inflight: [] as number[], n: 0 };
     }),
   );
+  // Cursor cost: readers join after the writers (protocol 2: they also get the receipts).
+  const readers = await Promise.all(
+    (job.readers?.users ?? []).map(async (user) => {
+      const token = await devToken(job.url, user);
+      return (await BenchSocket.open(job.url, job.room, token, "v=2&last=1")).socket;
+    }),
+  );
   return {
     async run(startAt) {
       await sleep(startAt - Date.now());
@@ -132,12 +142,35 @@ async function prepareThroughput(job: ThroughputJob): Promise<Prepared> {
           else if (cpu && outstanding() === 0) finish();
         };
       }
+      if (job.readers) {
+        const stats = { frames: 0, reads: 0, receipts: 0, errors: 0, closed: 0 };
+        r.readers = stats;
+        const markRead = job.readers.markRead;
+        for (const reader of readers) {
+          reader.onFrame = (kind, data, at) => {
+            const inWindow = at <= endAt;
+            if (kind === Frame.Message) {
+              if (inWindow) stats.frames++;
+              // An eager client: every message frame it gets moves its read cursor to that message.
+              if (markRead && reader.isOpen) {
+                reader.send(`{"type":"read","seq":${messageSeq(data)}}`);
+                if (inWindow) stats.reads++;
+              }
+            } else if (kind === Frame.Error) {
+              stats.errors++;
+            } else if (inWindow && data.compare(RECEIPT, 0, RECEIPT.length, 0, RECEIPT.length) === 0) {
+              stats.receipts++;
+            }
+          };
+        }
+      }
       for (const w of writers) for (let i = 0; i < job.window; i++) sendOne(w);
       await sleep(endAt - performance.now());
       cpu = meter.read();
+      if (r.readers) r.readers.closed = readers.filter((s) => !s.isOpen).length;
       if (outstanding() === 0) finish();
       await Promise.race([finished, sleep(DRAIN_MS)]);
-      await Promise.all(writers.map((w) => w.socket.close()));
+      await Promise.all([...writers.map((w) => w.socket.close()), ...readers.map((s) => s.close())]);
       return { result: r, cpu };
     },
   };
@@ -423,5 +456,7 @@ export function prepare(job: Job): Promise<Prepared> {
     case "fanout":
     case "rooms":
       return prepareScale(job);
+    case "slow":
+      return prepareSlow(job);
   }
 }

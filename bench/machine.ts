@@ -59,7 +59,8 @@ const codeState = (): string => {
   // What the Worker is built from: an uncommitted change there is part of what was measured.
   const dirty = git(["status", "--porcelain", "--", "src", "wrangler.toml", "migrations"])
     .split("\n")
-    .map((l) => l.slice(3).trim())
+    // `git()` trims the whole output, which eats the first line's leading status column (" M src/…").
+    .map((l) => l.replace(/^\s*\S+\s+/, "").trim())
     .filter((l) => l !== "");
   if (!dirty.length) return head;
   const shown = dirty.slice(0, 4).join(", ");

@@ -5,9 +5,10 @@
 //   flock /tmp/edge-chat-cpu.lock npm run bench              full run, a few minutes, writes docs/
 //   flock /tmp/edge-chat-cpu.lock npm run bench -- --quick   smoke run, under a minute, docs untouched
 //
-// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms), --procs N (load generators,
-// default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and Redis),
-// --from FILE (re-render the report from a raw record in bench/results/, measuring nothing).
+// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow),
+// --procs N (load generators, default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and
+// Redis), --from FILE (re-render the report from a raw record in bench/results/, measuring nothing), --splice (write
+// only the self-contained sections this run measured into the existing page, keeping the rest of it).
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -19,7 +20,9 @@ import { neonPool } from "../tools/local/neon.js";
 import { type LocalStack, startLocalStack } from "../tools/local/stack.js";
 import { stackVars, startWrangler, type WranglerServer } from "../tools/local/wrangler.js";
 import { BENCH_VARS, Context, FULL_PLAN, QUICK_PLAN, SERVERS, type ServerKey } from "./context.js";
-import { allTables, charts, markdown, nagled, type Results } from "./document.js";
+import { cursorCost, roomList, slowConsumers } from "./costs.js";
+import { COSTS_TITLE, costsSection } from "./costsdoc.js";
+import { allTables, charts, howToRun, markdown, nagled, type Results } from "./document.js";
 import { machineInfo, machineLine } from "./machine.js";
 import { mirrorScenarios } from "./mirror.js";
 import { LoadGenPool } from "./pool.js";
@@ -28,7 +31,18 @@ import { fanout, joinView, manyRooms } from "./scale.js";
 import { connects, pings, rates, throughput } from "./scenarios.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const SCENARIOS = ["throughput", "rates", "connect", "mirror", "joinview", "fanout", "rooms"] as const;
+const SCENARIOS = [
+  "throughput",
+  "rates",
+  "connect",
+  "mirror",
+  "joinview",
+  "fanout",
+  "rooms",
+  "cursors",
+  "roomlist",
+  "slow",
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
@@ -39,6 +53,7 @@ const { values: args } = parseArgs({
     out: { type: "string" },
     keep: { type: "boolean", default: false },
     from: { type: "string" },
+    splice: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -82,12 +97,42 @@ async function writeReport(results: Results, out: string): Promise<string> {
   return `${relative(ROOT, out)}, ${files.latency}, ${files.connect}`;
 }
 
+/**
+ * Replaces the `## title` section of a page (up to the next `## ` heading) with `section`, or
+ * inserts it before `## before` when the page has none yet.
+ */
+const replaceSection = (page: string, title: string, section: string, before: string): string => {
+  const start = page.indexOf(`\n## ${title}\n`);
+  const text = section.endsWith("\n") ? section : `${section}\n`;
+  if (start >= 0) {
+    const next = page.indexOf("\n## ", start + 1);
+    return `${page.slice(0, start + 1)}${text}${next >= 0 ? `\n${page.slice(next + 1)}` : ""}`;
+  }
+  const at = page.indexOf(`\n## ${before}\n`);
+  if (at < 0) throw new Error(`--splice: the page has neither "## ${title}" nor "## ${before}"`);
+  return `${page.slice(0, at + 1)}${text}\n${page.slice(at + 1)}`;
+};
+
+/**
+ * `--splice`: writes only the sections that stand on their own (bench/costsdoc.ts) and "How to
+ * run" (no numbers) into the existing page; the other sections and the charts stay as they were.
+ */
+async function spliceReport(results: Results, out: string): Promise<string> {
+  const base = await readFile(out, "utf8").catch(() => readFile(join(ROOT, "docs/benchmarks.md"), "utf8"));
+  let page = replaceSection(base, "How to run", howToRun(), "Summary");
+  page = replaceSection(page, COSTS_TITLE, costsSection(results), "Method");
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, page);
+  return `${relative(ROOT, out)} (spliced: "How to run", "${COSTS_TITLE}")`;
+}
+
 /** `--from FILE`: re-renders tables and the report from a raw record, without measuring anything. */
 async function render(from: string): Promise<void> {
   const results = JSON.parse(await readFile(resolve(from), "utf8")) as Results;
   for (const table of allTables(results)) console.log(`${tableToText(table)}\n`);
   const out = args.out ? resolve(args.out) : results.quick ? undefined : join(ROOT, "docs/benchmarks.md");
-  console.log(out ? `wrote ${await writeReport(results, out)}` : "quick record: pass --out FILE to write a report");
+  if (!out) console.log("quick record: pass --out FILE to write a report");
+  else console.log(`wrote ${args.splice ? await spliceReport(results, out) : await writeReport(results, out)}`);
 }
 
 async function main(): Promise<void> {
@@ -114,6 +159,11 @@ async function main(): Promise<void> {
   if (only.has("joinview") || only.has("fanout")) wanted.add("ours");
   // The many-rooms memory measurement gets a server of its own: its RSS then holds nothing else.
   if (only.has("rooms")) wanted.add("fresh");
+  if (only.has("cursors") || only.has("roomlist")) wanted.add("ours");
+  // The slow-consumer memory measurement, likewise: its RSS growth is then only its own.
+  if (only.has("slow")) wanted.add("slowmem");
+  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow"].includes(s)))
+    throw new Error("--splice writes only the cursors, roomlist and slow section: use it with --only of those");
 
   const say = (text: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${text}`);
   say(`bench: ${quick ? "quick" : "full"} run; scenarios ${[...only].join(", ")}; servers ${[...wanted].join(", ")}`);
@@ -154,17 +204,25 @@ async function main(): Promise<void> {
     persistDirs.push(logDir);
     process.env.WRANGLER_LOG_PATH = join(logDir, "wrangler.log");
     // Sequentially: wrangler picks its inspector port when it starts, and two at once could pick the same.
-    for (const key of wanted) {
+    const startServer = async (key: ServerKey, local: LocalStack): Promise<void> => {
       const dir = await mkdtemp(join(tmpdir(), `edge-chat-bench-${key}-`));
       persistDirs.push(dir);
       const port = await freePort();
       const server = SERVERS[key];
       const config = "fixture" in server && server.fixture ? FIXTURE_CONFIG : undefined;
-      servers.set(key, await startWrangler({ port, vars: varsFor(stack, key), persistTo: dir, output: "ignore", config }));
+      servers.set(key, await startWrangler({ port, vars: varsFor(local, key), persistTo: dir, output: "ignore", config }));
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
-    }
+    };
+    for (const key of wanted) await startServer(key, stack);
     pool = LoadGenPool.start(procs);
     const ctx = new Context(stack, pool, servers, plan, started);
+    const local = stack;
+    // A measurement that needs a server with nothing in its memory (bench/costs.ts) restarts it.
+    ctx.restart = async (key) => {
+      await servers.get(key)?.stop();
+      servers.delete(key);
+      await startServer(key, local);
+    };
 
     const results: Results = {
       machine,
@@ -184,6 +242,11 @@ async function main(): Promise<void> {
       rooms: [],
       durationS: 0,
     };
+    if (only.has("cursors") || only.has("roomlist") || only.has("slow")) {
+      results.cursors = [];
+      results.roomList = [];
+      results.slow = [];
+    }
     // Quiet measurements first (handshakes), the heaviest (throughput) last.
     if (only.has("connect")) {
       results.ping = await pings(ctx, "ours");
@@ -192,6 +255,9 @@ async function main(): Promise<void> {
     if (only.has("joinview")) results.joinView = await joinView(ctx);
     if (only.has("fanout")) results.fanout = await fanout(ctx);
     if (only.has("rooms")) results.rooms = await manyRooms(ctx);
+    if (only.has("slow")) results.slow = await slowConsumers(ctx);
+    if (only.has("roomlist")) results.roomList = await roomList(ctx);
+    if (only.has("cursors")) results.cursors = await cursorCost(ctx);
     if (only.has("rates")) results.rates = await rates(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("throughput")) results.throughput = await throughput(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("mirror")) results.mirror = await mirrorScenarios(ctx);
@@ -208,7 +274,7 @@ async function main(): Promise<void> {
     await writeFile(rawPath, `${JSON.stringify(results, null, 1)}\n`);
     say(`raw results: ${relative(ROOT, rawPath)}`);
     const out = args.out ? resolve(args.out) : quick ? undefined : join(ROOT, "docs/benchmarks.md");
-    if (out) say(`wrote ${await writeReport(results, out)}`);
+    if (out) say(`wrote ${args.splice ? await spliceReport(results, out) : await writeReport(results, out)}`);
     else say("quick run: docs/benchmarks.md left as it was (pass --out FILE to write a report)");
 
     if (!args.keep) {

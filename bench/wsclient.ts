@@ -83,6 +83,14 @@ export interface Opened {
 export class BenchSocket {
   /** Every frame after `ready`, with its arrival time (performance.now()). */
   onFrame: (kind: FrameKind, data: Buffer, at: number) => void = () => {};
+  /**
+   * False: the socket never sends `received` (a client that does not read, for the slow-consumer
+   * measurement); the room then closes it once it has sent it MAX_UNCONFIRMED_BYTES.
+   */
+  reportReceived = true;
+  /** The close code and reason, once the socket closed. */
+  closeCode: number | undefined;
+  closeReason = "";
   private closed: Promise<void>;
   private sinceReport = 0;
 
@@ -91,14 +99,20 @@ export class BenchSocket {
    * what it has processed, or the room closes it as a slow consumer (src/room/sockets.ts).
    */
   noteFrame(kind: FrameKind, data: Buffer): void {
-    if (kind !== Frame.Message || ++this.sinceReport < RECEIVED_EVERY) return;
+    if (!this.reportReceived || kind !== Frame.Message || ++this.sinceReport < RECEIVED_EVERY) return;
     this.sinceReport = 0;
     const seq = /"seq":(\d+)/.exec(data.toString("latin1", 0, Math.min(data.length, 400)))?.[1] ?? "0";
     this.ws.send(`{"type":"received","seq":${seq}}`);
   }
 
   private constructor(private readonly ws: WebSocket) {
-    this.closed = new Promise((resolve) => ws.once("close", () => resolve()));
+    this.closed = new Promise((resolve) =>
+      ws.once("close", (code: number, reason: Buffer) => {
+        this.closeCode = code;
+        this.closeReason = reason.toString("utf8");
+        resolve();
+      }),
+    );
   }
 
   /**
@@ -173,6 +187,39 @@ export class BenchSocket {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
+  /** Stops reading from the TCP socket (ws.pause(): the kernel buffers fill, then the server's). */
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
+  /**
+   * The code of the close frame the server sent, as soon as it arrived (ws keeps it in
+   * `_closeCode` before the TCP connection ends), else the code of the finished close.
+   */
+  get serverCloseCode(): number | undefined {
+    const code = (this.ws as unknown as { _closeFrameReceived?: boolean; _closeCode?: number })._closeFrameReceived
+      ? (this.ws as unknown as { _closeCode?: number })._closeCode
+      : undefined;
+    return code ?? this.closeCode;
+  }
+
+  /** Resolves when the socket has closed (by either side), or after timeoutMs. */
+  async waitClosed(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      this.closed.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return closed;
+  }
+
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;
   }
@@ -186,5 +233,22 @@ export class BenchSocket {
     clearTimeout(timer);
   }
 }
+
+const SEQ_KEY = Buffer.from('"seq":');
+
+/** The seq of a `message` frame (its entry's, the first `"seq":` in the frame), without parsing it. */
+export const messageSeq = (data: Buffer): number => {
+  const at = data.indexOf(SEQ_KEY);
+  if (at < 0) return Number.NaN;
+  let n = 0;
+  let digits = 0;
+  for (let i = at + SEQ_KEY.length; i < data.length && digits < 16; i++) {
+    const c = data[i] ?? 0;
+    if (c < 0x30 || c > 0x39) break;
+    n = n * 10 + (c - 0x30);
+    digits++;
+  }
+  return digits ? n : Number.NaN;
+};
 
 export const sendFrame = (clientMsgId: string, text: string): string => JSON.stringify({ type: "send", clientMsgId, text });
