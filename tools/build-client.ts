@@ -11,8 +11,11 @@ import { build } from "esbuild";
 const OUT_DIR = "dist/client";
 const BUNDLE = `${OUT_DIR}/chat-client.js`;
 const PUBLIC_DIR = "public/sdk";
-/** What we aim for; a bigger bundle still builds, with a warning. */
-const GZIP_BUDGET_BYTES = 10 * 1024;
+/**
+ * What we aim for; a bigger bundle still builds, with a warning. The list, sends and reconnects
+ * were about 9 kB; read cursors, typing, presence and profiles brought it to about 12 kB.
+ */
+const GZIP_BUDGET_BYTES = 13 * 1024;
 
 await rm(OUT_DIR, { recursive: true, force: true });
 

@@ -3,10 +3,11 @@
 
 import { decodeHistoryRequest, decodeRoomId } from "../protocol/codec.js";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
-import type { MessagesPage } from "./decode.js";
+import type { MessagesPage, Profile, RoomSummary } from "./decode.js";
 import { ChatClientError } from "./errors.js";
-import { type ListMessagesOptions, type PostResult, RestApi } from "./http.js";
+import { type ListMessagesOptions, type Member, type PostResult, type ProfileUpdate, RestApi } from "./http.js";
 import { newClientMsgId } from "./outbox.js";
+import { Profiles } from "./profiles.js";
 import { Room } from "./room.js";
 import { TokenSource } from "./token.js";
 import type { FetchLike, HistoryCursor, WebSocketConstructor } from "./transport.js";
@@ -31,6 +32,8 @@ export interface ChatClientOptions {
   ackTimeoutMs?: number;
   /** Reconnect if a new socket has not delivered `ready` within this. Default 15 s. */
   readyTimeoutMs?: number;
+  /** How long `client.profiles` serves a profile from its cache before asking again. Default 5 minutes. */
+  profileMaxAgeMs?: number;
 }
 
 export interface JoinOptions {
@@ -53,12 +56,23 @@ export interface JoinOptions {
  * const room = await client.join("lobby", { last: 50 });
  * room.on("message", (m) => console.log(`[${m.seq}] ${m.userId}: ${m.text}`));
  * await room.send("hello");
+ * const rooms = await client.rooms(); // each with readSeq and unread
+ * const { name } = await client.profiles.get("bob");
  */
 export class ChatClient {
   readonly #options: ChatClientOptions;
   readonly #tokens: TokenSource;
   readonly #rest: RestApi;
   readonly #rooms = new Set<Room>();
+
+  /**
+   * Profiles (display names, avatars) of any user of the tenant, cached; ids asked for in the same
+   * tick are fetched in one request.
+   *
+   * @example
+   * const { name } = await client.profiles.get(message.userId);
+   */
+  readonly profiles: Profiles;
 
   constructor(options: ChatClientOptions) {
     try {
@@ -86,6 +100,7 @@ export class ChatClient {
         (() =>
           Promise.reject(new ChatClientError("bad_request", "unable to make a request; no fetch: pass `fetch` to ChatClient"))),
     );
+    this.profiles = new Profiles(this.#rest, options.profileMaxAgeMs);
   }
 
   /** The current user's id (the token's `sub`), once a token has been fetched. */
@@ -158,6 +173,45 @@ export class ChatClient {
    */
   postMessage(roomId: string, text: string, options: { clientMsgId?: string; signal?: AbortSignal } = {}): Promise<PostResult> {
     return this.#rest.postMessage(roomId, { clientMsgId: options.clientMsgId ?? newClientMsgId(), text }, options.signal);
+  }
+
+  /**
+   * The rooms the current user belongs to, each with their read cursor and exact unread count
+   * (`GET /v1/rooms`). A room you only read (open rooms, public rooms you have not joined) is not
+   * listed until you send in it or call {@link becomeMember}. For a joined room, `room.unread` is
+   * live; this list is a snapshot: poll it for the others.
+   *
+   * @example
+   * for (const r of await client.rooms()) badge(r.roomId, r.unread);
+   */
+  rooms(options: { signal?: AbortSignal } = {}): Promise<RoomSummary[]> {
+    return this.#rest.listRooms(options.signal);
+  }
+
+  /**
+   * Becomes a member of a public room (`POST /v1/rooms/{roomId}/join`), so it is listed by
+   * {@link rooms}. A private room refuses it (`forbidden`): an admin adds members there.
+   *
+   * @example
+   * await client.becomeMember("lobby");
+   */
+  becomeMember(roomId: string, options: { signal?: AbortSignal } = {}): Promise<Member> {
+    const id = decodeRoomId(roomId);
+    if (!id.ok) return Promise.reject(new ChatClientError(id.error.code, `unable to become a member; ${id.error.message}`));
+    return this.#rest.joinRoom(roomId, options.signal);
+  }
+
+  /**
+   * Sets the current user's profile (`PUT /v1/users/me`): a field left out keeps its value, `null`
+   * clears it. Resolves with the stored profile, which `client.profiles` then serves.
+   *
+   * @example
+   * await client.setProfile({ name: "Alice", avatarUrl: "https://example.com/alice.png" });
+   */
+  async setProfile(update: ProfileUpdate, options: { signal?: AbortSignal } = {}): Promise<Profile> {
+    const profile = await this.#rest.putProfile(update, options.signal);
+    this.profiles.store(profile);
+    return profile;
   }
 
   /**

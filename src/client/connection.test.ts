@@ -11,11 +11,13 @@ const flush = () => vi.advanceTimersByTimeAsync(0);
 const setup = (options: { ownedSends?: string[] } = {}) => {
   const server = new FakeServer("r1");
   const calls: string[] = [];
+  const processed = { seq: 0 };
   const invalidated: string[] = [];
   let tokens = 0;
   const owned = new Set(options.ownedSends ?? []);
   const handlers: ConnectionHandlers = {
     history: () => ({ last: 50 }),
+    processedSeq: () => processed.seq,
     onReady: (frame) => calls.push(`ready ${frame.latestSeq}`),
     onFrame: (frame) => calls.push(`frame ${frame.type}`),
     onSendError: (frame) => {
@@ -40,7 +42,7 @@ const setup = (options: { ownedSends?: string[] } = {}) => {
     },
     handlers,
   );
-  return { server, connection, calls, invalidated };
+  return { server, connection, calls, invalidated, processed };
 };
 
 /** Starts the connection and lets the fake server answer with its ready; clears the calls so far. */
@@ -138,5 +140,30 @@ describe("Connection", () => {
     expect(s.connection.ready).toBe(false);
     expect(s.connection.write({ type: "ping" })).toBe(false);
     expect(s.server.latest.closedByClient).toMatchObject({ code: 1000 });
+  });
+
+  it("flow control: says `received` with the room's processed seq after every 64 frames of any kind after ready (ready itself not counted), counting again from 0 on a new socket", async () => {
+    const s = setup();
+    await live(s);
+    const received = () => s.server.sockets.map((socket) => socket.sentOfType("received").map((f) => f.seq));
+    for (let i = 1; i <= 63; i++) {
+      s.processed.seq = i;
+      s.server.latest.deliver({ type: "message", message: s.server.commit(`m${i}`).message });
+    }
+    expect(received()).toEqual([[]]);
+    s.processed.seq = 64;
+    s.server.latest.deliver({ type: "message", message: s.server.commit("m64").message });
+    expect(received()).toEqual([[64]]);
+    // Typing, presence, receipts and acks count too: the server counts every frame it sends.
+    for (let i = 0; i < 64; i++) s.server.latest.deliver({ type: "typing", userIds: i % 2 ? ["bob"] : [] });
+    expect(received()).toEqual([[64, 64]]);
+    for (let i = 0; i < 30; i++) s.server.latest.deliver({ type: "presence", userId: "bob", online: true });
+    s.server.latest.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    s.server.latest.ready();
+    for (let i = 0; i < 63; i++) s.server.latest.deliver({ type: "receipt", userId: "bob", seq: 1 });
+    expect(received()).toEqual([[64, 64], []]);
+    s.server.latest.deliver({ type: "pong" });
+    expect(received()).toEqual([[64, 64], [64]]);
   });
 });

@@ -8,7 +8,17 @@
 
 import { encodeFrame } from "../protocol/codec.js";
 import { closeCodeOf, ErrorCode } from "../protocol/errors.js";
-import { type AckFrame, type ClientFrame, ClientFrameType, type ErrorFrame, ServerFrameType } from "../protocol/frames.js";
+import {
+  type AckFrame,
+  type ClientFrame,
+  ClientFrameType,
+  type ErrorFrame,
+  type PresenceFrame,
+  type ReceiptFrame,
+  ServerFrameType,
+  type TypingFrame,
+} from "../protocol/frames.js";
+import { RECEIVED_EVERY } from "../protocol/limits.js";
 import { Backoff, type BackoffPolicy } from "./backoff.js";
 import { type InboundEntryFrame, type InboundReadyFrame, readServerFrame } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
@@ -52,13 +62,18 @@ export interface ConnectionConfig {
   readyTimeoutMs: number;
 }
 
-/** A frame for the room's other parts: a live entry for the list, or an ack for the sender. */
-export type RoomFrame = InboundEntryFrame | AckFrame;
+/**
+ * A frame for the room's other parts: a live entry for the list, an ack for the sender, or one of
+ * the people frames (receipt, typing, presence).
+ */
+export type RoomFrame = InboundEntryFrame | AckFrame | ReceiptFrame | TypingFrame | PresenceFrame;
 
 /** What a connection needs from the room. */
 export interface ConnectionHandlers {
   /** What the next socket asks for: the join's own cursor at first, then `since` = the last contiguous seq. */
   history(): HistoryCursor;
+  /** The last seq the room has processed (its list is complete up to it), for the `received` report. */
+  processedSeq(): number;
   /** The socket's `ready`, once per socket; the connection has already counted it as a success. */
   onReady(frame: InboundReadyFrame): void;
   onFrame(frame: RoomFrame): void;
@@ -108,6 +123,8 @@ export class Connection {
   #readyAt = 0;
   #unauthorizedCloses = 0;
   #earlyFailures = 0;
+  /** Frames processed on the current socket since its last `received` report (flow control). */
+  #unreported = 0;
   /**
    * The last `error` frame without a clientMsgId on the current socket. A join the server cannot
    * serve is refused with such a frame followed by a close code from the same table: the close is
@@ -224,6 +241,7 @@ export class Connection {
     this.#socketToken = token;
     this.#socketReady = false;
     this.#socketError = undefined;
+    this.#unreported = 0;
     this.#awaitingPong = false;
     this.#lastFrameAt = Date.now();
     socket.onopen = () => {
@@ -286,6 +304,27 @@ export class Connection {
     // Any frame proves the socket is alive.
     this.#awaitingPong = false;
     this.#lastFrameAt = Date.now();
+    const socket = this.#socket;
+    const wasReady = this.#socketReady;
+    this.#read(data);
+    if (wasReady && this.#socket === socket) this.#reportReceived();
+  }
+
+  /**
+   * Flow control: the server counts what it sent a socket since the socket's last `received` and
+   * closes one that is more than MAX_UNCONFIRMED_BYTES behind (4503 "too far behind"). Every
+   * RECEIVED_EVERY frames processed, the SDK says so. It counts every frame after `ready`, not
+   * only entries, because the server counts every frame too: a quiet room with busy typing and
+   * presence would otherwise creep towards the limit on a long-lived socket. `ready` itself is
+   * not counted by the server, so it is not counted here.
+   */
+  #reportReceived(): void {
+    if (++this.#unreported < RECEIVED_EVERY) return;
+    this.#unreported = 0;
+    this.write({ type: ClientFrameType.Received, seq: this.#handlers.processedSeq() });
+  }
+
+  #read(data: unknown): void {
     const reading = readServerFrame(data);
     // A frame type added to the protocol after this SDK shipped: the server is newer, not broken,
     // and says nothing this SDK acts on. Skipped without an `error` event, and it is not the error

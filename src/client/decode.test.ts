@@ -5,6 +5,8 @@ import {
   decodeErrorBody,
   decodeMessage,
   decodeMessagesPage,
+  decodeProfiles,
+  decodeRoomSummaries,
   decodeServerFrame,
   readServerFrame,
 } from "./decode.js";
@@ -51,6 +53,53 @@ describe("decodeServerFrame", () => {
       code: "internal",
       message: "m",
     });
+  });
+});
+
+describe("people frames (read cursors, typing, presence)", () => {
+  it("reads ready's cursor, count and presence snapshot, and the receipt, typing and presence frames, unchanged", () => {
+    const frames = [
+      {
+        type: "ready",
+        roomId: "r1",
+        messages: [msg(1)],
+        latestSeq: 1,
+        truncated: false,
+        protocol: 2,
+        readSeq: 0,
+        unread: 1,
+        presence: [{ userId: "alice" }, { userId: "bob", data: { status: "away" } }],
+      },
+      { type: "receipt", userId: "bob", seq: 42 },
+      { type: "typing", userIds: ["alice", "bob"] },
+      { type: "typing", userIds: [] },
+      { type: "presence", userId: "bob", online: true },
+      { type: "presence", userId: "bob", online: true, data: { status: "away" } },
+      { type: "presence", userId: "bob", online: false },
+    ];
+    for (const frame of frames) expect(decodeServerFrame(JSON.stringify(frame)), frame.type).toEqual(frame);
+  });
+
+  it("a ready without them (an older server) still reads; malformed ones are protocol errors, not guesses", () => {
+    const base = { type: "ready", roomId: "r1", messages: [], latestSeq: 0, truncated: false, protocol: 2 };
+    expect(decodeServerFrame(JSON.stringify(base))).toEqual(base);
+    const bad = [
+      { ...base, readSeq: -1 },
+      { ...base, readSeq: "3" },
+      { ...base, unread: 1.5 },
+      { ...base, presence: {} },
+      { ...base, presence: [{ userId: 7 }] },
+      { ...base, presence: [{ userId: "bob", data: "away" }] },
+      { type: "receipt", userId: "bob" },
+      { type: "receipt", userId: "bob", seq: -2 },
+      { type: "typing" },
+      { type: "typing", userIds: ["bob", 3] },
+      { type: "presence", userId: "bob" },
+      { type: "presence", userId: "bob", online: "yes" },
+      { type: "presence", userId: "bob", online: true, data: [1] },
+    ];
+    for (const frame of bad)
+      expect(readServerFrame(JSON.stringify(frame)), JSON.stringify(frame)).toEqual({ result: "malformed" });
   });
 });
 
@@ -122,5 +171,20 @@ describe("REST bodies", () => {
     expect(decodeMessagesPage({ messages: [msg(1)] })).toBeUndefined();
     expect(decodeErrorBody({ error: { code: "forbidden", message: "no" } })).toEqual({ code: "forbidden", message: "no" });
     expect(decodeErrorBody("Internal Server Error")).toBeUndefined();
+  });
+
+  it("reads profiles and the rooms list; refuses bodies of the wrong shape", () => {
+    const profile = { userId: "bob", name: "Bob", avatarUrl: null, data: { tz: "UTC" }, updatedAt: "2026-01-01T00:00:00.000Z" };
+    expect(decodeProfiles({ profiles: [profile] })).toEqual([profile]);
+    expect(decodeProfiles({ profiles: [{ ...profile, name: 3 }] })).toBeUndefined();
+    expect(decodeProfiles({ profile })).toBeUndefined();
+    const room = { roomId: "r1", name: "R", visibility: "public", role: "member", latestSeq: 5, readSeq: 2, unread: 3 };
+    expect(decodeRoomSummaries({ rooms: [room] })).toEqual([room]);
+    // A role or visibility from a newer server reads as the least it could allow.
+    expect(decodeRoomSummaries({ rooms: [{ ...room, role: "owner", visibility: "secret" }] })).toEqual([
+      { ...room, role: "viewer", visibility: "private" },
+    ]);
+    expect(decodeRoomSummaries({ rooms: [{ ...room, unread: -1 }] })).toBeUndefined();
+    expect(decodeRoomSummaries({})).toBeUndefined();
   });
 });

@@ -16,8 +16,12 @@ import {
   type ErrorFrame,
   type Message,
   type PongFrame,
+  type PresenceEntry,
+  type PresenceFrame,
   type ReadyFrame,
+  type ReceiptFrame,
   ServerFrameType,
+  type TypingFrame,
 } from "../protocol/frames.js";
 
 /**
@@ -51,10 +55,15 @@ export const isMessage = (entry: AnyEntry): entry is Message => entry.kind === E
 
 /**
  * A `ready` frame as decoded: the fields this SDK reads (a field added to the protocol later is
- * not required of the server by it), and entries that may be of kinds it does not know.
+ * not required of the server by it), and entries that may be of kinds it does not know. The read
+ * cursor and the presence snapshot are optional: a server from before them sends neither (the
+ * room then counts unread from zero and knows presence from the deltas only).
  */
 export interface InboundReadyFrame extends Pick<ReadyFrame, "type" | "roomId" | "latestSeq" | "truncated" | "protocol"> {
   messages: AnyEntry[];
+  readSeq?: number;
+  unread?: number;
+  presence?: PresenceEntry[];
 }
 
 /** A `message` frame as decoded (the frame keeps its version-1 name for entries of every kind). */
@@ -64,7 +73,15 @@ export interface InboundEntryFrame {
 }
 
 /** A server frame as the SDK reads it. */
-export type InboundFrame = InboundReadyFrame | InboundEntryFrame | AckFrame | ErrorFrame | PongFrame;
+export type InboundFrame =
+  | InboundReadyFrame
+  | InboundEntryFrame
+  | AckFrame
+  | ErrorFrame
+  | PongFrame
+  | ReceiptFrame
+  | TypingFrame
+  | PresenceFrame;
 
 /**
  * What reading one socket frame gave: a frame; a frame of a type this SDK does not know (a newer
@@ -82,6 +99,20 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** Presence data, a user's profile data: a JSON object (not an array, not null). */
+const isData = isRecord;
+
+/** A presence snapshot (`ready.presence`): each entry a user id with optional data, or undefined if any entry is malformed. */
+const decodePresenceList = (value: unknown): PresenceEntry[] | undefined => {
+  if (!Array.isArray(value)) return undefined;
+  const out: PresenceEntry[] = [];
+  for (const item of value) {
+    if (!isRecord(item) || typeof item.userId !== "string" || (item.data !== undefined && !isData(item.data))) return undefined;
+    out.push(item.data === undefined ? { userId: item.userId } : { userId: item.userId, data: item.data });
+  }
+  return out;
+};
 
 /**
  * An entry of any kind, or undefined when its envelope is incomplete or of the wrong types.
@@ -154,6 +185,17 @@ export const readServerFrame = (raw: unknown): FrameReading => {
       if (typeof parsed.roomId !== "string" || !messages || !isSeq(parsed.latestSeq) || !isSeq(protocol) || protocol === 0) {
         return malformed;
       }
+      // Absent from a server that predates them; present, they must be right (the unread badge and
+      // the online list are built on them).
+      const { readSeq, unread, presence: rawPresence } = parsed;
+      const presence = rawPresence === undefined ? undefined : decodePresenceList(rawPresence);
+      if (
+        (readSeq !== undefined && !isSeq(readSeq)) ||
+        (unread !== undefined && !isSeq(unread)) ||
+        (rawPresence !== undefined && !presence)
+      ) {
+        return malformed;
+      }
       return frame({
         type: ServerFrameType.Ready,
         roomId: parsed.roomId,
@@ -161,6 +203,9 @@ export const readServerFrame = (raw: unknown): FrameReading => {
         latestSeq: parsed.latestSeq,
         truncated: parsed.truncated === true,
         protocol,
+        ...(readSeq === undefined ? {} : { readSeq }),
+        ...(unread === undefined ? {} : { unread }),
+        ...(presence === undefined ? {} : { presence }),
       });
     }
     case ServerFrameType.Message: {
@@ -189,6 +234,20 @@ export const readServerFrame = (raw: unknown): FrameReading => {
     }
     case ServerFrameType.Pong:
       return frame({ type: ServerFrameType.Pong });
+    case ServerFrameType.Receipt: {
+      const { userId, seq } = parsed;
+      return typeof userId === "string" && isSeq(seq) ? frame({ type: ServerFrameType.Receipt, userId, seq }) : malformed;
+    }
+    case ServerFrameType.Typing: {
+      const { userIds } = parsed;
+      if (!Array.isArray(userIds) || !userIds.every((id): id is string => typeof id === "string")) return malformed;
+      return frame({ type: ServerFrameType.Typing, userIds });
+    }
+    case ServerFrameType.Presence: {
+      const { userId, online, data } = parsed;
+      if (typeof userId !== "string" || typeof online !== "boolean" || (data !== undefined && !isData(data))) return malformed;
+      return frame({ type: ServerFrameType.Presence, userId, online, ...(data === undefined ? {} : { data }) });
+    }
     default:
       // The protocol only adds frame types (docs/protocol.md): one this SDK has never heard of is
       // a newer server talking about something it does not use, not a broken one.
@@ -239,4 +298,90 @@ export const decodeErrorBody = (body: unknown): { code: ErrorCode; message: stri
   const { code, message } = body.error;
   if (typeof message !== "string") return undefined;
   return { code: isErrorCode(code) ? code : ErrorCode.Internal, message };
+};
+
+/** A user's profile (`GET /v1/users…`, `PUT /v1/users/me`). Every user has one: an unknown user's is empty. */
+export interface Profile {
+  userId: string;
+  /** The display name: what the user set, else their token's `name` claim; null when neither. */
+  name: string | null;
+  avatarUrl: string | null;
+  /** The app's own fields (a JSON object of at most 4 KiB). */
+  data: Record<string, unknown>;
+  /** When the profile was last written; null for a profile never written. */
+  updatedAt: string | null;
+}
+
+/** A room the user belongs to, as `GET /v1/rooms` lists it. */
+export interface RoomSummary {
+  roomId: string;
+  name: string;
+  visibility: "public" | "private";
+  role: "admin" | "member" | "viewer";
+  latestSeq: number;
+  /** The user's read cursor (0: never read). */
+  readSeq: number;
+  /** Messages of others after `readSeq` (exact, from the server's counters). */
+  unread: number;
+}
+
+const isNullableString = (value: unknown): value is string | null => value === null || typeof value === "string";
+
+export const decodeProfile = (value: unknown): Profile | undefined => {
+  if (!isRecord(value)) return undefined;
+  const { userId, name, avatarUrl, data, updatedAt } = value;
+  if (typeof userId !== "string" || !isNullableString(name) || !isNullableString(avatarUrl) || !isNullableString(updatedAt)) {
+    return undefined;
+  }
+  if (data !== undefined && data !== null && !isData(data)) return undefined;
+  return { userId, name, avatarUrl, data: isData(data) ? data : {}, updatedAt };
+};
+
+/** The body of `GET /v1/users?ids=…`: `{ profiles: [...] }`. */
+export const decodeProfiles = (body: unknown): Profile[] | undefined => {
+  if (!isRecord(body) || !Array.isArray(body.profiles)) return undefined;
+  const out: Profile[] = [];
+  for (const item of body.profiles) {
+    const profile = decodeProfile(item);
+    if (!profile) return undefined;
+    out.push(profile);
+  }
+  return out;
+};
+
+const VISIBILITIES: ReadonlySet<unknown> = new Set(["public", "private"]);
+const ROLES: ReadonlySet<unknown> = new Set(["admin", "member", "viewer"]);
+
+/**
+ * The body of `GET /v1/rooms`: `{ rooms: [...] }`. A role or visibility added to the server later is
+ * read as the least it could mean (`viewer`, `private`), so an app never shows more than it may do.
+ */
+export const decodeRoomSummaries = (body: unknown): RoomSummary[] | undefined => {
+  if (!isRecord(body) || !Array.isArray(body.rooms)) return undefined;
+  const out: RoomSummary[] = [];
+  for (const item of body.rooms) {
+    if (!isRecord(item)) return undefined;
+    const { roomId, name, visibility, role, latestSeq, readSeq, unread } = item;
+    if (
+      typeof roomId !== "string" ||
+      typeof name !== "string" ||
+      typeof visibility !== "string" ||
+      typeof role !== "string" ||
+      !isSeq(latestSeq) ||
+      !isSeq(readSeq) ||
+      !isSeq(unread)
+    ) {
+      return undefined;
+    }
+    out.push({
+      roomId,
+      name,
+      visibility: (VISIBILITIES.has(visibility) ? visibility : "private") as RoomSummary["visibility"],
+      role: (ROLES.has(role) ? role : "viewer") as RoomSummary["role"],
+      latestSeq,
+      readSeq,
+      unread,
+    });
+  }
+  return out;
 };

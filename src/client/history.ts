@@ -81,6 +81,11 @@ export class History {
     return this.#timeline.firstSeq;
   }
 
+  /** The seq the list is complete up to (undefined before the first `ready` of a `last=` join). */
+  get lastSeq(): number | undefined {
+    return this.#timeline.cursor;
+  }
+
   /** Whether older messages exist before `messages[0]`. */
   get hasOlder(): boolean {
     return (this.#timeline.firstSeq ?? 1) > 1;

@@ -4,7 +4,19 @@
 
 import { ErrorCode, httpStatusOf } from "../protocol/errors.js";
 import type { Message, SendRequest } from "../protocol/frames.js";
-import { decodeEntriesPage, decodeErrorBody, decodeMessage, type EntriesPage, isMessage, type MessagesPage } from "./decode.js";
+import {
+  decodeEntriesPage,
+  decodeErrorBody,
+  decodeMessage,
+  decodeProfile,
+  decodeProfiles,
+  decodeRoomSummaries,
+  type EntriesPage,
+  isMessage,
+  type MessagesPage,
+  type Profile,
+  type RoomSummary,
+} from "./decode.js";
 import { ChatClientError } from "./errors.js";
 import type { TokenSource } from "./token.js";
 import { apiUrl, type FetchLike } from "./transport.js";
@@ -25,6 +37,23 @@ export interface ListMessagesOptions {
   /** 1–1000, default 50 (the server's default). */
   limit?: number;
   signal?: AbortSignal;
+}
+
+/** What `PUT /v1/users/me` changes: a field left out keeps its value, `null` clears it. */
+export interface ProfileUpdate {
+  /** 1–100 characters, or null. */
+  name?: string | null;
+  /** An http(s) URL of at most 2,048 characters, or null. */
+  avatarUrl?: string | null;
+  /** A JSON object of at most 4 KiB; replaces the stored one. */
+  data?: Record<string, unknown>;
+}
+
+/** The caller's membership of a room (`POST /v1/rooms/{roomId}/join`). */
+export interface Member {
+  userId: string;
+  role: string;
+  joinedAt: string;
 }
 
 /** The result of `POST /v1/rooms/{roomId}/messages`: `created` is false for a repeated clientMsgId. */
@@ -69,6 +98,50 @@ export class RestApi {
     );
     if (!message) throw new ChatClientError("protocol", "unable to send the message; the response has no message");
     return { message, created: status === 201 };
+  }
+
+  /** `GET /v1/rooms` → the rooms the caller belongs to, each with its read cursor and unread count. */
+  async listRooms(signal?: AbortSignal): Promise<RoomSummary[]> {
+    const { body } = await this.#request("list rooms", "GET", apiUrl(this.baseUrl, "v1/rooms"), undefined, signal);
+    const rooms = decodeRoomSummaries(body);
+    if (!rooms) throw new ChatClientError("protocol", "unable to list rooms; the response is not a rooms list");
+    return rooms;
+  }
+
+  /** `POST /v1/rooms/{roomId}/join` (public rooms) → the caller's membership. */
+  async joinRoom(roomId: string, signal?: AbortSignal): Promise<Member> {
+    const url = apiUrl(this.baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/join`);
+    const { body } = await this.#request("become a member", "POST", url, undefined, signal);
+    const member = typeof body === "object" && body !== null ? (body as { member?: unknown }).member : undefined;
+    if (typeof member !== "object" || member === null) {
+      throw new ChatClientError("protocol", "unable to become a member; the response has no member");
+    }
+    const { userId, role, joinedAt } = member as Record<string, unknown>;
+    if (typeof userId !== "string" || typeof role !== "string" || typeof joinedAt !== "string") {
+      throw new ChatClientError("protocol", "unable to become a member; the response has no member");
+    }
+    return { userId, role, joinedAt };
+  }
+
+  /** `GET /v1/users?ids=a,b` → their profiles, in the order asked (1–100 distinct ids). */
+  async getProfiles(userIds: readonly string[], signal?: AbortSignal): Promise<Profile[]> {
+    const url = apiUrl(this.baseUrl, "v1/users");
+    url.searchParams.set("ids", userIds.join(","));
+    const { body } = await this.#request("read profiles", "GET", url, undefined, signal);
+    const profiles = decodeProfiles(body);
+    if (!profiles) throw new ChatClientError("protocol", "unable to read profiles; the response is not a profiles list");
+    return profiles;
+  }
+
+  /** `PUT /v1/users/me` → the caller's profile as stored. */
+  async putProfile(update: ProfileUpdate, signal?: AbortSignal): Promise<Profile> {
+    const url = apiUrl(this.baseUrl, "v1/users/me");
+    const { body } = await this.#request("save the profile", "PUT", url, JSON.stringify(update), signal);
+    const profile = decodeProfile(
+      typeof body === "object" && body !== null ? (body as { profile?: unknown }).profile : undefined,
+    );
+    if (!profile) throw new ChatClientError("protocol", "unable to save the profile; the response has no profile");
+    return profile;
   }
 
   async #request(

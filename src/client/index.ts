@@ -3,8 +3,10 @@
 
 export { ChatClient, type ChatClientOptions, type JoinOptions } from "./client.js";
 export { ChatClientError, ClientErrorCode, type ChatClientErrorCode } from "./errors.js";
-export type { ListMessagesOptions, PostResult } from "./http.js";
-export type { AnyEntry, MessagesPage, UnknownEntry } from "./decode.js";
+export type { ListMessagesOptions, Member, PostResult, ProfileUpdate } from "./http.js";
+export type { AnyEntry, MessagesPage, Profile, RoomSummary, UnknownEntry } from "./decode.js";
+export type { Profiles } from "./profiles.js";
+export type { PresenceChange, PresenceData } from "./presence.js";
 export type { PendingSend, PendingStatus } from "./outbox.js";
 export type { ConnectionState, Room, RoomEvents } from "./room.js";
 export type { FetchLike, ResponseLike, WebSocketConstructor, WebSocketLike } from "./transport.js";
@@ -12,3 +14,4 @@ export type { BackoffPolicy } from "./backoff.js";
 export { ErrorCode } from "../protocol/errors.js";
 export { EntryKind, PROTOCOL_VERSION, type Entry, type Message } from "../protocol/frames.js";
 export { MAX_HISTORY_LIMIT, MAX_TEXT_CHARS } from "../protocol/limits.js";
+export type { PresenceEntry } from "../protocol/frames.js";

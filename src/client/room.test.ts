@@ -804,3 +804,17 @@ describe("entries of other kinds, and servers of other protocol versions", () =>
     expect(seen.errors).toEqual([]);
   });
 });
+
+describe("flow control", () => {
+  it("a client reading a long burst says `received` every 64 entries, with the seq of the last one it processed", async () => {
+    const s = setup();
+    const room = await join(s);
+    for (let i = 0; i < 200; i++) s.server.latest.deliver({ type: "message", message: s.server.commit(`burst ${i}`).message });
+    expect(s.server.latest.sentOfType("received")).toEqual([
+      { type: "received", seq: 64 },
+      { type: "received", seq: 128 },
+      { type: "received", seq: 192 },
+    ]);
+    expect(room.messages).toHaveLength(200);
+  });
+});

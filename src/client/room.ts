@@ -1,22 +1,27 @@
-// One joined room, the SDK's public face. The work is done by three parts, each behind a small
+// One joined room, the SDK's public face. The work is done by parts, each behind a small
 // interface so it can be tested on its own: Connection (the socket, reconnects, close codes,
-// heartbeat), Sender (the outbox, acks, exactly-once sends) and History (the contiguous list, and
-// the REST fetches that fill its holes). This file wires them together, owns the join promise, the
-// connection state and the events, and ends all three at once when the room goes offline.
+// heartbeat, flow control), Sender (the outbox, acks, exactly-once sends), History (the contiguous
+// list, and the REST fetches that fill its holes), and the people features, one file each:
+// ReadCursors (read cursor, unread count, receipts), Typing and Presence. This file wires them
+// together, owns the join promise, the connection state and the events, and ends them all at once
+// when the room goes offline.
 
 import { ErrorCode } from "../protocol/errors.js";
 import { type Message, ServerFrameType } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT } from "../protocol/limits.js";
 import type { BackoffPolicy } from "./backoff.js";
 import { Connection, type RoomFrame } from "./connection.js";
+import { ReadCursors } from "./cursors.js";
 import { type AnyEntry, type InboundReadyFrame, isMessage } from "./decode.js";
 import { Emitter } from "./emitter.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { History } from "./history.js";
 import type { RestApi } from "./http.js";
 import type { PendingSend } from "./outbox.js";
+import { Presence, type PresenceChange, type PresenceData } from "./presence.js";
 import { Sender } from "./sender.js";
 import type { TokenSource } from "./token.js";
+import { Typing } from "./typing.js";
 import type { HistoryCursor, WebSocketConstructor } from "./transport.js";
 
 /**
@@ -41,6 +46,14 @@ export interface RoomEvents {
   error: [error: ChatClientError];
   /** `room.pending` changed (a send was queued, put on the wire, retried, acknowledged or rejected). */
   pending: [pending: readonly PendingSend[]];
+  /** `room.unread` or `room.readSeq` changed (a message of someone else, markRead, another device of yours, a reconnect). */
+  unread: [unread: number, readSeq: number];
+  /** A user's read cursor moved forward (`room.receipts`): a receipt, or a message of theirs. Yours included. */
+  receipt: [userId: string, seq: number];
+  /** The set of other users typing changed (`room.typists`). */
+  typing: [typists: readonly string[]];
+  /** Someone came online, went offline or set their presence data, or a new snapshot came (`room.presence`). */
+  presence: [presence: ReadonlyMap<string, PresenceData | undefined>, change: PresenceChange];
 }
 
 /** Settings a room gets from its ChatClient. */
@@ -71,6 +84,9 @@ export interface RoomConfig {
  * room.on("state", (state) => showBanner(state !== "live"));
  * const message = await room.send("hello"); // committed, with its seq
  * await room.loadOlder(50);                 // older history, prepended to room.messages
+ * room.on("unread", (n) => setBadge(n));    // room.unread, room.readSeq; room.markRead()
+ * room.on("typing", (who) => showTyping(who));
+ * room.on("presence", (online) => showOnline([...online.keys()]));
  * room.leave();
  */
 export class Room {
@@ -82,6 +98,9 @@ export class Room {
   readonly #history: History;
   readonly #connection: Connection;
   readonly #sender: Sender;
+  readonly #cursors: ReadCursors;
+  readonly #typing: Typing;
+  readonly #presence: Presence;
 
   #state: ConnectionState = "connecting";
   #left = false;
@@ -94,10 +113,13 @@ export class Room {
     this.id = config.roomId;
     this.#config = config;
     const report = (error: unknown, operation?: string) => this.#report(error, operation);
+    const userId = () => config.tokens.claims?.sub;
     this.#history = new History(
       { roomId: config.roomId, history: config.history, rest: config.rest, reconnect: config.reconnect, random: config.random },
       {
         onEntries: (entries) => {
+          // The count first, so a `message` listener reads the unread count that includes its message.
+          this.#cursors.onEntries(entries);
           for (const entry of entries) {
             this.#events.emit("entry", entry);
             if (isMessage(entry)) this.#events.emit("message", entry);
@@ -120,10 +142,14 @@ export class Room {
       },
       {
         history: () => this.#history.nextCursor(),
+        processedSeq: () => this.#history.lastSeq ?? 0,
         onReady: (frame) => this.#onReady(frame),
         onFrame: (frame) => this.#onFrame(frame),
         onSendError: (frame) => this.#sender.onError(frame),
-        onLost: () => this.#sender.connectionLost(),
+        onLost: () => {
+          this.#sender.connectionLost();
+          this.#typing.connectionLost();
+        },
         onRetrying: () => this.#setState(this.#connection.everReady ? "reconnecting" : "connecting"),
         onFatal: (code, reason, emitError) => this.#shutdown(code, reason, emitError),
         report,
@@ -135,7 +161,7 @@ export class Room {
         reconnect: config.reconnect,
         random: config.random,
         ackTimeoutMs: config.ackTimeoutMs,
-        userId: () => config.tokens.claims?.sub,
+        userId,
       },
       this.#connection,
       this.#history,
@@ -145,6 +171,14 @@ export class Room {
         report,
       },
     );
+    this.#cursors = new ReadCursors({ userId }, this.#connection, this.#history, {
+      changed: (readSeq, unread) => this.#events.emit("unread", unread, readSeq),
+      receipt: (user, seq) => this.#events.emit("receipt", user, seq),
+    });
+    this.#typing = new Typing(userId, this.#connection, { changed: (typists) => this.#events.emit("typing", typists) });
+    this.#presence = new Presence(this.#connection, {
+      changed: (presence, change) => this.#events.emit("presence", presence, change),
+    });
     this.#joined = new Promise<Room>((resolve, reject) => {
       this.#settleJoin = (error) => {
         this.#settleJoin = undefined;
@@ -222,7 +256,116 @@ export class Room {
    * }
    */
   send(text: string, options: { clientMsgId?: string } = {}): Promise<Message> {
+    this.#typing.sent();
     return this.#sender.send(text, options);
+  }
+
+  // --- read cursor ---------------------------------------------------------------------------
+
+  /**
+   * Your read cursor in this room: every entry up to this seq counts as read (0: never read). It
+   * only moves forward: {@link markRead}, a receipt from another device of yours, or a message you
+   * sent (sending reads everything before it).
+   */
+  get readSeq(): number {
+    return this.#cursors.readSeq;
+  }
+
+  /**
+   * Messages of others after {@link readSeq}: exact, as the server counts them (other kinds of
+   * entries and your own messages never count). From `ready`, then one more for each message of
+   * someone else that arrives; recounted from the server on every reconnect. The `unread` event
+   * says when it changes.
+   *
+   * @example
+   * room.on("unread", (unread) => (badge.textContent = unread > 0 ? String(unread) : ""));
+   */
+  get unread(): number {
+    return this.#cursors.unread;
+  }
+
+  /**
+   * Each user's read cursor as far as this client has seen it: from `receipt` frames since the
+   * join (there is no snapshot of others' cursors), and from each user's own messages (sending
+   * moves the sender's cursor). Yours is in it too. The `receipt` event says when it changes.
+   *
+   * @example
+   * const seenBy = [...room.receipts].filter(([user, seq]) => user !== me && seq >= last.seq).map(([user]) => user);
+   */
+  get receipts(): ReadonlyMap<string, number> {
+    return this.#cursors.receipts;
+  }
+
+  /**
+   * Marks everything up to `seq` as read (default: the newest entry the list holds). Updates
+   * `readSeq` and `unread` at once; the server hears of it in a `read` frame, at most one per
+   * 250 ms (calls in between are coalesced into the next frame, with the newest seq), never with
+   * a seq lower than one already sent. Offline, the frame waits for the next socket; a cursor the
+   * server lost (its memory went before it was written) is sent again after a reconnect. Throws
+   * `bad_request` for a seq that is not a non-negative integer or is beyond the newest known seq.
+   *
+   * @example
+   * document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && room.markRead());
+   * room.on("message", () => document.visibilityState === "visible" && room.markRead());
+   */
+  markRead(seq?: number): void {
+    this.#cursors.markRead(seq);
+  }
+
+  // --- typing --------------------------------------------------------------------------------
+
+  /** Other users typing now (never you). The `typing` event says when it changes. */
+  get typists(): readonly string[] {
+    return this.#typing.typists;
+  }
+
+  /**
+   * Says you are typing. Call it on every keystroke: it sends a `typing` frame at most every 2 s,
+   * which keeps your indicator alive (the server drops it 5 s after the last one). Sending a
+   * message ends it (the server clears it when the message is delivered); so does {@link stopTyping}.
+   * Nothing is queued while offline.
+   *
+   * @example
+   * input.addEventListener("input", () => (input.value === "" ? room.stopTyping() : room.typing()));
+   */
+  typing(): void {
+    this.#typing.typing();
+  }
+
+  /**
+   * Ends your typing indicator now (the input was cleared, or lost focus) rather than when it expires.
+   *
+   * @example
+   * input.addEventListener("blur", () => room.stopTyping());
+   */
+  stopTyping(): void {
+    this.#typing.stopTyping();
+  }
+
+  // --- presence ------------------------------------------------------------------------------
+
+  /**
+   * Who is online in the room (you included), each with the data they set with
+   * {@link setPresence} (undefined if none). From the snapshot in each `ready`, then every
+   * change; a new map after each change. The `presence` event says when it changes.
+   *
+   * @example
+   * room.on("presence", (online) => render([...online.keys()]));
+   */
+  get presence(): ReadonlyMap<string, PresenceData | undefined> {
+    return this.#presence.presence;
+  }
+
+  /**
+   * Sets your presence data in this room (a JSON object of at most 1 KiB), shown to everyone with
+   * your presence. Kept and sent again on every reconnect. Throws `too_large` or `bad_request`
+   * for data the server would refuse.
+   *
+   * @example
+   * room.setPresence({ status: "away" });
+   */
+  setPresence(data: PresenceData): void {
+    this.#presence.set(data);
   }
 
   /**
@@ -252,7 +395,12 @@ export class Room {
   // Wiring
 
   #onReady(frame: InboundReadyFrame): void {
+    // The server's count is as of `latestSeq`: taken before the list applies the frame's entries,
+    // which it already counted, and finished (a lost cursor re-sent) once the list holds them.
+    this.#cursors.beforeReady(frame);
     this.#history.applyReady(frame);
+    this.#cursors.afterReady();
+    this.#presence.onReady(frame.presence);
     this.#setState("live");
     this.#changed();
     // Resend the outbox, oldest first (the send that was on the wire when the last socket died, if any).
@@ -267,6 +415,15 @@ export class Room {
         break;
       case ServerFrameType.Ack:
         this.#sender.onAck(frame);
+        break;
+      case ServerFrameType.Receipt:
+        this.#cursors.onReceipt(frame.userId, frame.seq);
+        break;
+      case ServerFrameType.Typing:
+        this.#typing.onFrame(frame.userIds);
+        break;
+      case ServerFrameType.Presence:
+        this.#presence.onFrame(frame);
         break;
     }
   }
@@ -304,6 +461,7 @@ export class Room {
     this.#left = true;
     this.#history.close(code, reason);
     this.#connection.close();
+    this.#cursors.close();
     this.#sender.close(code, reason);
     this.#settleJoin?.(new ChatClientError(code, `unable to join room ${this.id}; ${reason}`));
     if (emitError) this.#report(new ChatClientError(code, `unable to stay in room ${this.id}; ${reason}`));

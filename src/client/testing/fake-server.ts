@@ -5,17 +5,30 @@
 // the integration tests against the real Worker live elsewhere. It can also play a newer server
 // (entries of kinds the SDK does not know, frame types it has never seen) and an older one
 // (`protocol = 1`: no `kind` on entries, no `protocol` in `ready`).
+//
+// It keeps read cursors like the real room (a `read` frame moves the sender's cursor forward, a
+// commit moves the author's) and answers `ready` with `readSeq`, the exact `unread` and a presence
+// snapshot (`presence`, set by the test). Receipts, typing and presence deltas are delivered by
+// the test, by hand, like every other frame. `loseReads` plays a room evicted before it wrote them.
 
 import {
   type AckFrame,
   type ClientFrame,
   EntryKind,
   type Message,
+  type PresenceEntry,
   PROTOCOL_VERSION,
   type SendFrame,
 } from "../../protocol/frames.js";
 import { MAX_READY_MESSAGES } from "../../protocol/limits.js";
-import { type AnyEntry, type InboundFrame, type InboundReadyFrame, isMessage, type UnknownEntry } from "../decode.js";
+import {
+  type AnyEntry,
+  type InboundFrame,
+  type InboundReadyFrame,
+  isMessage,
+  type Profile,
+  type UnknownEntry,
+} from "../decode.js";
 import type { FetchLike, ResponseLike, WebSocketConstructor, WebSocketLike } from "../transport.js";
 
 /** Any frame the fake server can send: the protocol's, one carrying an entry of any kind, or one of a type from the future. */
@@ -25,6 +38,7 @@ export interface HttpCall {
   method: string;
   url: URL;
   authorization: string | undefined;
+  body: string | undefined;
 }
 
 type Handler<E> = ((event: E) => void) | null;
@@ -58,10 +72,16 @@ export class FakeSocket implements WebSocketLike {
     return this.sent.filter((f): f is SendFrame => f.type === "send");
   }
 
+  /** The frames of one type the client sent on this socket, in order. */
+  sentOfType<T extends ClientFrame["type"]>(type: T): Extract<ClientFrame, { type: T }>[] {
+    return this.sent.filter((f): f is Extract<ClientFrame, { type: T }> => f.type === type);
+  }
+
   send(data: string): void {
     if (this.readyState !== 1) throw new Error("send on a socket that is not open");
     const frame = JSON.parse(data) as ClientFrame;
     this.sent.push(frame);
+    if (frame.type === "read" && !this.server.loseReads) this.server.moveCursor(this.server.userId, frame.seq);
     // Like the real server (and unlike everything else here, which the test drives by hand).
     if (frame.type === "ping" && this.server.answerPings)
       queueMicrotask(() => this.readyState === 1 && this.deliver({ type: "pong" }));
@@ -135,8 +155,18 @@ export class FakeServer {
   readonly httpOverrides: ResponseLike[] = [];
   /** Answer `ping` with `pong`, as the real server does; turn off to play a dead connection. */
   answerPings = true;
-  /** The user the fake server attributes sends to. */
+  /** The user the fake server attributes sends to (the user of every socket). */
   userId = "alice";
+  /** Read cursors per user, as the room keeps them: forward only. */
+  readonly cursors = new Map<string, number>();
+  /** Ignore `read` frames, as a room evicted before it wrote them would have. */
+  loseReads = false;
+  /** The presence snapshot the next `ready` carries (undefined: none, as a server from before presence). */
+  presence: PresenceEntry[] | undefined = [];
+  /** Profiles `GET /v1/users` answers from (others get an empty profile); `PUT /v1/users/me` writes here. */
+  readonly profiles = new Map<string, Profile>();
+  /** What `GET /v1/rooms` lists, besides this room (which is listed with the caller's cursor and count). */
+  readonly otherRooms: Array<{ roomId: string; latestSeq: number; readSeq: number; unread: number }> = [];
   /**
    * The protocol version the server speaks. 1 plays a server from before entry kinds: entries
    * without `kind`, `ready` without `protocol`, on the socket and over REST alike.
@@ -167,7 +197,20 @@ export class FakeServer {
       createdAt: new Date(Date.UTC(2026, 0, 1) + seq).toISOString(),
     };
     this.store.push(message);
+    // Sending moves the sender's cursor to their message (in the commit, so never lost).
+    this.moveCursor(userId, seq);
     return { message, created: true };
+  }
+
+  /** Moves a user's read cursor forward (never back), as a `read` frame or a send does. */
+  moveCursor(userId: string, seq: number): void {
+    if (seq > (this.cursors.get(userId) ?? 0)) this.cursors.set(userId, seq);
+  }
+
+  /** Messages of others after the user's cursor: what the real room counts. */
+  unreadFor(userId: string): number {
+    const readSeq = this.cursors.get(userId) ?? 0;
+    return this.store.filter((e) => e.seq > readSeq && isMessage(e) && e.userId !== userId).length;
   }
 
   /** Commits an entry of a kind the SDK does not know (a newer server's: a poll, a reaction…); it takes a seq like any other. */
@@ -205,6 +248,9 @@ export class FakeServer {
       // As the server's buildReady: messages that were owed but did not fit, for since= and last= alike.
       truncated: messages.length < wanted.length,
       protocol: PROTOCOL_VERSION,
+      readSeq: this.cursors.get(this.userId) ?? 0,
+      unread: this.unreadFor(this.userId),
+      ...(this.presence === undefined ? {} : { presence: this.presence }),
     };
   }
 
@@ -212,7 +258,7 @@ export class FakeServer {
   shape(frame: FakeServerFrame): unknown {
     if (this.protocol !== 1) return frame;
     if (frame.type === "ready" && "messages" in frame && Array.isArray(frame.messages)) {
-      const { protocol: _, ...rest } = frame;
+      const { protocol: _, readSeq: _r, unread: _u, presence: _p, ...rest } = frame as InboundReadyFrame;
       return { ...rest, messages: frame.messages.map(withoutKind) };
     }
     if (frame.type === "message" && "message" in frame) return { ...frame, message: withoutKind(frame.message) };
@@ -229,9 +275,11 @@ export class FakeServer {
 
   readonly fetch: FetchLike = async (url, init) => {
     const parsed = new URL(url);
-    this.httpCalls.push({ method: init.method, url: parsed, authorization: init.headers.authorization });
+    this.httpCalls.push({ method: init.method, url: parsed, authorization: init.headers.authorization, body: init.body });
     const override = this.httpOverrides.shift();
     if (override) return override;
+    const people = this.#peopleRoutes(parsed, init);
+    if (people) return people;
     const match = /^\/v1\/rooms\/([^/]+)\/messages$/.exec(parsed.pathname);
     if (!match || init.method !== "GET") return jsonResponse(404, { error: { code: "not_found", message: "no such route" } });
     const after = parsed.searchParams.get("after");
@@ -243,10 +291,47 @@ export class FakeServer {
     });
   };
 
+  /** `/v1/users…` and `GET /v1/rooms`, as the real API answers them. */
+  #peopleRoutes(url: URL, init: { method: string; body?: string }): ResponseLike | undefined {
+    const emptyProfile = (userId: string): Profile => ({ userId, name: null, avatarUrl: null, data: {}, updatedAt: null });
+    if (url.pathname === "/v1/users" && init.method === "GET") {
+      const ids = [...new Set((url.searchParams.get("ids") ?? "").split(",").filter((id) => id !== ""))];
+      if (ids.length === 0 || ids.length > 100) return errorResponse(400, "bad_request", "ids must list 1–100 user ids");
+      return jsonResponse(200, { profiles: ids.map((id) => this.profiles.get(id) ?? emptyProfile(id)) });
+    }
+    if (url.pathname === "/v1/users/me" && init.method === "PUT") {
+      const patch = JSON.parse(init.body ?? "{}") as Partial<Profile>;
+      const profile: Profile = {
+        ...(this.profiles.get(this.userId) ?? emptyProfile(this.userId)),
+        ...patch,
+        userId: this.userId,
+        updatedAt: new Date().toISOString(),
+      };
+      this.profiles.set(this.userId, profile);
+      return jsonResponse(200, { profile });
+    }
+    if (url.pathname === "/v1/rooms" && init.method === "GET") {
+      const mine = {
+        roomId: this.roomId,
+        latestSeq: this.store.length,
+        readSeq: this.cursors.get(this.userId) ?? 0,
+        unread: this.unreadFor(this.userId),
+      };
+      return jsonResponse(200, {
+        rooms: [mine, ...this.otherRooms].map((r) => ({ ...r, name: r.roomId, visibility: "public", role: "member" })),
+      });
+    }
+    const join = /^\/v1\/rooms\/([^/]+)\/join$/.exec(url.pathname);
+    if (join && init.method === "POST") {
+      return jsonResponse(200, { member: { userId: this.userId, role: "member", joinedAt: "2026-01-01T00:00:00.000Z" } });
+    }
+    return undefined;
+  }
+
   /** The `after`/`limit` of every history request, for asserting how holes were filled. */
   get historyRequests(): { after: number | null; limit: number | null }[] {
     return this.httpCalls
-      .filter((c) => c.method === "GET")
+      .filter((c) => c.method === "GET" && c.url.pathname.endsWith("/messages"))
       .map((c) => ({
         after: c.url.searchParams.has("after") ? Number(c.url.searchParams.get("after")) : null,
         limit: c.url.searchParams.has("limit") ? Number(c.url.searchParams.get("limit")) : null,
