@@ -1,7 +1,8 @@
 // The demo page (public/) in a real browser: Debian's Chromium driven by playwright-core, against
 // the same `wrangler dev` as the SDK tests (e2e/global-setup.ts). What a person would check:
 // two people chat, a reload keeps the history, a server crash is survived with nothing lost or
-// shown twice, the page fits a phone, and text is shown as text. Skipped with a notice when
+// shown twice, the page fits a phone, text is shown as text, and the people features work between
+// two browsers (online, typing, read receipts, unread badges). Skipped with a notice when
 // Chromium is not installed, except under CI=true, where that is a failure.
 
 import { existsSync } from "node:fs";
@@ -85,13 +86,14 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
   const contexts: BrowserContext[] = [];
   const pageErrors: string[] = [];
 
-  /** A person at their own browser (own context: own storage), on the demo page for a room. */
-  const open = async (user: string, roomId: string, viewport = { width: 900, height: 640 }): Promise<Page> => {
+  /** A person at their own browser (own context: own storage), on the demo page for a room; `name` is saved to their profile. */
+  const open = async (user: string, roomId: string, viewport = { width: 900, height: 640 }, name?: string): Promise<Page> => {
     const context = await browser.newContext({ viewport });
     contexts.push(context);
     const page = await context.newPage();
     page.on("pageerror", (e) => pageErrors.push(`${user}: ${e.message}`));
-    await page.goto(`${baseUrl()}/?room=${roomId}&user=${user}`);
+    const named = name === undefined ? "" : `&name=${encodeURIComponent(name)}`;
+    await page.goto(`${baseUrl()}/?room=${roomId}&user=${user}${named}`);
     await waitForState(page, "live");
     return page;
   };
@@ -154,14 +156,112 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
       expect(await page.$$eval("#pending > li", (p) => p.length)).toBe(0);
     }
 
+    // Names and times on messages; the seq only with the debug toggle.
+    expect(await alice.isVisible("#messages > li .seq")).toBe(false);
+    await alice.check("#debug");
+    expect(await alice.isVisible("#messages > li .seq")).toBe(true);
+    await alice.uncheck("#debug");
+
+    // The same room on a phone: one column, nothing wider than the screen. (The desktop
+    // screenshot is taken by the people test below.)
     await mkdir(SHOTS, { recursive: true });
-    await alice.screenshot({ path: `${SHOTS}/screenshot.png` });
-    // The same room on a phone: one column, nothing wider than the screen.
     const phone = await open("carol", roomId, { width: 390, height: 760 });
     await waitForText(phone, "Line one\nline two");
     expect(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
     await phone.screenshot({ path: `${SHOTS}/screenshot-phone.png` });
-    console.log(`[e2e] screenshots: ${SHOTS}/screenshot.png, ${SHOTS}/screenshot-phone.png`);
+    console.log(`[e2e] screenshot: ${SHOTS}/screenshot-phone.png`);
+  });
+
+  it("two people in two browsers: bob sees alice online and typing, alice sees 'seen by Bob', and bob's unread badge for another room goes up and back to 0", async () => {
+    const lobby = uniqueRoom("lobby");
+    const side = uniqueRoom("side");
+    // Users of their own (the ids are as unique as room names), so bob's rooms are this test's two.
+    const aliceId = uniqueRoom("alice");
+    const bobId = uniqueRoom("bob");
+    const alice = await open(aliceId, lobby, undefined, "Alice");
+    // Bob opens the side room first (it becomes one of his rooms, everything in it read), then the lobby.
+    const bob = await open(bobId, side, undefined, "Bob");
+    await bob.fill("#goto-room", lobby);
+    await bob.press("#goto-room", "Enter");
+    await bob.waitForFunction((room) => document.querySelector("#room-label")?.textContent?.includes(room), lobby);
+    await waitForState(bob, "live");
+
+    // Online, with names from the profiles.
+    const online = (page: Page) => page.$$eval("#online > li .name", (names) => names.map((n) => n.textContent));
+    const waitOnline = (page: Page, user: string, name: string) =>
+      page.waitForFunction(
+        ([u, n]) =>
+          [...document.querySelectorAll<HTMLElement>("#online > li")].some(
+            (li) => li.dataset.user === u && li.querySelector(".name")?.textContent === n,
+          ),
+        [user, name],
+      );
+    await waitOnline(bob, aliceId, "Alice");
+    expect((await online(bob)).sort()).toEqual(["Alice", "Bob"]);
+    await waitOnline(alice, bobId, "Bob");
+
+    // Typing, then the message; sending ends the indicator.
+    await alice.click("#text");
+    await alice.keyboard.type("Hi Bob, are you there?", { delay: 40 });
+    await bob.waitForFunction(() => document.querySelector("#typing")?.textContent === "Alice is typing…");
+    await alice.press("#text", "Enter");
+    await waitForText(bob, "Hi Bob, are you there?");
+    await bob.waitForFunction(() => document.querySelector("#typing")?.textContent === "");
+    const shown = await bob.$eval("#messages > li:last-child", (li) => ({
+      name: li.querySelector(".user")?.textContent,
+      time: li.querySelector("time")?.textContent,
+    }));
+    expect(shown.name).toBe("Alice");
+    expect(shown.time).toMatch(/\d/);
+
+    // Bob's page is visible, so it marks the message read: alice sees the receipt under it.
+    await alice.waitForFunction(
+      () => document.querySelector("#messages > li:last-child .seen")?.textContent === "seen by Bob",
+      undefined,
+      { timeout: 15_000 },
+    );
+
+    // A message in the side room (alice, over REST): bob's badge for it goes up, his lobby stays 0.
+    const badge = (page: Page, room: string) =>
+      page.$eval(`#rooms > li[data-room="${room}"] .badge`, (b) => Number((b as HTMLElement).dataset.unread));
+    await bob.waitForSelector(`#rooms > li[data-room="${side}"]`);
+    expect(await badge(bob, side)).toBe(0);
+    await postPatiently(testUser(aliceId).client, side, "Over here, in the side room");
+    await bob.waitForFunction(
+      (room) => document.querySelector<HTMLElement>(`#rooms > li[data-room="${room}"] .badge`)?.dataset.unread === "1",
+      side,
+      { timeout: 20_000 },
+    );
+    expect(await badge(bob, lobby)).toBe(0);
+
+    // The picture for the README: bob's page, alice typing again, a receipt, a badge.
+    await type(bob, "Yes! Reading you live.");
+    await bob.waitForFunction(() => document.querySelector("#messages > li:last-child .seen")?.textContent === "seen by Alice");
+    await alice.click("#text");
+    await alice.keyboard.type("Great, the badge works too", { delay: 40 });
+    await bob.waitForFunction(() => document.querySelector("#typing")?.textContent === "Alice is typing…");
+    await mkdir(SHOTS, { recursive: true });
+    await bob.screenshot({ path: `${SHOTS}/screenshot.png` });
+    console.log(`[e2e] screenshot: ${SHOTS}/screenshot.png`);
+
+    // Bob opens the side room: it is read, the badge goes back to 0, and stays 0 from the server.
+    await bob.click(`#rooms > li[data-room="${side}"] button`);
+    await waitForText(bob, "Over here, in the side room");
+    await bob.waitForFunction(
+      (room) => document.querySelector<HTMLElement>(`#rooms > li[data-room="${room}"] .badge`)?.dataset.unread === "0",
+      side,
+    );
+    await sleep(600); // past the SDK's and the room's 250 ms coalescing: the cursor is durable
+    await bob.click(`#rooms > li[data-room="${lobby}"] button`);
+    await waitForState(bob, "live");
+    await bob.waitForFunction(
+      (room) => document.querySelector<HTMLElement>(`#rooms > li[data-room="${room}"] .badge`)?.dataset.unread === "0",
+      side,
+    );
+    const listed = await testUser(bobId).client.rooms();
+    expect(listed.map((r) => r.roomId).sort()).toEqual([lobby, side].sort());
+    expect(listed.find((r) => r.roomId === side)).toMatchObject({ unread: 0 });
+    expect(listed.find((r) => r.roomId === lobby)).toMatchObject({ unread: 0 });
   });
 
   it("reloading a page restores its history: the same messages, none twice, and older ones load on demand", async () => {

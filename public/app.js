@@ -1,8 +1,9 @@
-// The demo page's logic: join a room with the SDK, show its messages, the sends still pending and
-// the connection state, send, and page back through history. No framework: the SDK keeps the list
-// contiguous and duplicate-free (room.messages), so the page only appends, prepends and redraws
-// the small pending list. Every string that came from a user or the server is put on the page
-// with textContent; nothing is ever parsed as HTML.
+// The demo page's logic: join a room with the SDK, show its messages (with names and times), the
+// sends still pending and the connection state, who is online, who is typing, who has seen what,
+// and an unread badge for each of your rooms; send, and page back through history. No framework:
+// the SDK keeps the list contiguous and duplicate-free (room.messages), so the page only appends,
+// prepends and redraws the small lists. Every string that came from a user or the server is put on
+// the page with textContent; nothing is ever parsed as HTML.
 
 import { ChatClient } from "/sdk/chat-client.js";
 
@@ -16,13 +17,19 @@ const byId = (id) => {
 const ui = {
   joinForm: /** @type {HTMLFormElement} */ (byId("join-form")),
   user: /** @type {HTMLInputElement} */ (byId("user")),
+  name: /** @type {HTMLInputElement} */ (byId("name")),
   room: /** @type {HTMLInputElement} */ (byId("room")),
-  chat: byId("chat"),
+  workspace: byId("workspace"),
+  rooms: byId("rooms"),
+  goto: /** @type {HTMLFormElement} */ (byId("goto")),
+  gotoRoom: /** @type {HTMLInputElement} */ (byId("goto-room")),
+  online: byId("online"),
   scroller: byId("scroller"),
   older: /** @type {HTMLButtonElement} */ (byId("older")),
   beginning: byId("beginning"),
   messages: byId("messages"),
   pending: byId("pending"),
+  typing: byId("typing"),
   banner: byId("banner"),
   bannerText: byId("banner-text"),
   rejoin: /** @type {HTMLButtonElement} */ (byId("rejoin")),
@@ -32,6 +39,7 @@ const ui = {
   connection: byId("connection"),
   roomLabel: byId("room-label"),
   leave: /** @type {HTMLButtonElement} */ (byId("leave")),
+  debug: /** @type {HTMLInputElement} */ (byId("debug")),
 };
 
 const STATE_LABEL = {
@@ -43,13 +51,20 @@ const STATE_LABEL = {
 };
 const PENDING_LABEL = { queued: "waiting…", sending: "sending…", retrying: "retrying…" };
 const USER_KEY = "edge-chat.user";
+const NAME_KEY = "edge-chat.name";
+const DEBUG_KEY = "edge-chat.debug";
 const HISTORY_PAGE = 50;
+/** The rooms list is a snapshot from GET /v1/rooms (only the joined room is live): refreshed this often. */
+const ROOMS_REFRESH_MS = 3000;
 
 /**
  * The current session: one client in one room, replaced by every join. Callbacks of an older
  * session check `session === s` first, so a late event cannot draw into the new room.
- * @type {{ client: ChatClient, userId: string, roomId: string, room?: import("/sdk/chat-client.js").Room,
- *          first?: number, last?: number, renderQueued: boolean } | undefined}
+ * @typedef {import("/sdk/chat-client.js").Room} Room
+ * @typedef {{ client: ChatClient, userId: string, roomId: string, room?: Room, first?: number, last?: number,
+ *             renderQueued: boolean, queued: Set<string>, rooms: import("/sdk/chat-client.js").RoomSummary[],
+ *             roomsTimer: number }} Session
+ * @type {Session | undefined}
  */
 let session;
 
@@ -102,16 +117,87 @@ const hideBanner = () => {
   ui.banner.hidden = true;
 };
 
+/** @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
 // ---------------------------------------------------------------------------------------------
-// Rendering
+// Names: the profile's name (which is the token's `name` claim until the user sets one), else the
+// user id. Every element showing a name carries data-name-of, so a profile that arrives later
+// renames it in place.
 
 /**
- * One committed message. Your own are marked as acknowledged: the server committed them.
- * @param {import("/sdk/chat-client.js").Message} message
- * @param {string} me
+ * @param {Session} s
+ * @param {string} userId
  */
-const messageItem = (message, me) => {
-  const mine = message.userId === me;
+const nameOf = (s, userId) => s.client.profiles.cached(userId)?.name ?? userId;
+
+/**
+ * Asks for a profile once per session; when it comes, every element naming that user is updated.
+ * @param {Session} s
+ * @param {string} userId
+ */
+const resolveName = (s, userId) => {
+  if (s.queued.has(userId)) return;
+  s.queued.add(userId);
+  s.client.profiles.get(userId).then(
+    () => {
+      if (session === s) renameAll(s, userId);
+    },
+    () => {
+      // No profile service (or a network hiccup): the user id stands in; ask again later.
+      s.queued.delete(userId);
+    },
+  );
+};
+
+/**
+ * @param {Session} s
+ * @param {string} userId
+ */
+const renameAll = (s, userId) => {
+  const name = nameOf(s, userId);
+  for (const node of document.querySelectorAll("[data-name-of]")) {
+    if (node instanceof HTMLElement && node.dataset.nameOf === userId) node.textContent = name;
+  }
+  // Sentences built from names are redrawn whole.
+  renderTyping(s);
+  renderSeen(s);
+};
+
+/**
+ * A span with a user's name, kept up to date.
+ * @param {Session} s
+ * @param {string} userId
+ * @param {string} [className]
+ */
+const nameSpan = (s, userId, className = "user") => {
+  const span = make("span", className, nameOf(s, userId));
+  span.dataset.nameOf = userId;
+  resolveName(s, userId);
+  return span;
+};
+
+/**
+ * "Alice", "Alice and Bob", "Alice, Bob and 2 others".
+ * @param {string[]} names
+ */
+const listOf = (names) => {
+  if (names.length <= 2) return names.join(" and ");
+  if (names.length === 3) return `${names[0]}, ${names[1]} and ${names[2]}`;
+  return `${names[0]}, ${names[1]} and ${names.length - 2} others`;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rendering the room
+
+/**
+ * One committed message: who, when, the text; its seq only in debug mode. Your own are marked as
+ * acknowledged: the server committed them.
+ * @param {Session} s
+ * @param {import("/sdk/chat-client.js").Message} message
+ */
+const messageItem = (s, message) => {
+  const mine = message.userId === s.userId;
   const li = make("li", mine ? "message mine" : "message");
   li.dataset.seq = String(message.seq);
   li.dataset.clientMsgId = message.clientMsgId;
@@ -119,7 +205,8 @@ const messageItem = (message, me) => {
   const meta = make("div", "meta");
   const time = make("time", "time", timeOf(message.createdAt));
   time.setAttribute("datetime", message.createdAt);
-  meta.append(make("span", "user", message.userId), time, make("span", "seq", `#${message.seq}`));
+  time.title = new Date(message.createdAt).toLocaleString();
+  meta.append(nameSpan(s, message.userId), time, make("span", "seq", `#${message.seq}`));
   if (mine) {
     const status = make("span", "status", "✓ sent");
     status.dataset.status = "acked";
@@ -132,7 +219,7 @@ const messageItem = (message, me) => {
 /**
  * Brings the list up to date with room.messages, which only grows: newer messages at the end,
  * older ones (loadOlder) at the front. Contiguous, so positions are arithmetic.
- * @param {NonNullable<typeof session>} s
+ * @param {Session} s
  */
 const renderMessages = (s) => {
   const room = s.room;
@@ -145,28 +232,65 @@ const renderMessages = (s) => {
   if (!head || !tail) return;
   const stick = nearBottom();
   if (s.first === undefined || s.last === undefined) {
-    ui.messages.replaceChildren(...list.map((m) => messageItem(m, s.userId)));
+    ui.messages.replaceChildren(...list.map((m) => messageItem(s, m)));
   } else {
     if (tail.seq > s.last) {
       const fragment = document.createDocumentFragment();
-      for (let i = s.last + 1 - head.seq; i < list.length; i++) fragment.append(messageItem(list[i], s.userId));
+      for (let i = s.last + 1 - head.seq; i < list.length; i++) fragment.append(messageItem(s, list[i]));
       ui.messages.append(fragment);
     }
     if (head.seq < s.first) {
       // Keep what the reader is looking at in place while older messages appear above it.
       const before = ui.scroller.scrollHeight;
       const fragment = document.createDocumentFragment();
-      for (let i = 0; i < s.first - head.seq; i++) fragment.append(messageItem(list[i], s.userId));
+      for (let i = 0; i < s.first - head.seq; i++) fragment.append(messageItem(s, list[i]));
       ui.messages.prepend(fragment);
       if (!stick) ui.scroller.scrollTop += ui.scroller.scrollHeight - before;
     }
   }
   s.first = head.seq;
   s.last = tail.seq;
+  renderSeen(s);
   if (stick) scrollToBottom();
 };
 
-/** Messages arrive in bursts (a resume, a filled hole): draw once per burst. */
+/**
+ * Read receipts: each other user is shown once, under the newest message (not their own) that
+ * they have read, as "seen by Bob". The SDK knows a user's cursor from their receipts since the
+ * join and from their own messages (sending reads everything before it).
+ * @param {Session} s
+ */
+const renderSeen = (s) => {
+  const room = s.room;
+  if (!room) return;
+  const list = room.messages;
+  /** @type {Map<number, string[]>} seq → users who have read up to it */
+  const bySeq = new Map();
+  for (const [userId, readSeq] of room.receipts) {
+    if (userId === s.userId) continue;
+    let i = list.length - 1;
+    while (i >= 0 && (list[i].seq > readSeq || list[i].userId === userId)) i--;
+    if (i < 0) continue;
+    const seq = list[i].seq;
+    bySeq.set(seq, [...(bySeq.get(seq) ?? []), userId]);
+  }
+  const stick = nearBottom();
+  for (const old of ui.messages.querySelectorAll(".seen")) old.remove();
+  for (const [seq, users] of bySeq) {
+    const li = ui.messages.querySelector(`li[data-seq="${seq}"]`);
+    if (!li) continue;
+    const seen = make("div", "seen", `seen by ${listOf(users.map((u) => nameOf(s, u)).sort())}`);
+    seen.dataset.users = users.join(",");
+    for (const u of users) resolveName(s, u);
+    li.append(seen);
+  }
+  if (stick) scrollToBottom();
+};
+
+/**
+ * Messages and receipts arrive in bursts (a resume, a filled hole): draw once per burst.
+ * @param {Session} s
+ */
 const queueRender = (s) => {
   if (s.renderQueued) return;
   s.renderQueued = true;
@@ -178,7 +302,7 @@ const queueRender = (s) => {
 
 /**
  * Sends the server has not acknowledged yet, below the list.
- * @param {NonNullable<typeof session>} s
+ * @param {Session} s
  * @param {readonly import("/sdk/chat-client.js").PendingSend[]} pending
  */
 const renderPending = (s, pending) => {
@@ -192,12 +316,97 @@ const renderPending = (s, pending) => {
       const status = make("span", "status", p.lastError && p.status === "retrying" ? `${label} (${p.lastError.code})` : label);
       status.dataset.status = p.status;
       const meta = make("div", "meta");
-      meta.append(make("span", "user", s.userId), status);
+      meta.append(nameSpan(s, s.userId), status);
       li.append(meta, make("div", "text", p.text));
       return li;
     }),
   );
   if (stick) scrollToBottom();
+};
+
+/** "Alice is typing…", from room.typists (never yourself). @param {Session} s */
+const renderTyping = (s) => {
+  const typists = s.room?.typists ?? [];
+  for (const u of typists) resolveName(s, u);
+  const names = typists.map((u) => nameOf(s, u));
+  ui.typing.dataset.users = typists.join(",");
+  ui.typing.textContent = names.length === 0 ? "" : `${listOf(names)} ${names.length === 1 ? "is" : "are"} typing…`;
+};
+
+/** Who is online (room.presence), you first, then by name. @param {Session} s */
+const renderOnline = (s) => {
+  const presence = s.room?.presence ?? new Map();
+  const users = [...presence.keys()].sort((a, b) =>
+    a === s.userId ? -1 : b === s.userId ? 1 : nameOf(s, a).localeCompare(nameOf(s, b)),
+  );
+  ui.online.replaceChildren(
+    ...users.map((userId) => {
+      const li = make("li", "person");
+      li.dataset.user = userId;
+      li.append(make("span", "dot"), nameSpan(s, userId, "name"));
+      if (userId === s.userId) li.append(make("span", "you", "(you)"));
+      const status = presence.get(userId)?.status;
+      if (typeof status === "string") li.append(make("span", "presence-status", status));
+      return li;
+    }),
+  );
+};
+
+/**
+ * Your rooms with their unread badges: the joined room's count is live (room.unread), the others'
+ * come from the last GET /v1/rooms.
+ * @param {Session} s
+ */
+const renderRooms = (s) => {
+  const rooms = [...s.rooms];
+  if (!rooms.some((r) => r.roomId === s.roomId)) rooms.unshift({ roomId: s.roomId, name: s.roomId, unread: 0 });
+  ui.rooms.replaceChildren(
+    ...rooms.map((r) => {
+      const current = r.roomId === s.roomId;
+      const unread = current ? (s.room?.unread ?? 0) : r.unread;
+      const li = make("li", current ? "room current" : "room");
+      li.dataset.room = r.roomId;
+      const button = make("button", "room-button");
+      button.type = "button";
+      if (current) button.setAttribute("aria-current", "true");
+      button.append(make("span", "room-name", `# ${r.name}`));
+      const badge = make("span", "badge", unread > 99 ? "99+" : String(unread));
+      badge.dataset.unread = String(unread);
+      badge.hidden = unread === 0;
+      button.append(badge);
+      button.addEventListener("click", () => {
+        if (!current) void join(s.userId, r.roomId);
+      });
+      li.append(button);
+      return li;
+    }),
+  );
+};
+
+/** @param {Session} s */
+const refreshRooms = async (s) => {
+  try {
+    const rooms = await s.client.rooms();
+    if (session !== s) return;
+    s.rooms = rooms;
+    renderRooms(s);
+  } catch {
+    // Listing needs Postgres; without it the list just shows the current room.
+  }
+};
+
+/**
+ * Marks everything read while the page is in front of the reader. The SDK throttles the frames
+ * (one per 250 ms at most) and sends nothing when the cursor is already there.
+ * @param {Session} s
+ */
+const markReadIfVisible = (s) => {
+  if (!s.room || document.visibilityState !== "visible") return;
+  try {
+    s.room.markRead();
+  } catch {
+    // Nothing to mark (an empty room), or the room just went offline.
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -221,36 +430,74 @@ const devToken = async (userId) => {
   return body.token;
 };
 
-/**
- * @param {string} userId
- * @param {string} roomId
- */
-const join = async (userId, roomId) => {
-  leave({ keepUrl: true });
+/** @param {string} key @param {string} value */
+const remember = (key, value) => {
   try {
-    localStorage.setItem(USER_KEY, userId);
+    if (value) localStorage.setItem(key, value);
+    else localStorage.removeItem(key);
   } catch {
     // private mode: the URL still remembers it
   }
+};
+
+/** @param {string} key */
+const recall = (key) => {
+  try {
+    return localStorage.getItem(key) ?? "";
+  } catch {
+    return "";
+  }
+};
+
+/**
+ * @param {string} userId
+ * @param {string} roomId
+ * @param {string} [displayName] saved to the user's profile when given
+ */
+const join = async (userId, roomId, displayName) => {
+  leave({ keepUrl: true });
+  remember(USER_KEY, userId);
   const url = new URL(location.href);
   url.searchParams.set("room", roomId);
   url.searchParams.set("user", userId);
+  url.searchParams.delete("name");
   history.replaceState(null, "", url);
 
   const client = new ChatClient({ baseUrl: location.origin, tokenProvider: () => devToken(userId) });
-  const s = { client, userId, roomId, room: undefined, first: undefined, last: undefined, renderQueued: false };
+  /** @type {Session} */
+  const s = {
+    client,
+    userId,
+    roomId,
+    first: undefined,
+    last: undefined,
+    renderQueued: false,
+    queued: new Set(),
+    rooms: [],
+    roomsTimer: 0,
+  };
   session = s;
   ui.joinForm.hidden = true;
-  ui.chat.hidden = false;
+  ui.workspace.hidden = false;
   ui.leave.hidden = false;
-  ui.roomLabel.textContent = `# ${roomId} · ${userId}`;
+  ui.roomLabel.replaceChildren(make("span", "", `# ${roomId} · `), nameSpan(s, userId, "me"));
   document.title = `${roomId} · edge-chat`;
   ui.messages.replaceChildren();
   ui.pending.replaceChildren();
+  ui.online.replaceChildren();
+  ui.typing.textContent = "";
   ui.older.hidden = ui.beginning.hidden = true;
   ui.send.disabled = true;
   hideBanner();
   setConnection("connecting");
+  renderRooms(s);
+
+  if (displayName) {
+    client.setProfile({ name: displayName }).then(
+      () => session === s && renameAll(s, userId),
+      (error) => session === s && showBanner(`Could not save your name: ${messageOf(error)}`),
+    );
+  }
 
   let room;
   try {
@@ -258,13 +505,20 @@ const join = async (userId, roomId) => {
   } catch (error) {
     if (session !== s) return;
     setConnection("offline");
-    showBanner(`Could not join: ${error instanceof Error ? error.message : String(error)}`, { sticky: true, rejoin: true });
+    showBanner(`Could not join: ${messageOf(error)}`, { sticky: true, rejoin: true });
     return;
   }
   if (session !== s) return room.leave();
   s.room = room;
-  room.on("message", () => queueRender(s));
+  room.on("message", () => {
+    queueRender(s);
+    markReadIfVisible(s);
+  });
   room.on("pending", (pending) => session === s && renderPending(s, pending));
+  room.on("unread", () => session === s && renderRooms(s));
+  room.on("receipt", () => session === s && queueRender(s));
+  room.on("typing", () => session === s && renderTyping(s));
+  room.on("presence", () => session === s && renderOnline(s));
   room.on("state", (state) => {
     if (session !== s) return;
     setConnection(state);
@@ -279,19 +533,34 @@ const join = async (userId, roomId) => {
   });
   renderMessages(s);
   renderPending(s, room.pending);
+  renderOnline(s);
+  renderTyping(s);
   setConnection(room.state);
   ui.send.disabled = false;
   scrollToBottom();
   ui.text.focus();
+  markReadIfVisible(s);
+  // A room you open is one of "your rooms" from now on (public rooms; a private one you are in already).
+  client.becomeMember(roomId).then(
+    () => session === s && refreshRooms(s),
+    () => session === s && refreshRooms(s),
+  );
+  s.roomsTimer = window.setInterval(() => {
+    if (session === s && document.visibilityState === "visible") void refreshRooms(s);
+  }, ROOMS_REFRESH_MS);
 };
 
 /** @param {{ keepUrl?: boolean }} [options] */
 const leave = (options = {}) => {
   const s = session;
   session = undefined;
-  s?.client.close();
+  if (s) {
+    clearInterval(s.roomsTimer);
+    s.room?.stopTyping();
+    s.client.close();
+  }
   if (options.keepUrl) return;
-  ui.chat.hidden = true;
+  ui.workspace.hidden = true;
   ui.leave.hidden = true;
   ui.joinForm.hidden = false;
   ui.roomLabel.textContent = "";
@@ -309,7 +578,18 @@ const leave = (options = {}) => {
 ui.joinForm.addEventListener("submit", (event) => {
   event.preventDefault();
   if (!ui.joinForm.reportValidity()) return;
-  void join(ui.user.value.trim(), ui.room.value.trim());
+  const name = ui.name.value.trim();
+  remember(NAME_KEY, name);
+  void join(ui.user.value.trim(), ui.room.value.trim(), name);
+});
+
+ui.goto.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const s = session;
+  if (!s || !ui.goto.reportValidity()) return;
+  const roomId = ui.gotoRoom.value.trim();
+  ui.gotoRoom.value = "";
+  if (roomId !== s.roomId) void join(s.userId, roomId);
 });
 
 ui.composer.addEventListener("submit", (event) => {
@@ -320,6 +600,7 @@ ui.composer.addEventListener("submit", (event) => {
   ui.text.value = "";
   ui.text.style.height = "";
   // The send shows up at once under "sending…" (the pending event), then as a committed message.
+  // Sending ends the typing indicator (the server clears it with the message).
   s.room.send(text).catch((error) => {
     if (session === s && error?.code !== "left") showBanner(`Not sent: ${error.message}`);
   });
@@ -336,7 +617,14 @@ ui.text.addEventListener("keydown", (event) => {
 ui.text.addEventListener("input", () => {
   ui.text.style.height = "auto";
   ui.text.style.height = `${ui.text.scrollHeight}px`;
+  const room = session?.room;
+  if (!room) return;
+  // The SDK sends at most one typing frame per 2 s however often this is called.
+  if (ui.text.value.trim() === "") room.stopTyping();
+  else room.typing();
 });
+
+ui.text.addEventListener("blur", () => session?.room?.stopTyping());
 
 ui.older.addEventListener("click", async () => {
   const s = session;
@@ -346,7 +634,7 @@ ui.older.addEventListener("click", async () => {
     await s.room.loadOlder(HISTORY_PAGE);
     if (session === s) renderMessages(s);
   } catch (error) {
-    if (session === s) showBanner(`Could not load older messages: ${error.message}`);
+    if (session === s) showBanner(`Could not load older messages: ${messageOf(error)}`);
   } finally {
     ui.older.disabled = false;
   }
@@ -359,18 +647,34 @@ ui.rejoin.addEventListener("click", () => {
 
 ui.leave.addEventListener("click", () => leave());
 
+// Seq numbers are for debugging the SDK's guarantees: hidden unless asked for.
+const setDebug = (on) => {
+  document.body.classList.toggle("debug", on);
+  ui.debug.checked = on;
+};
+ui.debug.addEventListener("change", () => {
+  setDebug(ui.debug.checked);
+  remember(DEBUG_KEY, ui.debug.checked ? "1" : "");
+});
+setDebug(recall(DEBUG_KEY) === "1" || new URLSearchParams(location.search).has("debug"));
+
+// Read what is on screen when the reader comes back to the tab.
+document.addEventListener("visibilitychange", () => {
+  const s = session;
+  if (!s) return;
+  markReadIfVisible(s);
+  if (document.visibilityState === "visible") void refreshRooms(s);
+});
+window.addEventListener("focus", () => session && markReadIfVisible(session));
+
 // Closing the tab or navigating away closes the socket cleanly instead of leaving it to time out.
 window.addEventListener("pagehide", () => session?.client.close());
 
-// A link or a reload with ?room=…&user=… joins straight away.
+// A link or a reload with ?room=…&user=… joins straight away (&name=… also sets the display name).
 const params = new URLSearchParams(location.search);
-let rememberedUser = "";
-try {
-  rememberedUser = localStorage.getItem(USER_KEY) ?? "";
-} catch {
-  // storage may be off
-}
-ui.user.value = params.get("user") ?? rememberedUser;
+ui.user.value = params.get("user") ?? recall(USER_KEY);
+ui.name.value = params.get("name") ?? recall(NAME_KEY);
 ui.room.value = params.get("room") ?? "lobby";
-if (params.get("user") && params.get("room") && ui.joinForm.checkValidity()) void join(ui.user.value, ui.room.value);
-else (ui.user.value ? ui.room : ui.user).focus();
+if (params.get("user") && params.get("room") && ui.joinForm.checkValidity()) {
+  void join(ui.user.value, ui.room.value, params.get("name") ?? undefined);
+} else (ui.user.value ? ui.room : ui.user).focus();
