@@ -308,3 +308,79 @@ describe("joins the server refuses", () => {
     expect(user.control.sockets).toHaveLength(1); // not retried
   });
 });
+
+describe("people: read cursors, typing, presence (against the real room)", () => {
+  it("unread and readSeq come from ready and follow the stream; markRead reaches the other client as a receipt, survives a reconnect, and the rooms list agrees", async () => {
+    const roomId = uniqueRoom("people-sdk");
+    const aliceId = uniqueRoom("alice");
+    const bobId = uniqueRoom("bob");
+    const aliceUser = testUser(aliceId);
+    const bobUser = testUser(bobId);
+    const alice = await join(aliceUser, roomId, { last: 50 });
+    for (const text of ["one", "two", "three"]) await alice.send(text);
+    expect({ readSeq: alice.readSeq, unread: alice.unread }).toEqual({ readSeq: 3, unread: 0 });
+
+    const bob = await join(bobUser, roomId, { last: 50 });
+    expect({ readSeq: bob.readSeq, unread: bob.unread }).toEqual({ readSeq: 0, unread: 3 });
+    // Presence: the snapshot has both; alice hears bob come online.
+    expect([...bob.presence.keys()].sort()).toEqual([aliceId, bobId].sort());
+    await eventually("alice sees bob online", () => alice.presence.has(bobId));
+
+    bob.markRead(2);
+    expect(bob.unread).toBe(1);
+    await eventually("alice gets bob's receipt", () => alice.receipts.get(bobId) === 2);
+    // Typing and presence data, both ways.
+    alice.typing();
+    await eventually("bob sees alice typing", () => bob.typists.includes(aliceId));
+    alice.stopTyping();
+    await eventually("alice stopped", () => bob.typists.length === 0);
+    bob.setPresence({ status: "away" });
+    await eventually("alice sees bob away", () => alice.presence.get(bobId)?.status === "away");
+
+    // Bob loses his connection while alice writes twice: his next ready recounts, from his cursor.
+    await sleep(400); // past the room's 250 ms cursor flush
+    bobUser.control.blocked = true;
+    bobUser.control.killAll();
+    await eventually("bob reconnecting", () => bob.state === "reconnecting");
+    await alice.send("four");
+    await alice.send("five");
+    bobUser.control.blocked = false;
+    await eventually("bob back", () => bob.state === "live" && bob.messages.length === 5, 20_000);
+    expect({ readSeq: bob.readSeq, unread: bob.unread }).toEqual({ readSeq: 2, unread: 3 });
+    // His presence data went with the old socket; the SDK set it again on the new one.
+    await sleep(300);
+    expect(alice.presence.get(bobId)).toEqual({ status: "away" });
+
+    bob.markRead();
+    expect(bob.unread).toBe(0);
+    await eventually("alice sees bob read everything", () => alice.receipts.get(bobId) === 5);
+    await sleep(400);
+    // Bob only read here (an open room): joining makes it one of his rooms.
+    await bobUser.client.becomeMember(roomId);
+    const listed = (await bobUser.client.rooms()).find((r) => r.roomId === roomId);
+    expect(listed).toMatchObject({ readSeq: 5, unread: 0 });
+    // Profiles: one request for both names.
+    await aliceUser.client.setProfile({ name: "Alice" });
+    const [a, b] = await bobUser.client.profiles.getMany([aliceId, bobId]);
+    expect([a?.name, b?.name]).toEqual(["Alice", null]);
+    expect(bobUser.http.filter((c) => c.url.pathname === "/v1/users")).toHaveLength(1);
+  });
+
+  it("flow control: a client that keeps up reads more than 4 MiB live on one socket and is never closed as too far behind", async () => {
+    const roomId = uniqueRoom("flow");
+    const reader = testUser(uniqueRoom("reader"));
+    const room = await join(reader, roomId, { last: 1 });
+    const text = "x".repeat(3900);
+    const count = 1200; // about 4.9 MB of frames, past the server's 4 MiB without a `received`
+    const posters = Array.from({ length: 40 }, (_, i) => testUser(`flow-poster${i}`));
+    await inParallel(
+      Array.from({ length: count }, (_, i) => i),
+      8,
+      (i) => postPatiently((posters[i % posters.length] as TestUser).client, roomId, `${i} ${text}`),
+    );
+    await eventually("every message read", () => room.messages.at(-1)?.seq === count, 30_000);
+    expect(reader.control.closes).toEqual([]);
+    expect(reader.control.sockets).toHaveLength(1);
+    expect(room.state).toBe("live");
+  });
+});
