@@ -3,7 +3,7 @@
 // which seq, which session), so a failure can be read without re-running anything.
 
 import { isErrorCode } from "../src/protocol/errors.js";
-import type { Message } from "../src/protocol/frames.js";
+import type { Entry } from "../src/protocol/frames.js";
 import { type ErrorTally, type RoomRecord, type RoomTruth, type StoredRow, type StreamTruth, sendKey } from "./model.js";
 
 export const Invariant = {
@@ -73,7 +73,7 @@ export const RETRYABLE_CODES: ReadonlySet<string> = new Set(["unavailable", "rat
 const MESSAGE_FIELDS = ["seq", "id", "userId", "text", "clientMsgId", "createdAt"] as const;
 
 /** The fields where a message differs from its Postgres row ("" when equal). */
-export const messageDiff = (roomId: string, message: Message, row: StoredRow): string => {
+export const messageDiff = (roomId: string, message: Entry, row: StoredRow): string => {
   const diffs: string[] = [];
   if (message.roomId !== roomId) diffs.push(`roomId ${JSON.stringify(message.roomId)}≠${JSON.stringify(roomId)}`);
   for (const field of MESSAGE_FIELDS) {
@@ -378,9 +378,9 @@ export function checkStream(
       diff(`seq ${seq}: fields are ${JSON.stringify(entry.fields.filter((_, i) => i % 2 === 0))}, expected exactly ["message"]`);
       continue;
     }
-    let message: Message;
+    let message: Entry;
     try {
-      message = JSON.parse(entry.fields[1] ?? "") as Message;
+      message = JSON.parse(entry.fields[1] ?? "") as Entry;
     } catch {
       diff(`seq ${seq}: the message field is not JSON`);
       continue;

@@ -10,7 +10,7 @@
 import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { closeCodeOf } from "../src/protocol/errors.js";
-import type { Message, ServerFrame } from "../src/protocol/frames.js";
+import type { Entry, ServerFrame } from "../src/protocol/frames.js";
 import { type Ack, bump, type ClientRecord, type ErrorTally, type SendRecord, type Via } from "./model.js";
 import type { Rng } from "./rng.js";
 
@@ -276,17 +276,17 @@ export class ChaosClient {
     this.log(`BREACH ${what}`);
   }
 
-  private deliver(message: Message, session: number, source: "ready" | "live" | "rest"): void {
+  private deliver(message: Entry, session: number, source: "ready" | "live" | "rest"): void {
     this.record.view.push({ seq: message.seq, message, session, source });
   }
 
   /** `GET /messages?after=N&limit=1000` until seq `upto`; undefined if the server would not answer. */
-  private async fillHole(after: number, upto: number): Promise<Message[] | undefined> {
-    const out: Message[] = [];
+  private async fillHole(after: number, upto: number): Promise<Entry[] | undefined> {
+    const out: Entry[] = [];
     let cursor = after;
     for (let tries = 0; cursor < upto && tries < 20; tries++) {
       const res = await this.http("GET", `/v1/rooms/${this.record.room}/messages?after=${cursor}&limit=1000`);
-      const body = res.body as { messages?: Message[] } | undefined;
+      const body = res.body as { messages?: Entry[] } | undefined;
       if (res.status !== 200 || !Array.isArray(body?.messages)) {
         await new Promise((r) => setTimeout(r, 100));
         continue;
@@ -438,7 +438,7 @@ export class ChaosClient {
       clientMsgId: send.clientMsgId,
       text: send.text,
     });
-    const body = res.body as { message?: Message; error?: { code?: unknown } } | undefined;
+    const body = res.body as { message?: Entry; error?: { code?: unknown } } | undefined;
     if ((res.status === 200 || res.status === 201) && body?.message && typeof body.message.seq === "number") {
       this.acked(send, {
         seq: body.message.seq,

@@ -2,7 +2,7 @@
 // Everything here is plain data: the checker (check.ts) is a pure function of it plus the truth
 // read from Postgres and Redis, so a finding can be explained from the record alone.
 
-import type { Message } from "../src/protocol/frames.js";
+import type { Entry } from "../src/protocol/frames.js";
 
 export type Via = "ws" | "http";
 
@@ -16,7 +16,7 @@ export interface Ack {
   /** HTTP status (201 new, 200 repeat); undefined for WebSocket. */
   status?: number;
   /** The message the HTTP answer carried (WebSocket acks carry no text). */
-  message?: Message;
+  message?: Entry;
   /** True when this was a deliberate re-send of an already used clientMsgId. */
   repeat: boolean;
   atMs: number;
@@ -44,7 +44,7 @@ export interface SendRecord {
 /** One message as a client was told about it, in arrival order. */
 export interface Delivered {
   seq: number;
-  message: Message;
+  message: Entry;
   /** Which of the client's connections delivered it (1, 2, …). */
   session: number;
   source: "ready" | "live" | "rest";

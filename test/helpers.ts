@@ -6,7 +6,7 @@ import worker from "../src/index.js";
 import { Pool } from "@neondatabase/serverless";
 import { importJWK, type JWTPayload, SignJWT } from "jose";
 import type { Fault } from "../tools/local/faults.js";
-import type { Message, ReadyFrame, ServerFrame } from "../src/protocol/frames.js";
+import type { Entry, Message, ReadyFrame, ServerFrame } from "../src/protocol/frames.js";
 import { useLocalWsProxy } from "../src/storage/postgres.js";
 
 export interface TestBindings {
@@ -156,9 +156,9 @@ export class TestSocket {
     return eventually("ready", () => this.frames.find((f): f is ReadyFrame => f.type === "ready"), timeoutMs);
   }
 
-  /** Everything this socket was told about, in arrival order: ready's history then live frames. */
-  messages(): Message[] {
-    const out: Message[] = [];
+  /** Everything this socket was told about, in arrival order: ready's history then live frames (entries of every kind). */
+  messages(): Entry[] {
+    const out: Entry[] = [];
     for (const frame of this.frames) {
       if (frame.type === "ready") out.push(...frame.messages);
       else if (frame.type === "message") out.push(frame.message);

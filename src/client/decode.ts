@@ -18,8 +18,10 @@ import {
   type PongFrame,
   type PresenceEntry,
   type PresenceFrame,
+  type ReactionSummary,
   type ReadyFrame,
   type ReceiptFrame,
+  type SystemEvent,
   ServerFrameType,
   type TypingFrame,
 } from "../protocol/frames.js";
@@ -45,7 +47,72 @@ type Envelope = Omit<EntryEnvelope, "kind">;
 const KIND_DECODERS: {
   [K in EntryKind]: (envelope: Envelope, raw: Record<string, unknown>) => Extract<Entry, { kind: K }> | undefined;
 } = {
-  message: (envelope) => ({ ...envelope, kind: EntryKind.Message }),
+  message: (envelope, raw) => decodeMessageFields({ ...envelope, kind: EntryKind.Message }, raw),
+  edit: (envelope, raw) =>
+    isTarget(raw.target) && isSeq(raw.version) ? { ...envelope, kind: EntryKind.Edit, target: raw.target, version: raw.version } : undefined,
+  delete: (envelope, raw) =>
+    isTarget(raw.target) && Array.isArray(raw.redacts) && raw.redacts.every(isTarget)
+      ? { ...envelope, kind: EntryKind.Delete, target: raw.target, redacts: raw.redacts }
+      : undefined,
+  reaction: (envelope, raw) => {
+    if (!isTarget(raw.target) || typeof raw.emoji !== "string" || !isSeq(raw.count) || (raw.remove !== undefined && raw.remove !== true)) {
+      return undefined;
+    }
+    const entry = { ...envelope, kind: EntryKind.Reaction, target: raw.target, emoji: raw.emoji, count: raw.count };
+    return raw.remove === true ? { ...entry, remove: true } : entry;
+  },
+  system: (envelope, raw) => {
+    if (typeof raw.event !== "string") return undefined;
+    const entry: Extract<Entry, { kind: "system" }> = { ...envelope, kind: EntryKind.System, event: raw.event as SystemEvent };
+    if (typeof raw.subject === "string") entry.subject = raw.subject;
+    if (raw.role === "admin" || raw.role === "member" || raw.role === "viewer") entry.role = raw.role;
+    if (isRecord(raw.changes)) {
+      const changes: NonNullable<typeof entry.changes> = {};
+      if (typeof raw.changes.name === "string") changes.name = raw.changes.name;
+      if (raw.changes.visibility === "public" || raw.changes.visibility === "private") changes.visibility = raw.changes.visibility;
+      if (raw.changes.metadata === true) changes.metadata = true;
+      entry.changes = changes;
+    }
+    return entry;
+  },
+};
+
+const isTarget = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0;
+
+/** A message's optional fields (its current form): each checked, a malformed one refuses the message. */
+const decodeMessageFields = (message: Message, raw: Record<string, unknown>): Message | undefined => {
+  if (raw.replyTo !== undefined) {
+    if (!isTarget(raw.replyTo)) return undefined;
+    message.replyTo = raw.replyTo;
+  }
+  if (raw.editedAt !== undefined) {
+    if (typeof raw.editedAt !== "string" || !isSeq(raw.version)) return undefined;
+    message.editedAt = raw.editedAt;
+    message.version = raw.version;
+  }
+  if (raw.deleted !== undefined) {
+    if (raw.deleted !== true) return undefined;
+    message.deleted = true;
+  }
+  if (raw.reactions !== undefined) {
+    if (!Array.isArray(raw.reactions)) return undefined;
+    const reactions: ReactionSummary[] = [];
+    for (const r of raw.reactions) {
+      if (!isRecord(r) || typeof r.emoji !== "string" || !isSeq(r.count) || (r.me !== undefined && r.me !== true)) return undefined;
+      reactions.push(r.me === true ? { emoji: r.emoji, count: r.count, me: true } : { emoji: r.emoji, count: r.count });
+    }
+    message.reactions = reactions;
+  }
+  if (raw.replyCount !== undefined) {
+    if (!isSeq(raw.replyCount)) return undefined;
+    message.replyCount = raw.replyCount;
+    if (isTarget(raw.lastReplySeq)) message.lastReplySeq = raw.lastReplySeq;
+  }
+  if (raw.updatedSeq !== undefined) {
+    if (!isTarget(raw.updatedSeq)) return undefined;
+    message.updatedSeq = raw.updatedSeq;
+  }
+  return message;
 };
 
 const isKnownKind = (kind: string): kind is EntryKind => Object.hasOwn(KIND_DECODERS, kind);

@@ -3,10 +3,20 @@
 
 import { ErrorCode } from "./errors.js";
 import { isRecord } from "./json.js";
-import { ClientFrameType, type ClientFrame, type SendRequest, type ServerFrame } from "./frames.js";
+import {
+  ClientFrameType,
+  type ClientFrame,
+  type DeleteRequest,
+  type EditRequest,
+  type ReactRequest,
+  type SendRequest,
+  type ServerFrame,
+} from "./frames.js";
 import {
   DEFAULT_HISTORY_LIMIT,
   MAX_CLIENT_MSG_ID_CHARS,
+  MAX_EMOJI_BYTES,
+  SHORTCODE_PATTERN,
   MAX_FRAME_BYTES,
   MAX_HISTORY_LIMIT,
   MAX_AVATAR_URL_CHARS,
@@ -65,13 +75,7 @@ const validateClientMsgId = (value: unknown): Decoded<string> => {
   return ok(value);
 };
 
-/** Schema of a send (WebSocket `send` frame and HTTP POST body share it). */
-export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
-  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
-  const id = validateClientMsgId(input.clientMsgId);
-  if (!id.ok) return id;
-  const clientMsgId = id.value;
-  const text = input.text;
+const validateText = (text: unknown, clientMsgId: string): Decoded<string> => {
   if (typeof text !== "string" || text.length === 0) {
     return fail(ErrorCode.BadRequest, "text must be a non-empty string", clientMsgId);
   }
@@ -80,7 +84,73 @@ export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
   }
   const problem = storableTextProblem(text);
   if (problem) return fail(ErrorCode.BadRequest, `text ${problem}`, clientMsgId);
-  return ok({ clientMsgId, text });
+  return ok(text);
+};
+
+/** A message seq named by a change or a reply: a positive integer. */
+const validateTarget = (name: string, value: unknown, clientMsgId?: string): Decoded<number> =>
+  Number.isSafeInteger(value) && (value as number) > 0
+    ? ok(value as number)
+    : fail(ErrorCode.BadRequest, `${name} must be the seq of a message (a positive integer)`, clientMsgId);
+
+/** Schema of a send (WebSocket `send` frame and HTTP POST body share it). */
+export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  const id = validateClientMsgId(input.clientMsgId);
+  if (!id.ok) return id;
+  const clientMsgId = id.value;
+  const text = validateText(input.text, clientMsgId);
+  if (!text.ok) return text;
+  if (input.replyTo === undefined) return ok({ clientMsgId, text: text.value });
+  const replyTo = validateTarget("replyTo", input.replyTo, clientMsgId);
+  return replyTo.ok ? ok({ clientMsgId, text: text.value, replyTo: replyTo.value }) : replyTo;
+};
+
+/** Schema of an edit (the `edit` frame without its target, and the PATCH body). */
+export const decodeEditRequest = (input: unknown): Decoded<EditRequest> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  const id = validateClientMsgId(input.clientMsgId);
+  if (!id.ok) return id;
+  const text = validateText(input.text, id.value);
+  return text.ok ? ok({ clientMsgId: id.value, text: text.value }) : text;
+};
+
+/**
+ * Schema of a delete. Over REST the body is optional: without a clientMsgId the server makes
+ * one from the target, so a retried DELETE of the same message is still exactly-once.
+ */
+export const decodeDeleteRequest = (input: unknown): Decoded<DeleteRequest> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  const id = validateClientMsgId(input.clientMsgId);
+  return id.ok ? ok({ clientMsgId: id.value }) : id;
+};
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+const PICTOGRAPHIC = /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u;
+
+/** One emoji (a single grapheme that is pictographic) or a `:shortcode:`, size-capped. */
+export const validateEmoji = (value: unknown, clientMsgId?: string): Decoded<string> => {
+  const bad = fail<string>(
+    ErrorCode.BadRequest,
+    `emoji must be one emoji or a :shortcode: (a-z, 0-9, _ + -), at most ${MAX_EMOJI_BYTES} bytes`,
+    clientMsgId,
+  );
+  if (typeof value !== "string" || value.length === 0 || encoder.encode(value).length > MAX_EMOJI_BYTES) return bad;
+  if (SHORTCODE_PATTERN.test(value)) return ok(value);
+  let count = 0;
+  for (const _ of graphemes.segment(value)) if (++count > 1) return bad;
+  return PICTOGRAPHIC.test(value) && value.isWellFormed() ? ok(value) : bad;
+};
+
+/** Schema of a reaction (the `react` frame without its target, and the POST body). */
+export const decodeReactRequest = (input: unknown): Decoded<ReactRequest> => {
+  if (!isRecord(input)) return fail(ErrorCode.BadRequest, "expected a JSON object");
+  const id = validateClientMsgId(input.clientMsgId);
+  if (!id.ok) return id;
+  const emoji = validateEmoji(input.emoji, id.value);
+  if (!emoji.ok) return emoji;
+  if (input.remove !== undefined && input.remove !== true) return fail(ErrorCode.BadRequest, "remove must be true or absent", id.value);
+  return ok(input.remove === true ? { clientMsgId: id.value, emoji: emoji.value, remove: true } : { clientMsgId: id.value, emoji: emoji.value });
 };
 
 /**
@@ -137,6 +207,31 @@ export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFram
     case ClientFrameType.Send: {
       const send = decodeSendRequest(parsed);
       return send.ok ? ok({ type: ClientFrameType.Send, ...send.value }) : send;
+    }
+    // Change frames are strict like every protocol-2 frame, and name their clientMsgId in every
+    // error after it is known, so the client can match the refusal to what it sent.
+    case ClientFrameType.Edit: {
+      if (!onlyFields(parsed, ["type", "clientMsgId", "target", "text"])) return unknownFields("edit", ["clientMsgId", "target", "text"]);
+      const edit = decodeEditRequest(parsed);
+      if (!edit.ok) return edit;
+      const target = validateTarget("target", parsed.target, edit.value.clientMsgId);
+      return target.ok ? ok({ type: ClientFrameType.Edit, ...edit.value, target: target.value }) : target;
+    }
+    case ClientFrameType.Delete: {
+      if (!onlyFields(parsed, ["type", "clientMsgId", "target"])) return unknownFields("delete", ["clientMsgId", "target"]);
+      const del = decodeDeleteRequest(parsed);
+      if (!del.ok) return del;
+      const target = validateTarget("target", parsed.target, del.value.clientMsgId);
+      return target.ok ? ok({ type: ClientFrameType.Delete, ...del.value, target: target.value }) : target;
+    }
+    case ClientFrameType.React: {
+      if (!onlyFields(parsed, ["type", "clientMsgId", "target", "emoji", "remove"])) {
+        return unknownFields("react", ["clientMsgId", "target", "emoji", "remove"]);
+      }
+      const react = decodeReactRequest(parsed);
+      if (!react.ok) return react;
+      const target = validateTarget("target", parsed.target, react.value.clientMsgId);
+      return target.ok ? ok({ type: ClientFrameType.React, ...react.value, target: target.value }) : target;
     }
     default:
       return fail(ErrorCode.BadRequest, `unknown frame type ${JSON.stringify(String(parsed.type)).slice(0, 80)}`);

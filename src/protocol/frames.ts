@@ -5,14 +5,22 @@ import type { ErrorCode } from "./errors.js";
 
 /**
  * The room's one stream. Everything that takes a seq is an entry of it, and every entry has a
- * `kind`; today the only kind is `message`. A new kind is one line in this table, one interface
- * below (joined to the `Entry` union) and one schema in the codec. The rules that keep older
- * clients working (docs/protocol.md, "Entry kinds and versions"): every seq is delivered to every
- * client, whatever its kind, so cursors never see a gap; every entry carries the common envelope
- * below, including a string `text` (the only shape a version-1 client can decode).
+ * `kind`. A new kind is one line in this table, one interface below (joined to the `Entry`
+ * union) and one schema in the codec. The rules that keep older clients working
+ * (docs/protocol.md, "Entry kinds and versions"): every seq is delivered to every client,
+ * whatever its kind, so cursors never see a gap; every entry carries the common envelope below,
+ * including a string `text` (the only shape a version-1 client can decode).
+ *
+ * Changes to a message (edit, delete, reaction) are entries of their own, with their own seq, and
+ * name the message they change by its seq (`target`): a client that replays the stream from any
+ * cursor applies them in order and converges (src/protocol/lifecycle.ts).
  */
 export const EntryKind = {
   Message: "message",
+  Edit: "edit",
+  Delete: "delete",
+  Reaction: "reaction",
+  System: "system",
 } as const;
 
 export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
@@ -33,13 +41,94 @@ export interface EntryEnvelope {
   createdAt: string;
 }
 
-/** A committed chat message. */
-export interface Message extends EntryEnvelope {
-  kind: typeof EntryKind.Message;
+/** Per emoji on a message: how many users reacted, and (in history and `ready`) whether you did. */
+export interface ReactionSummary {
+  emoji: string;
+  count: number;
+  /** Present (true) when the caller reacted with this emoji; only in per-user reads (history, `ready`). */
+  me?: true;
 }
 
+/**
+ * A chat message, in its current form wherever it is read (history, `ready`): edits, deletion,
+ * reactions and replies already applied. A live `message` frame carries it as it was committed;
+ * the change entries after it say what changed.
+ */
+export interface Message extends EntryEnvelope {
+  kind: typeof EntryKind.Message;
+  /** The thread this message replies to (the seq of a message that is not itself a reply). */
+  replyTo?: number;
+  /** Set once edited: when, and how many times (`version`: 1 after the first edit). */
+  editedAt?: string;
+  version?: number;
+  /** A tombstone: the message was deleted; `text` is "" and nothing of it is served any more. */
+  deleted?: true;
+  reactions?: ReactionSummary[];
+  /** For a thread's parent: how many replies, and the newest one's seq. */
+  replyCount?: number;
+  lastReplySeq?: number;
+  /**
+   * The seq of the last change applied to this form (absent: none since it was committed). A
+   * change entry with a seq at or below it is already included and is skipped (lifecycle.ts).
+   */
+  updatedSeq?: number;
+}
+
+/** The author changed the text of message `target`; `text` is the new text, `version` the target's version after it. */
+export interface EditEntry extends EntryEnvelope {
+  kind: typeof EntryKind.Edit;
+  target: number;
+  version: number;
+}
+
+/**
+ * Message `target` was deleted (by its author or a room admin). Its text, and the text of every
+ * edit of it (`redacts`: their seqs, the target's included), are gone from every read path.
+ */
+export interface DeleteEntry extends EntryEnvelope {
+  kind: typeof EntryKind.Delete;
+  target: number;
+  redacts: number[];
+}
+
+/** `userId` added (or, with `remove`, took back) `emoji` on message `target`; `count` is the emoji's count after it. */
+export interface ReactionEntry extends EntryEnvelope {
+  kind: typeof EntryKind.Reaction;
+  target: number;
+  emoji: string;
+  remove?: true;
+  count: number;
+}
+
+export const SystemEvent = {
+  MemberJoined: "member_joined",
+  MemberLeft: "member_left",
+  MemberAdded: "member_added",
+  MemberRemoved: "member_removed",
+  RoleChanged: "role_changed",
+  RoomUpdated: "room_updated",
+} as const;
+
+export type SystemEvent = (typeof SystemEvent)[keyof typeof SystemEvent];
+
+/**
+ * Something happened to the room or its members: `userId` (the actor) did `event` to `subject`
+ * (a user, for membership events). `text` is a readable summary ("alice added bob as member").
+ */
+export interface SystemEntry extends EntryEnvelope {
+  kind: typeof EntryKind.System;
+  event: SystemEvent;
+  subject?: string;
+  role?: "admin" | "member" | "viewer";
+  /** For room_updated: which fields changed, with the new name and visibility. */
+  changes?: { name?: string; visibility?: "public" | "private"; metadata?: true };
+}
+
+/** Entries that change a message named by `target`. */
+export type ChangeEntry = EditEntry | DeleteEntry | ReactionEntry;
+
 /** Any entry of the stream (a union that grows with EntryKind). */
-export type Entry = Message;
+export type Entry = Message | EditEntry | DeleteEntry | ReactionEntry | SystemEntry;
 
 /**
  * Wire protocol version. 1: the first contract (no `kind`, no `protocol` in `ready`).
@@ -61,6 +150,9 @@ export const ServerFrameType = {
 
 export const ClientFrameType = {
   Send: "send",
+  Edit: "edit",
+  Delete: "delete",
+  React: "react",
   Ping: "ping",
   Received: "received",
   Read: "read",
@@ -162,7 +254,36 @@ export interface SendFrame {
   type: typeof ClientFrameType.Send;
   clientMsgId: string;
   text: string;
+  /** Reply in the thread of this message (an existing, not deleted message that is not itself a reply). */
+  replyTo?: number;
 }
+
+/** Change the text of my message `target` (exactly once per clientMsgId, like a send). */
+export interface EditFrame {
+  type: typeof ClientFrameType.Edit;
+  clientMsgId: string;
+  target: number;
+  text: string;
+}
+
+/** Delete message `target` (mine, or any as a room admin). */
+export interface DeleteFrame {
+  type: typeof ClientFrameType.Delete;
+  clientMsgId: string;
+  target: number;
+}
+
+/** React to message `target` with `emoji` (one emoji, or a :shortcode:), or take it back with `remove`. */
+export interface ReactFrame {
+  type: typeof ClientFrameType.React;
+  clientMsgId: string;
+  target: number;
+  emoji: string;
+  remove?: true;
+}
+
+/** The frames that commit an entry and are answered with an `ack` (or an `error` with their clientMsgId). */
+export type EntryFrame = SendFrame | EditFrame | DeleteFrame | ReactFrame;
 
 export interface PingFrame {
   type: typeof ClientFrameType.Ping;
@@ -196,7 +317,13 @@ export interface PresenceSetFrame {
   data: Record<string, unknown>;
 }
 
-export type ClientFrame = SendFrame | PingFrame | ReceivedFrame | ReadFrame | TypingStartFrame | PresenceSetFrame;
+export type ClientFrame = EntryFrame | PingFrame | ReceivedFrame | ReadFrame | TypingStartFrame | PresenceSetFrame;
 
 /** The body of `POST /v1/rooms/{roomId}/messages`: a send frame without its type. */
 export type SendRequest = Omit<SendFrame, "type">;
+/** The body of `PATCH /v1/rooms/{roomId}/messages/{seq}` (the target is in the path). */
+export type EditRequest = Omit<EditFrame, "type" | "target">;
+/** The body of `DELETE /v1/rooms/{roomId}/messages/{seq}` (optional: a clientMsgId makes a retry exactly-once). */
+export type DeleteRequest = Omit<DeleteFrame, "type" | "target">;
+/** The body of `POST /v1/rooms/{roomId}/messages/{seq}/reactions`. */
+export type ReactRequest = Omit<ReactFrame, "type" | "target">;

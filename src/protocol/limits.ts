@@ -33,3 +33,9 @@ export const MAX_PROFILE_NAME_CHARS = 100;
 export const MAX_AVATAR_URL_CHARS = 2048;
 /** Users in one `GET /v1/users?ids=` request. */
 export const MAX_PROFILE_BATCH = 100;
+/** A reaction: one emoji (one grapheme, at most this many UTF-8 bytes) or a `:shortcode:`. */
+export const MAX_EMOJI_BYTES = 32;
+export const SHORTCODE_PATTERN = /^:[a-z0-9_+-]{1,32}:$/;
+/** Distinct emojis on one message. */
+export const MAX_REACTIONS_PER_MESSAGE = 50;
+/** A thread's page (`GET …/messages?thread=`) has the same limits as history. */

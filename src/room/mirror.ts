@@ -8,9 +8,11 @@
 import type { Entry } from "../protocol/frames.js";
 
 export interface MirrorDeps {
-  /** Committed messages with afterSeq < seq <= uptoSeq, ascending (the window, else Postgres). */
+  /** Committed messages with afterSeq < seq <= uptoSeq, ascending, in their current form (the window, else Postgres). */
   read(afterSeq: number, uptoSeq: number): Promise<Entry[]>;
   write(messages: Entry[]): Promise<void>;
+  /** Takes these seqs out of the stream (a delete's redaction). */
+  remove?(seqs: number[]): Promise<void>;
   /** Persists the watermark (Durable Object storage). */
   save(mirroredSeq: number): Promise<void>;
 }
@@ -19,6 +21,8 @@ export class MirrorPump {
   private pass: Promise<boolean> | undefined;
   private again = false;
   private stopped = false;
+  /** Set while a redaction holds the pump (see `hold`). */
+  private holding: Promise<void> | undefined;
 
   constructor(
     private readonly deps: MirrorDeps,
@@ -33,6 +37,7 @@ export class MirrorPump {
    */
   catchUp(target: () => number): Promise<boolean> {
     if (this.stopped) return Promise.resolve(true);
+    if (this.holding) return this.holding.then(() => this.catchUp(target));
     if (this.pass) {
       this.again = true;
       return this.pass;
@@ -69,6 +74,25 @@ export class MirrorPump {
   }
 
   lastError: unknown;
+
+  /**
+   * Waits for the pass in flight and keeps new ones from starting until the returned release is
+   * called. A delete holds the pump from before it takes the message out of Redis until the
+   * delete's outcome is published: a pass that read the message before the delete could
+   * otherwise write its text back after it was removed; a pass after the release reads the
+   * message in its current form (a tombstone) from the window or Postgres.
+   */
+  async hold(): Promise<() => void> {
+    while (this.holding || this.pass) await (this.holding ?? this.pass);
+    let done: () => void = () => {};
+    this.holding = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    return () => {
+      this.holding = undefined;
+      done();
+    };
+  }
 
   /** No write starts from now on; resolves once a write in flight has finished (the room is being deleted). */
   async stop(): Promise<void> {
@@ -179,6 +203,24 @@ export class Mirror {
     const pump = this.pump;
     this.pump = undefined;
     await pump?.stop();
+  }
+
+  /**
+   * Before a delete commits: the deleted message and its edits leave the stream, with the pump
+   * held until `release` (MirrorPump.hold). Rejects when Redis cannot be reached (the delete is
+   * then refused: fail closed). A room without a mirror has nothing to redact.
+   */
+  async redact(seqs: number[]): Promise<() => void> {
+    const pump = this.pump;
+    if (!pump || !this.hooks.remove) return () => {};
+    const release = await pump.hold();
+    try {
+      await this.hooks.remove(seqs);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return release;
   }
 
   /** Something was committed: catch up now unless an outage is backing off. Never rejects. */

@@ -23,9 +23,13 @@ import { decodeClientFrame, encodeFrame, type HistoryRequest } from "../protocol
 import { ChatError, closeCodeOf, ErrorCode, errorBody, httpStatusOf } from "../protocol/errors.js";
 import {
   ClientFrameType,
+  type DeleteRequest,
+  type EditRequest,
   type Entry,
   EntryKind,
+  type EntryFrame,
   type PresenceEntry,
+  type ReactRequest,
   type SendRequest,
   ServerFrameType,
   type ServerFrame,
@@ -54,7 +58,7 @@ import { describeError, failureOf } from "./log.js";
 import { HealAlarm, MIRRORED_KEY, Mirror } from "./mirror.js";
 import type { PipelineOptions } from "./pipeline.js";
 import type { Failure, RoomResult, SendOutcome } from "./results.js";
-import { Sends } from "./sends.js";
+import { Sends, type SendRequestOf } from "./sends.js";
 import { attachmentOf, safeClose, SocketHub } from "./sockets.js";
 import { RecentWindow } from "./window.js";
 import { LiveState } from "./live.js";
@@ -173,23 +177,58 @@ export class Room extends DurableObject<Env> {
   // RPC used by the Worker's HTTP routes. Every one returns a RoomResult (errors thrown across
   // RPC lose their type) through `rpc`, the one place that maps errors to failures.
 
-  /** `GET /v1/rooms/{roomId}/messages`: after `after` oldest-first, else the newest `limit`. */
-  history(userId: string, query: { after: number | undefined; limit: number }) {
+  /**
+   * `GET /v1/rooms/{roomId}/messages`: after `after` oldest-first, else the newest `limit`; with
+   * `thread`, the replies of that message only. Messages in their current form, with the caller's
+   * `me` flags on reactions.
+   */
+  history(userId: string, query: { after: number | undefined; limit: number; thread?: number }) {
     return this.rpc("unable to read history", async () => {
       await this.authorize(userId, "read");
       const latestSeq = this.writer.lastSeq;
+      if (query.thread !== undefined) {
+        // A thread is a sparse subset of the stream: always read from Postgres (an index range).
+        const q: HistoryQuery = {
+          afterSeq: query.after ?? query.thread,
+          uptoSeq: latestSeq,
+          limit: query.limit,
+          from: query.after === undefined ? "newest" : "oldest",
+          viewer: userId,
+          thread: query.thread,
+        };
+        return { messages: await this.writer.read(q), latestSeq };
+      }
       const q: HistoryQuery =
         query.after === undefined
-          ? { afterSeq: Math.max(0, latestSeq - query.limit), uptoSeq: latestSeq, limit: query.limit, from: "newest" }
-          : { afterSeq: query.after, uptoSeq: latestSeq, limit: query.limit, from: "oldest" };
+          ? { afterSeq: Math.max(0, latestSeq - query.limit), uptoSeq: latestSeq, limit: query.limit, from: "newest", viewer: userId }
+          : { afterSeq: query.after, uptoSeq: latestSeq, limit: query.limit, from: "oldest", viewer: userId };
       return { messages: await this.readHistory(q), latestSeq };
     });
   }
 
   /** `POST /v1/rooms/{roomId}/messages`: the same way in as a WebSocket send. */
   send(userId: string, request: SendRequest): Promise<SendOutcome> {
+    return this.enqueueHttp(userId, requestOf({ type: ClientFrameType.Send, ...request }));
+  }
+
+  /** `PATCH /v1/rooms/{roomId}/messages/{seq}`: the same way in as an `edit` frame. */
+  edit(userId: string, target: number, request: EditRequest): Promise<SendOutcome> {
+    return this.enqueueHttp(userId, requestOf({ type: ClientFrameType.Edit, target, ...request }));
+  }
+
+  /** `DELETE /v1/rooms/{roomId}/messages/{seq}`: the same way in as a `delete` frame. */
+  deleteMessage(userId: string, target: number, request: DeleteRequest): Promise<SendOutcome> {
+    return this.enqueueHttp(userId, requestOf({ type: ClientFrameType.Delete, target, ...request }));
+  }
+
+  /** `POST /v1/rooms/{roomId}/messages/{seq}/reactions`: the same way in as a `react` frame. */
+  react(userId: string, target: number, request: ReactRequest): Promise<SendOutcome> {
+    return this.enqueueHttp(userId, requestOf({ type: ClientFrameType.React, target, ...request }));
+  }
+
+  private enqueueHttp(userId: string, request: SendRequestOf): Promise<SendOutcome> {
     return new Promise((resolve) =>
-      this.sends.enqueue(userId, { kind: EntryKind.Message, ...request }, (outcome) => {
+      this.sends.enqueue(userId, request, (outcome) => {
         this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code, 1, "http");
         resolve(outcome);
       }),
@@ -336,7 +375,7 @@ export class Room extends DurableObject<Env> {
     watermark: number,
     joined: { readSeq: number; presence: PresenceEntry[] },
   ): Promise<void> {
-    const query = readyQuery(request, watermark);
+    const query: HistoryQuery = { ...readyQuery(request, watermark), viewer: attachmentOf(ws)?.userId };
     let history: Entry[];
     let unread: number;
     try {
@@ -392,7 +431,7 @@ export class Room extends DurableObject<Env> {
         this.live.presenceData(ws, attachment.userId, frame.data);
         return;
     }
-    this.sends.enqueue(attachment.userId, { kind: EntryKind.Message, clientMsgId: frame.clientMsgId, text: frame.text }, (outcome) => {
+    this.sends.enqueue(attachment.userId, requestOf(frame), (outcome) => {
       this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code);
       this.sockets.send(ws, answerOf(outcome, frame.clientMsgId));
     });
@@ -466,8 +505,8 @@ export class Room extends DurableObject<Env> {
       this.ctx.storage,
       {
         loadRoom: (actor) => this.loadRoom(actor),
-        booted: ({ record, recent, saved }) => {
-          this.window.reset(recent);
+        booted: ({ record, recent, reactors, saved }) => {
+          this.window.reset(recent, reactors);
           this.access.clear();
           if (this.mirrorStore) {
             const mirrored = saved.get(MIRRORED_KEY);
@@ -493,6 +532,7 @@ export class Room extends DurableObject<Env> {
         },
         failureOf: (error, operation) => this.failureOf(error, operation),
         measured: (size, ms, code) => this.metrics.commit(this.key.tenant, this.key.roomId, size, ms, code),
+        redact: (seqs) => this.mirror.redact(seqs),
       },
       { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY], pipeline: this.pipelineOptions() },
     );
@@ -551,12 +591,12 @@ export class Room extends DurableObject<Env> {
   }
 
   /** A send's check. Open rooms: the first send of a user with no role joins them, explicitly here. */
-  private async authorizeSend(userId: string): Promise<void> {
+  private async authorizeSend(userId: string): Promise<Role | null> {
     await this.writer.ensure(userId);
     let role = await this.access.roleOf(userId);
     const record = this.writer.record;
     if (record && joinsOnSend(record, role, this.tenant().autoCreateRooms)) role = await this.admin.joinOnSend(userId);
-    this.decide("send", role);
+    return this.decide("send", role).role;
   }
 
   private decide(action: Action, role: Role | null): { record: RoomRecord; role: Role | null } {
@@ -579,15 +619,20 @@ export class Room extends DurableObject<Env> {
   /** Messages (kind `message`) in (afterSeq, uptoSeq]: counted in memory when the window covers it, else in Postgres. */
   private async countMessages(afterSeq: number, uptoSeq: number): Promise<number> {
     const held = this.window.range(afterSeq, uptoSeq, this.writer.lastSeq);
-    if (held) return held.filter((e) => e.kind === EntryKind.Message).length;
+    if (held) return held.filter((e) => e.kind === EntryKind.Message && !e.deleted).length;
     return this.store().countMessagesAfter(this.key, afterSeq, uptoSeq);
   }
 
-  /** History for seq in (afterSeq, uptoSeq]: from memory when the window covers it, else Postgres. */
+  /**
+   * History for seq in (afterSeq, uptoSeq], in current form: from memory when the window covers
+   * it, else Postgres; with `viewer`, their `me` flags on reactions.
+   */
   private async readHistory(q: HistoryQuery): Promise<Entry[]> {
     const from = q.from === "newest" ? Math.max(q.afterSeq, q.uptoSeq - q.limit) : q.afterSeq;
     const upto = q.from === "newest" ? q.uptoSeq : Math.min(q.uptoSeq, q.afterSeq + q.limit);
-    return this.window.range(from, upto, this.writer.lastSeq) ?? this.writer.read(q);
+    const held = this.window.range(from, upto, this.writer.lastSeq);
+    if (!held) return this.writer.read(q);
+    return q.viewer === undefined ? held : this.window.personalize(held, q.viewer);
   }
 
   private async rpc<T>(operation: string, run: () => Promise<T>): Promise<RoomResult<T>> {
@@ -602,6 +647,31 @@ export class Room extends DurableObject<Env> {
     return failureOf(roomName(this.key), error, operation);
   }
 }
+
+/** What a frame (or the same REST call) asks the room to commit. */
+const requestOf = (frame: EntryFrame): SendRequestOf => {
+  switch (frame.type) {
+    case ClientFrameType.Send:
+      return {
+        kind: EntryKind.Message,
+        clientMsgId: frame.clientMsgId,
+        text: frame.text,
+        ...(frame.replyTo === undefined ? {} : { replyTo: frame.replyTo }),
+      };
+    case ClientFrameType.Edit:
+      return { kind: EntryKind.Edit, clientMsgId: frame.clientMsgId, text: frame.text, target: frame.target };
+    case ClientFrameType.Delete:
+      return { kind: EntryKind.Delete, clientMsgId: frame.clientMsgId, text: "", target: frame.target };
+    case ClientFrameType.React:
+      return {
+        kind: EntryKind.Reaction,
+        clientMsgId: frame.clientMsgId,
+        text: frame.emoji,
+        target: frame.target,
+        data: frame.remove ? { emoji: frame.emoji, remove: true } : { emoji: frame.emoji },
+      };
+  }
+};
 
 /** What a socket hears about its send: the ack (after its own entry's frame), or the typed error. */
 const answerOf = (outcome: SendOutcome, clientMsgId: string): ServerFrame =>

@@ -8,17 +8,25 @@ import type { Entry, EntryKind } from "../protocol/frames.js";
 import { MAX_PENDING_SENDS_PER_USER } from "../protocol/limits.js";
 import { TokenBucket } from "./access.js";
 import { type Failure, failure, type SendOutcome } from "./results.js";
+import type { Role } from "../storage/types.js";
 import type { PendingEntry } from "./writer.js";
 
+/** An entry a user asks for: a message, or a change of one (target), or a system entry. */
 export interface SendRequestOf {
   kind: EntryKind;
   clientMsgId: string;
   text: string;
+  target?: number;
+  replyTo?: number;
+  data?: Record<string, unknown>;
 }
 
 export interface SendsDeps {
-  /** Throws a ChatError when `userId` may not send now (checked against the room as it is now). */
-  authorize(userId: string): Promise<void>;
+  /**
+   * Throws a ChatError when `userId` may not send now (checked against the room as it is now);
+   * otherwise their role, which the writer uses for what only admins may do.
+   */
+  authorize(userId: string): Promise<Role | null>;
   /** A committed entry of this (user, clientMsgId) still in memory, if any. */
   known(userId: string, clientMsgId: string): Entry | undefined;
   submit(entry: PendingEntry): void;
@@ -71,15 +79,16 @@ export class Sends {
   private chain(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
     const previous = this.chains.get(userId) ?? Promise.resolve();
     const next = previous.then(async () => {
+      let role: Role | null;
       try {
-        await this.deps.authorize(userId);
+        role = await this.deps.authorize(userId);
       } catch (error) {
         deliver(this.deps.failureOf(error, "unable to send"));
         return;
       }
       const limited = this.takeToken(userId) ?? (await this.crossRoom(userId));
       if (limited) deliver(limited);
-      else this.submit(userId, request, deliver);
+      else this.submit(userId, request, role, deliver);
     });
     this.chains.set(userId, next);
     void next.finally(() => {
@@ -113,7 +122,7 @@ export class Sends {
     };
   }
 
-  private submit(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
+  private submit(userId: string, request: SendRequestOf, role: Role | null, deliver: (outcome: SendOutcome) => void): void {
     // A resend of something already committed and still in memory is answered at once.
     const known = this.deps.known(userId, request.clientMsgId);
     if (known) {
@@ -126,6 +135,10 @@ export class Sends {
       userId,
       clientMsgId: request.clientMsgId,
       text: request.text,
+      ...(request.target === undefined ? {} : { target: request.target }),
+      ...(request.replyTo === undefined ? {} : { replyTo: request.replyTo }),
+      ...(request.data === undefined ? {} : { data: request.data }),
+      role,
       bytes: request.text.length * 3 + request.clientMsgId.length,
       deliver,
     });

@@ -1,8 +1,9 @@
 // The recent-history window kept in the room object's memory: the newest committed messages,
 // contiguous by seq. It only makes reads cheaper; losing it (eviction) costs one Postgres read.
 
-import type { Entry } from "../protocol/frames.js";
+import { type Entry, EntryKind, type Message } from "../protocol/frames.js";
 import { utf8Length } from "../protocol/codec.js";
+import { applyChange, targetOf } from "../protocol/lifecycle.js";
 import { sendKey } from "./pipeline.js";
 
 
@@ -11,6 +12,11 @@ export class RecentWindow {
   private bytes = 0;
   /** (user, clientMsgId) → message, so a resend is recognised without scanning (it is on the send path). */
   private readonly bySend = new Map<string, Entry>();
+  /**
+   * Who reacted with what, for the messages held (target → emoji → users): the shared forms carry
+   * counts only, and `personalize` adds each reader's `me` flags from here.
+   */
+  private readonly reactors = new Map<number, Map<string, Set<string>>>();
 
   constructor(
     private readonly maxMessages: number,
@@ -26,33 +32,115 @@ export class RecentWindow {
     return this.messages.length;
   }
 
-  /** Replaces the contents (after a cold start or a resync). `messages` must be contiguous. */
-  reset(messages: Entry[]): void {
+  /**
+   * Replaces the contents (after a cold start or a resync). `messages` must be contiguous and in
+   * their current form (as Postgres serves them); `reactors` are the reactions on them.
+   */
+  reset(messages: Entry[], reactors: ReadonlyArray<{ target: number; emoji: string; userId: string }> = []): void {
     this.clear();
-    this.append(messages);
+    for (const message of messages) this.push(message);
+    for (const r of reactors) this.reactorsOf(r.target, r.emoji)?.add(r.userId);
+    this.trim();
   }
 
   private clear(): void {
     this.messages = [];
     this.bytes = 0;
     this.bySend.clear();
+    this.reactors.clear();
   }
 
-  /** Appends committed messages in seq order; a gap would make reads wrong, so it restarts the window. */
+  /**
+   * Appends newly committed entries in seq order, applying the changes among them to the
+   * messages held (so the window always serves current forms); a gap would make reads wrong, so
+   * it restarts the window.
+   */
   append(messages: readonly Entry[]): void {
     for (const message of messages) {
       const last = this.messages[this.messages.length - 1];
       if (last && message.seq !== last.seq + 1) this.clear();
-      this.messages.push(message);
-      this.bytes += sizeOf(message);
-      this.bySend.set(sendKey(message.userId, message.clientMsgId), message);
+      this.applyToHeld(message);
+      this.push(message);
     }
+    this.trim();
+  }
+
+  private push(message: Entry): void {
+    this.messages.push(message);
+    this.bytes += sizeOf(message);
+    this.bySend.set(sendKey(message.userId, message.clientMsgId), message);
+  }
+
+  private trim(): void {
     while (this.messages.length > this.maxMessages || (this.bytes > this.maxBytes && this.messages.length > 1)) {
       const dropped = this.messages.shift();
       if (!dropped) break;
       this.bytes -= sizeOf(dropped);
       this.bySend.delete(sendKey(dropped.userId, dropped.clientMsgId));
+      this.reactors.delete(dropped.seq);
     }
+  }
+
+  /** The held entry at `seq`, if any. */
+  private at(seq: number): Entry | undefined {
+    const first = this.messages[0]?.seq;
+    return first === undefined ? undefined : this.messages[seq - first];
+  }
+
+  private replace(seq: number, next: Entry): void {
+    const first = this.messages[0]?.seq;
+    const before = this.at(seq);
+    if (first === undefined || !before || before === next) return;
+    this.messages[seq - first] = next;
+    this.bytes += sizeOf(next) - sizeOf(before);
+    this.bySend.set(sendKey(next.userId, next.clientMsgId), next);
+  }
+
+  /** A change entry's effect on the message it names (and, for a delete, on that message's edits). */
+  private applyToHeld(change: Entry): void {
+    const target = targetOf(change);
+    if (target === undefined) return;
+    const held = this.at(target);
+    if (held?.kind === EntryKind.Message) this.replace(target, applyChange(held, change));
+    if (change.kind === EntryKind.Reaction) {
+      const users = this.reactorsOf(target, change.emoji);
+      if (change.remove) users?.delete(change.userId);
+      else users?.add(change.userId);
+    }
+    if (change.kind === EntryKind.Delete) {
+      this.reactors.delete(target);
+      for (const seq of change.redacts) {
+        const edit = this.at(seq);
+        if (edit && edit.kind === EntryKind.Edit) this.replace(seq, { ...edit, text: "" });
+      }
+    }
+  }
+
+  private reactorsOf(target: number, emoji: string): Set<string> | undefined {
+    if (!this.at(target)) return undefined;
+    let byEmoji = this.reactors.get(target);
+    if (!byEmoji) {
+      byEmoji = new Map();
+      this.reactors.set(target, byEmoji);
+    }
+    let users = byEmoji.get(emoji);
+    if (!users) {
+      users = new Set();
+      byEmoji.set(emoji, users);
+    }
+    return users;
+  }
+
+  /** `entries` (from this window) as `viewer` reads them: their reactions say which are theirs. */
+  personalize(entries: readonly Entry[], viewer: string): Entry[] {
+    return entries.map((entry) => {
+      if (entry.kind !== EntryKind.Message || !entry.reactions) return entry;
+      const byEmoji = this.reactors.get(entry.seq);
+      const reactions = entry.reactions.map(({ emoji, count }) =>
+        byEmoji?.get(emoji)?.has(viewer) ? { emoji, count, me: true as const } : { emoji, count },
+      );
+      return { ...entry, reactions } satisfies Message;
+    });
   }
 
   /** Messages with afterSeq < seq <= uptoSeq, if the window holds all of them; otherwise undefined. */

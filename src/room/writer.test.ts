@@ -6,9 +6,17 @@
 import { describe, expect, it } from "vitest";
 import { ChatError, ErrorCode } from "../protocol/errors.js";
 import type { Entry } from "../protocol/frames.js";
-import { type CommitOutcome, type HistoryQuery, type NewEntry, type RoomKey, type RoomRecord, StorageError } from "../storage/types.js";
+import {
+  type BatchLookup,
+  type CommitOutcome,
+  type HistoryQuery,
+  type NewEntry,
+  type RoomKey,
+  type RoomRecord,
+  StorageError,
+} from "../storage/types.js";
 import { failure, type SendOutcome } from "./results.js";
-import { EPOCH_KEY, IN_DOUBT_KEY, type PendingEntry, Writer, type WriterStorage, type WriterStore } from "./writer.js";
+import { EPOCH_KEY, entryOf, IN_DOUBT_KEY, type PendingEntry, Writer, type WriterStorage, type WriterStore } from "./writer.js";
 
 const ROOM: RoomKey = { tenant: "t", roomId: "r" };
 
@@ -55,7 +63,7 @@ class FakePostgres implements WriterStore {
     batch.forEach((e, index) => {
       const stored = this.rows.find((r) => r.userId === e.userId && r.clientMsgId === e.clientMsgId);
       if (stored) duplicates.set(index, stored);
-      else this.rows.push({ roomId: ROOM.roomId, seq: ++this.lastSeq, createdAt, ...e });
+      else this.rows.push(entryOf(ROOM.roomId, e, ++this.lastSeq, createdAt));
     });
     if (fault === "after") throw new StorageError("did not answer in time", "timeout");
     return { kind: "committed", lastSeq: this.lastSeq, duplicates };
@@ -64,6 +72,14 @@ class FakePostgres implements WriterStore {
   async readMessages(_room: RoomKey, q: HistoryQuery): Promise<Entry[]> {
     const range = this.rows.filter((r) => r.seq > q.afterSeq && r.seq <= q.uptoSeq);
     return q.from === "oldest" ? range.slice(0, q.limit) : range.slice(-q.limit);
+  }
+
+  async lookupBatch(): Promise<BatchLookup> {
+    return { targets: new Map(), existing: new Set() };
+  }
+
+  async readReactors() {
+    return [];
   }
 }
 

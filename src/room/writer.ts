@@ -10,14 +10,15 @@
 //  - Memory: lastSeq, the epoch held, needsResync — rebuilt by `ensure` after every wake-up.
 
 import { ChatError, ErrorCode } from "../protocol/errors.js";
-import type { Entry, EntryKind } from "../protocol/frames.js";
-import type { HistoryQuery, MessageStore, RoomKey, RoomRecord } from "../storage/types.js";
+import { type Entry, EntryKind } from "../protocol/frames.js";
+import type { BatchEffects, HistoryQuery, MessageStore, NewEntry, Role, RoomKey, RoomRecord } from "../storage/types.js";
 import { StorageError } from "../storage/types.js";
+import { namedSeqs, needsPlan, planBatch } from "./changes.js";
 import { CommitPipeline, dedupeBatch, type PipelineOptions } from "./pipeline.js";
-import type { Failure, SendOutcome } from "./results.js";
+import { failure, type Failure, type SendOutcome } from "./results.js";
 
 /** What the writer needs of Postgres. */
-export type WriterStore = Pick<MessageStore, "readRoomState" | "claimWriter" | "commitBatch" | "readMessages">;
+export type WriterStore = Pick<MessageStore, "readRoomState" | "claimWriter" | "commitBatch" | "readMessages" | "lookupBatch" | "readReactors">;
 
 /** What the writer needs of the object's own storage (DurableObjectStorage fits it). */
 export interface WriterStorage {
@@ -34,7 +35,13 @@ export interface WriterHooks {
    */
   loadRoom(actor: string | undefined): Promise<RoomRecord>;
   /** After every claim: the newest committed entries (to seed the window) and the saved storage values. */
-  booted(boot: { record: RoomRecord; recent: Entry[]; saved: Map<string, unknown> }): void;
+  booted(boot: {
+    record: RoomRecord;
+    recent: Entry[];
+    /** The reactions on `recent` (who reacted: the window's `me` flags). */
+    reactors: Array<{ target: number; emoji: string; userId: string }>;
+    saved: Map<string, unknown>;
+  }): void;
   /** Newly committed entries, in seq order, that no socket has seen: window, sockets, mirror. */
   publish(entries: Entry[]): void;
   /** Committed entries the open sockets missed (a previous instance's unknown outcome), window already holds them. */
@@ -47,15 +54,24 @@ export interface WriterHooks {
   failureOf(error: unknown, operation: string): Failure;
   /** One commit statement ran: its batch size, duration and outcome (metrics). */
   measured?(batchSize: number, durationMs: number, code: string): void;
+  /**
+   * Before a batch that deletes messages commits: take these seqs (the messages and their edits)
+   * out of every copy outside Postgres that could serve them (the Redis mirror). Resolves with a
+   * release, called once the batch's outcome is published; rejects when that is not possible now
+   * (the deletes are then refused with `unavailable` and nothing is committed for them).
+   */
+  redact?(seqs: number[]): Promise<() => void>;
 }
 
 /** One entry waiting for its seq. */
-export interface PendingEntry {
+export interface PendingEntry extends NewEntry {
   id: string;
   kind: EntryKind;
   userId: string;
   clientMsgId: string;
   text: string;
+  /** The author's role when the entry was authorized (admins may delete others' messages). */
+  role?: Role | null;
   /** Size estimate for the batch byte limit. */
   bytes: number;
   /** Called exactly once, synchronously, when the entry's fate is known. */
@@ -183,6 +199,7 @@ export class Writer {
       limit: this.options.windowEntries,
       from: "newest",
     });
+    const reactors = await store.readReactors(this.room, (recent[0]?.seq ?? claimed.lastSeq + 1) - 1, claimed.lastSeq);
     // An unknown outcome the previous instance never resolved: the sockets that outlived it
     // (hibernation keeps them open) were told about seqs up to `inDoubt` only.
     const inDoubtRaw = saved.get(IN_DOUBT_KEY);
@@ -200,7 +217,7 @@ export class Writer {
     this.needsResync = false;
     const record: RoomRecord = { ...state, ...claimed };
     this.held = { epoch, record };
-    this.hooks.booted({ record, recent, saved });
+    this.hooks.booted({ record, recent, reactors, saved });
     if (inDoubt !== undefined) {
       // One turn: marker gone and frames out together (the output gate holds the frames until
       // the delete is durable). Sockets joining from now on get these seqs in `ready` instead.
@@ -212,21 +229,38 @@ export class Writer {
 
   /** One batch: at most one runs at a time (CommitPipeline). Delivers every outcome; never throws. */
   private async commit(batch: PendingEntry[]): Promise<void> {
-    const { unique, repeats } = dedupeBatch(batch);
+    const { unique: deduped, repeats } = dedupeBatch(batch);
+    let unique = deduped;
+    /** Refusals of planned changes, by their index in `deduped` (nothing committed for them). */
+    const refused = new Map<number, Failure>();
     let results: Array<{ message: Entry; duplicate: boolean }>;
     let fresh: Entry[];
+    let release: (() => void) | undefined;
     try {
       await this.ensure();
       const epoch = this.held?.epoch;
       if (epoch === undefined) throw new StorageError("the writer role was lost while booting", "failed");
       if (this.needsResync) await this.resync(epoch);
       if (batch.length === 0) return; // a kick: the resync above was the work
+      const createdAt = new Date().toISOString();
+      let effects: BatchEffects | undefined;
+      if (deduped.some(needsPlan)) {
+        const planned = await this.plan(deduped, createdAt, refused);
+        unique = planned.accepted;
+        effects = planned.effects;
+        release = planned.release;
+        for (const [index, f] of refused) deduped[index]?.deliver(f);
+        if (unique.length === 0) {
+          this.deliverRepeats(repeats, deduped, refused, []);
+          release?.();
+          return;
+        }
+      }
       // Armed before the commit, so a crash between commit and mirror still gets healed.
       await this.hooks.armAlarm();
-      const createdAt = new Date().toISOString();
       const started = Date.now();
       const outcome = await this.store()
-        .commitBatch(this.room, epoch, this.last, createdAt, unique)
+        .commitBatch(this.room, epoch, this.last, createdAt, unique, effects)
         .catch((error: unknown) => {
           this.hooks.measured?.(unique.length, Date.now() - started, "unavailable");
           throw error;
@@ -245,16 +279,7 @@ export class Writer {
         const original = outcome.duplicates.get(index);
         if (original) return { message: original, duplicate: true };
         seq += 1;
-        const entry: Entry = {
-          roomId: this.room.roomId,
-          seq,
-          id: pending.id,
-          kind: pending.kind,
-          userId: pending.userId,
-          text: pending.text,
-          clientMsgId: pending.clientMsgId,
-          createdAt,
-        };
+        const entry = entryOf(this.room.roomId, pending, seq, createdAt);
         fresh.push(entry);
         return { message: entry, duplicate: false };
       });
@@ -270,7 +295,13 @@ export class Writer {
         void this.hooks.armAlarm().catch(() => {});
       }
       const f = this.hooks.failureOf(error, "unable to commit the message");
-      for (const pending of batch) pending.deliver(f);
+      deduped.forEach((pending, index) => {
+        if (!refused.has(index)) pending.deliver(f);
+      });
+      for (const { item, original } of repeats) item.deliver(refused.get(original) ?? f);
+      // The redaction stays in force: the deleted messages may have been committed (unknown
+      // outcome); the resync publishes whatever did commit, and the mirror writes current forms.
+      release?.();
       // Only after the senders heard `unavailable`: if another instance owns the room now,
       // send every client there.
       if (!this.held && this.lostWriterRole) {
@@ -283,14 +314,75 @@ export class Writer {
     // ack, and the next batch cannot start before both are out (we are still inside the
     // pipeline's turn).
     this.hooks.publish(fresh);
+    release?.();
     unique.forEach((pending, index) => {
       const result = results[index];
       if (result) pending.deliver({ ok: true, ...result });
     });
+    this.deliverRepeats(repeats, deduped, refused, unique.map((pending, index) => ({ pending, result: results[index] })));
+  }
+
+  /** Repeats within the batch share their first copy's outcome. */
+  private deliverRepeats(
+    repeats: Array<{ item: PendingEntry; original: number }>,
+    deduped: PendingEntry[],
+    refused: Map<number, Failure>,
+    done: Array<{ pending: PendingEntry; result: { message: Entry; duplicate: boolean } | undefined }>,
+  ): void {
     for (const { item, original } of repeats) {
-      const result = results[original];
+      const no = refused.get(original);
+      if (no) {
+        item.deliver(no);
+        continue;
+      }
+      const first = deduped[original];
+      const result = done.find((d) => d.pending === first)?.result;
       if (result) item.deliver({ ok: true, message: result.message, duplicate: true });
     }
+  }
+
+  /**
+   * A batch that changes messages: look up what it names (one query), plan it (changes.ts), and
+   * take deleted messages out of the mirror before the commit. Refusals go into `refused`.
+   */
+  private async plan(
+    entries: PendingEntry[],
+    createdAt: string,
+    refused: Map<number, Failure>,
+  ): Promise<{ accepted: PendingEntry[]; effects: BatchEffects; release: (() => void) | undefined }> {
+    const users = [...new Set(entries.map((e) => e.userId))];
+    const lookup = await this.store().lookupBatch(this.room, namedSeqs(entries), users, entries);
+    let plan = planBatch(entries, lookup, this.last, createdAt);
+    let release: (() => void) | undefined;
+    const redacts = plan.verdicts.flatMap((v) => (v.ok && v.seq !== undefined && v.entry.kind === EntryKind.Delete ? numbersOf(v.data?.redacts) : []));
+    if (redacts.length > 0 && this.hooks.redact) {
+      try {
+        release = await this.hooks.redact(redacts);
+      } catch (error) {
+        // Fail closed: a delete is only committed once no copy outside Postgres can serve the text.
+        const f = this.hooks.failureOf(error, "unable to delete the message");
+        const deletes = new Set(entries.filter((e) => e.kind === EntryKind.Delete));
+        entries.forEach((e, index) => {
+          if (deletes.has(e)) refused.set(index, { ...f, code: ErrorCode.Unavailable });
+        });
+        plan = planBatch(
+          entries.filter((e) => !deletes.has(e)),
+          lookup,
+          this.last,
+          createdAt,
+        );
+      }
+    }
+    const accepted: PendingEntry[] = [];
+    for (const v of plan.verdicts) {
+      const index = entries.indexOf(v.entry);
+      if (!v.ok) {
+        refused.set(index, failure(v.code, v.message));
+        continue;
+      }
+      accepted.push({ ...v.entry, text: v.text, ...(v.data === undefined ? {} : { data: v.data }) });
+    }
+    return { accepted, effects: plan.effects, release };
   }
 
   /**
@@ -331,6 +423,24 @@ export class Writer {
 }
 
 const numberOr = (value: unknown, fallback: number): number => (typeof value === "number" ? value : fallback);
+
+const numbersOf = (value: unknown): number[] => (Array.isArray(value) ? value.filter((v): v is number => typeof v === "number") : []);
+
+/** A committed entry in its wire shape: the envelope, the kind's columns, and its own fields (`data`). */
+export const entryOf = (roomId: string, pending: NewEntry, seq: number, createdAt: string): Entry =>
+  ({
+    ...pending.data,
+    roomId,
+    seq,
+    id: pending.id,
+    kind: pending.kind,
+    userId: pending.userId,
+    text: pending.text,
+    clientMsgId: pending.clientMsgId,
+    createdAt,
+    ...(pending.target === undefined ? {} : { target: pending.target }),
+    ...(pending.replyTo === undefined ? {} : { replyTo: pending.replyTo }),
+  }) as Entry;
 
 /** A room that does not exist, as every operation reports it. */
 export const roomNotFound = (): ChatError => new ChatError(ErrorCode.NotFound, "unable to find the room; it does not exist");

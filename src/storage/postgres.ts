@@ -2,8 +2,10 @@
 // (the same driver in production and in tests). Owned by one room object at a time.
 
 import { neonConfig, Pool, type PoolClient } from "@neondatabase/serverless";
-import type { Entry, EntryKind } from "../protocol/frames.js";
+import { type Entry, EntryKind, type Message, type ReactionSummary } from "../protocol/frames.js";
 import {
+  type BatchEffects,
+  type BatchLookup,
   type CommitOutcome,
   type HistoryQuery,
   type Member,
@@ -16,10 +18,12 @@ import {
   type RoomRecord,
   type RoomState,
   StorageError,
+  type TargetState,
   type Visibility,
 } from "./types.js";
 import type { Profile, ProfilePatch } from "./profiles.js";
 import { withTimeout } from "./timeout.js";
+import { sendKey } from "../room/pipeline.js";
 
 let localProxyConfigured = false;
 
@@ -57,22 +61,79 @@ interface MessageRow {
   client_msg_id: string;
   text: string;
   created_at: Date | string;
+  target: string | number | null;
+  reply_to: string | number | null;
+  data: Record<string, unknown> | null;
+  edited_at: Date | string | null;
+  version: number;
+  deleted: boolean;
+  reply_count: number;
+  last_reply_seq: string | number | null;
+  updated_seq: string | number | null;
+  /** Only in reads that aggregate them (COLUMNS_WITH_REACTIONS). */
+  reactions?: Array<{ emoji: string; count: number | string; me: boolean | null }> | null;
 }
 
 const toIso = (value: Date | string): string => (value instanceof Date ? value : new Date(value)).toISOString();
 
-const toEntry = (roomId: string, row: MessageRow): Entry => ({
-  roomId,
-  seq: Number(row.seq),
-  id: row.id,
-  // The column is written only from EntryKind; a row of a kind this build does not know would
-  // come from a newer deployment sharing the database, and is served as it is.
-  kind: row.kind as EntryKind,
-  userId: row.user_id,
-  text: row.text,
-  clientMsgId: row.client_msg_id,
-  createdAt: toIso(row.created_at),
-});
+const optionalNumber = (value: string | number | null): number | undefined => (value === null ? undefined : Number(value));
+
+/** A row in the shape its kind has on the wire (src/protocol/frames.ts). */
+const toEntry = (roomId: string, row: MessageRow): Entry => {
+  const envelope = {
+    roomId,
+    seq: Number(row.seq),
+    id: row.id,
+    userId: row.user_id,
+    text: row.text,
+    clientMsgId: row.client_msg_id,
+    createdAt: toIso(row.created_at),
+  };
+  const data = row.data ?? {};
+  const target = optionalNumber(row.target) ?? 0;
+  switch (row.kind) {
+    case EntryKind.Message: {
+      const message: Message = { ...envelope, kind: EntryKind.Message };
+      if (row.reply_to !== null) message.replyTo = Number(row.reply_to);
+      if (row.deleted) message.deleted = true;
+      else if (row.edited_at !== null) {
+        message.editedAt = toIso(row.edited_at);
+        message.version = row.version;
+      }
+      const reactions = row.deleted ? [] : (row.reactions ?? []);
+      if (reactions.length > 0) message.reactions = reactions.map(toSummary);
+      if (row.reply_count > 0) {
+        message.replyCount = row.reply_count;
+        const last = optionalNumber(row.last_reply_seq);
+        if (last !== undefined) message.lastReplySeq = last;
+      }
+      const updated = optionalNumber(row.updated_seq);
+      if (updated !== undefined) message.updatedSeq = updated;
+      return message;
+    }
+    case EntryKind.Edit:
+      return { ...envelope, kind: EntryKind.Edit, target, version: Number(data.version ?? 0) };
+    case EntryKind.Delete:
+      return { ...envelope, kind: EntryKind.Delete, target, redacts: Array.isArray(data.redacts) ? data.redacts.map(Number) : [target] };
+    case EntryKind.Reaction:
+      return {
+        ...envelope,
+        kind: EntryKind.Reaction,
+        target,
+        emoji: String(data.emoji ?? ""),
+        count: Number(data.count ?? 0),
+        ...(data.remove === true ? { remove: true as const } : {}),
+      };
+    default:
+      // System entries keep their fields in `data` as they were built (admin.ts); a row of a kind
+      // this build does not know would come from a newer deployment sharing the database, and is
+      // served as it is.
+      return { ...data, ...envelope, kind: row.kind } as Entry;
+  }
+};
+
+const toSummary = (r: { emoji: string; count: number | string; me: boolean | null }): ReactionSummary =>
+  r.me ? { emoji: r.emoji, count: Number(r.count), me: true } : { emoji: r.emoji, count: Number(r.count) };
 
 /*
  * One statement, so one round trip and one implicit transaction:
@@ -91,12 +152,13 @@ const toEntry = (roomId: string, row: MessageRow): Entry => ({
  */
 const COMMIT_SQL = `
 WITH input AS (
-  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text, i.kind
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $10::text[])
-    WITH ORDINALITY AS i(id, user_id, client_msg_id, text, kind, ord)
+  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text, i.kind, i.target, i.reply_to, i.data
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $10::text[], $11::bigint[], $12::bigint[], $13::jsonb[])
+    WITH ORDINALITY AS i(id, user_id, client_msg_id, text, kind, target, reply_to, data, ord)
 ),
 dup AS (
-  SELECT i.ord, m.seq, m.id, m.kind, m.user_id, m.client_msg_id, m.text, m.created_at
+  SELECT i.ord, m.seq, m.id, m.kind, m.user_id, m.client_msg_id, m.text, m.created_at, m.target, m.reply_to, m.data,
+         m.edited_at, m.version, m.deleted, m.reply_count, m.last_reply_seq, m.updated_seq
   FROM input i
   CROSS JOIN LATERAL (
     SELECT * FROM messages
@@ -128,13 +190,14 @@ cursors AS (
     WHERE read_cursors.read_seq < EXCLUDED.read_seq
 ),
 ins AS (
-  INSERT INTO messages (tenant, room_id, seq, id, kind, user_id, client_msg_id, text, created_at)
-  SELECT $1, $2, $4 + f.n, f.id, f.kind, f.user_id, f.client_msg_id, f.text, $9::timestamptz
+  INSERT INTO messages (tenant, room_id, seq, id, kind, user_id, client_msg_id, text, created_at, target, reply_to, data)
+  SELECT $1, $2, $4 + f.n, f.id, f.kind, f.user_id, f.client_msg_id, f.text, $9::timestamptz, f.target, f.reply_to, f.data
   FROM fresh f
   WHERE EXISTS (SELECT 1 FROM claim)
   RETURNING seq
 )
 SELECT c.last_seq AS claimed, d.ord, d.seq, d.id, d.kind, d.user_id, d.client_msg_id, d.text, d.created_at,
+       d.target, d.reply_to, d.data, d.edited_at, d.version, d.deleted, d.reply_count, d.last_reply_seq, d.updated_seq,
        (SELECT count(*) FROM ins) AS inserted
 FROM (SELECT 1) AS one
 LEFT JOIN claim c ON true
@@ -156,13 +219,102 @@ const SAVE_CURSORS_SQL = `
 INSERT INTO read_cursors (tenant, room_id, user_id, read_seq, read_count)
 SELECT $1, $2, u.user_id, u.seq,
   r.message_count - (SELECT count(*) FROM messages m
-                     WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq > u.seq AND m.kind = 'message')
+                     WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq > u.seq AND m.kind = 'message' AND NOT m.deleted)
 FROM unnest($3::text[], $4::bigint[]) AS u(user_id, seq)
 JOIN rooms r ON r.tenant = $1 AND r.room_id = $2
 ON CONFLICT (tenant, room_id, user_id) DO UPDATE
   SET read_seq = EXCLUDED.read_seq, read_count = EXCLUDED.read_count, updated_at = now()
   WHERE read_cursors.read_seq < EXCLUDED.read_seq
 `;
+
+/*
+ * What a batch of changes does to the messages it names, in the commit's transaction, after the
+ * commit statement (so the entries it inserted are visible here):
+ *  - `upd` writes each named message's current form (planned by changes.ts: absolute values, the
+ *    reply count as a delta); a deleted message loses its text;
+ *  - `redact` removes the text of every edit of a deleted message (the edit entries keep their
+ *    place in the stream, with text '');
+ *  - reactions are rows, one per (message, emoji, user): added, removed, and all of a deleted
+ *    message's dropped;
+ *  - a deleted message no longer counts: rooms.message_count drops by one, and so does the
+ *    read_count of every cursor at or past it (unread = message_count - read_count stays exact).
+ */
+const EFFECTS_SQL = `
+WITH upd AS (
+  UPDATE messages m SET
+    text = CASE WHEN u.deleted THEN '' ELSE COALESCE(u.text, m.text) END,
+    edited_at = CASE WHEN u.deleted THEN NULL ELSE COALESCE(u.edited_at, m.edited_at) END,
+    version = u.version,
+    deleted = u.deleted,
+    reply_count = m.reply_count + u.reply_delta,
+    last_reply_seq = COALESCE(u.last_reply_seq, m.last_reply_seq),
+    updated_seq = u.updated_seq
+  FROM unnest($3::bigint[], $4::text[], $5::timestamptz[], $6::int[], $7::boolean[], $8::int[], $9::bigint[], $10::bigint[])
+    AS u(seq, text, edited_at, version, deleted, reply_delta, last_reply_seq, updated_seq)
+  WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq = u.seq
+  RETURNING m.seq
+),
+redact AS (
+  UPDATE messages m SET text = ''
+  WHERE m.tenant = $1 AND m.room_id = $2 AND m.kind = 'edit' AND m.target = ANY($11::bigint[])
+),
+gone AS (
+  DELETE FROM reactions r WHERE r.tenant = $1 AND r.room_id = $2 AND r.target_seq = ANY($11::bigint[])
+),
+added AS (
+  INSERT INTO reactions (tenant, room_id, target_seq, emoji, user_id)
+  SELECT $1, $2, a.target, a.emoji, a.user_id FROM unnest($12::bigint[], $13::text[], $14::text[]) AS a(target, emoji, user_id)
+  ON CONFLICT DO NOTHING
+),
+removed AS (
+  DELETE FROM reactions r USING unnest($15::bigint[], $16::text[], $17::text[]) AS x(target, emoji, user_id)
+  WHERE r.tenant = $1 AND r.room_id = $2 AND r.target_seq = x.target AND r.emoji = x.emoji AND r.user_id = x.user_id
+),
+counted AS (
+  UPDATE rooms SET message_count = message_count - cardinality($11::bigint[])
+  WHERE tenant = $1 AND room_id = $2 AND cardinality($11::bigint[]) > 0
+),
+cursors AS (
+  UPDATE read_cursors c SET read_count = c.read_count - (SELECT count(*) FROM unnest($11::bigint[]) AS d(seq) WHERE d.seq <= c.read_seq)
+  WHERE c.tenant = $1 AND c.room_id = $2 AND cardinality($11::bigint[]) > 0
+    AND c.read_seq >= (SELECT min(d.seq) FROM unnest($11::bigint[]) AS d(seq))
+)
+SELECT (SELECT count(*) FROM upd) AS updated
+`;
+
+/** A batch's targets with what planning needs, and which of its sends are stored already: one round trip. */
+const LOOKUP_SQL = `
+SELECT
+  (SELECT coalesce(json_agg(json_build_object(
+     'seq', m.seq, 'kind', m.kind, 'user_id', m.user_id, 'deleted', m.deleted, 'version', m.version, 'reply_to', m.reply_to,
+     'edits', (SELECT coalesce(json_agg(e.seq ORDER BY e.seq), '[]'::json) FROM messages e
+               WHERE e.tenant = $1 AND e.room_id = $2 AND e.target = m.seq AND e.kind = 'edit'),
+     'counts', (SELECT coalesce(json_object_agg(x.emoji, x.n), '{}'::json) FROM
+                (SELECT r.emoji, count(*) AS n FROM reactions r
+                 WHERE r.tenant = $1 AND r.room_id = $2 AND r.target_seq = m.seq GROUP BY r.emoji) x),
+     'reacted', (SELECT coalesce(json_agg(json_build_array(r.emoji, r.user_id)), '[]'::json) FROM reactions r
+                 WHERE r.tenant = $1 AND r.room_id = $2 AND r.target_seq = m.seq AND r.user_id = ANY($4::text[]))
+   )), '[]'::json)
+   FROM messages m WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq = ANY($3::bigint[])) AS targets,
+  (SELECT coalesce(json_agg(json_build_array(m.user_id, m.client_msg_id)), '[]'::json)
+   FROM unnest($5::text[], $6::text[]) AS s(user_id, client_msg_id)
+   JOIN messages m ON m.tenant = $1 AND m.room_id = $2 AND m.user_id = s.user_id AND m.client_msg_id = s.client_msg_id) AS existing
+`;
+
+interface LookupRow {
+  targets: Array<{
+    seq: number;
+    kind: string;
+    user_id: string;
+    deleted: boolean;
+    version: number;
+    reply_to: number | null;
+    edits: number[];
+    counts: Record<string, number>;
+    reacted: Array<[string, string]>;
+  }>;
+  existing: Array<[string, string]>;
+}
 
 const CLAIM_SQL = `
 UPDATE rooms SET writer_epoch = $3
@@ -254,7 +406,17 @@ interface MemberRow {
 
 const toMember = (row: MemberRow): Member => ({ userId: row.user_id, role: row.role, joinedAt: toIso(row.joined_at) });
 
-const COLUMNS = "seq, id, kind, user_id, client_msg_id, text, created_at";
+const COLUMNS =
+  "m.seq, m.id, m.kind, m.user_id, m.client_msg_id, m.text, m.created_at, m.target, m.reply_to, m.data, " +
+  "m.edited_at, m.version, m.deleted, m.reply_count, m.last_reply_seq, m.updated_seq";
+/**
+ * The same with each message's reaction summary ($6: the viewer, whose `me` flags it carries; null
+ * for the shared form). Sorted by emoji in code point order, as lifecycle.ts sorts live changes.
+ */
+const COLUMNS_WITH_REACTIONS = `${COLUMNS},
+  (SELECT json_agg(json_build_object('emoji', x.emoji, 'count', x.n, 'me', x.me) ORDER BY x.emoji COLLATE "C")
+   FROM (SELECT r.emoji, count(*) AS n, bool_or(r.user_id = $6::text) AS me FROM reactions r
+         WHERE r.tenant = m.tenant AND r.room_id = m.room_id AND r.target_seq = m.seq GROUP BY r.emoji) x) AS reactions`;
 
 export class PostgresStore implements MessageStore {
   private readonly pool: Pool;
@@ -413,21 +575,49 @@ export class PostgresStore implements MessageStore {
     expectedLastSeq: number,
     createdAt: string,
     batch: readonly NewEntry[],
+    effects?: BatchEffects,
   ): Promise<CommitOutcome> {
-    const { rows } = await this.withClient("committing a batch", (c) =>
-      c.query<CommitRow>(COMMIT_SQL, [
-        room.tenant,
-        room.roomId,
-        writerEpoch,
-        expectedLastSeq,
-        batch.map((m) => m.id),
-        batch.map((m) => m.userId),
-        batch.map((m) => m.clientMsgId),
-        batch.map((m) => m.text),
-        createdAt,
-        batch.map((m) => m.kind),
-      ]),
-    );
+    const params = [
+      room.tenant,
+      room.roomId,
+      writerEpoch,
+      expectedLastSeq,
+      batch.map((m) => m.id),
+      batch.map((m) => m.userId),
+      batch.map((m) => m.clientMsgId),
+      batch.map((m) => m.text),
+      createdAt,
+      batch.map((m) => m.kind),
+      batch.map((m) => m.target ?? null),
+      batch.map((m) => m.replyTo ?? null),
+      batch.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))),
+    ];
+    // A batch of plain messages is one statement (one round trip, its own implicit transaction);
+    // a batch of changes also writes the messages it names, so both go in one transaction. If the
+    // connection fails or times out anywhere in it, the connection is destroyed (withClient), which
+    // rolls the transaction back unless COMMIT had already been sent: the outcome is then unknown,
+    // as for a plain batch, and the writer resyncs.
+    const withEffects = effects !== undefined;
+    const rows = await this.withClient("committing a batch", async (c) => {
+      if (!withEffects) return (await c.query<CommitRow>(COMMIT_SQL, params)).rows;
+      await c.query("BEGIN");
+      const { rows } = await c.query<CommitRow>(COMMIT_SQL, params);
+      const first = rows[0];
+      const duplicates = rows.filter((r) => r.ord !== null).length;
+      if (!first || first.claimed === null || Number(first.inserted) !== batch.length - duplicates) {
+        await c.query("ROLLBACK");
+        return rows;
+      }
+      if (duplicates !== effects.expectedDuplicates) {
+        // The plan was made for another set of resends: refuse to apply it (cannot happen while
+        // this writer is the only one; see changes.ts).
+        await c.query("ROLLBACK");
+        throw new StorageError(`the batch was planned for ${effects.expectedDuplicates} resends, found ${duplicates}`, "failed");
+      }
+      await c.query(EFFECTS_SQL, effectParams(room, effects));
+      await c.query("COMMIT");
+      return rows;
+    });
     const first = rows[0];
     if (!first || first.claimed === null) return { kind: "rejected" };
     const duplicates = new Map<number, Entry>();
@@ -441,6 +631,51 @@ export class PostgresStore implements MessageStore {
       throw new StorageError(`commit advanced last_seq to ${lastSeq}, expected ${expectedLastSeq} + fresh`, "failed");
     }
     return { kind: "committed", lastSeq, duplicates };
+  }
+
+  async lookupBatch(
+    room: RoomKey,
+    targets: readonly number[],
+    users: readonly string[],
+    sends: ReadonlyArray<{ userId: string; clientMsgId: string }>,
+  ): Promise<BatchLookup> {
+    const { rows } = await this.withClient("looking up the messages a batch changes", (c) =>
+      c.query<LookupRow>(LOOKUP_SQL, [
+        room.tenant,
+        room.roomId,
+        [...targets],
+        [...users],
+        sends.map((s) => s.userId),
+        sends.map((s) => s.clientMsgId),
+      ]),
+    );
+    const row = rows[0];
+    const found = new Map<number, TargetState>();
+    for (const t of row?.targets ?? []) {
+      found.set(Number(t.seq), {
+        seq: Number(t.seq),
+        kind: t.kind as EntryKind,
+        userId: t.user_id,
+        deleted: t.deleted,
+        version: t.version,
+        replyTo: t.reply_to === null ? null : Number(t.reply_to),
+        edits: t.edits.map(Number),
+        counts: new Map(Object.entries(t.counts).map(([emoji, n]) => [emoji, Number(n)])),
+        reacted: new Set(t.reacted.map(([emoji, user]) => `${emoji} ${user}`)),
+      });
+    }
+    return { targets: found, existing: new Set((row?.existing ?? []).map(([user, id]) => sendKey(user, id))) };
+  }
+
+  async readReactors(room: RoomKey, afterSeq: number, uptoSeq: number): Promise<Array<{ target: number; emoji: string; userId: string }>> {
+    if (uptoSeq <= afterSeq) return [];
+    const { rows } = await this.withClient("reading reactions", (c) =>
+      c.query<{ target_seq: string; emoji: string; user_id: string }>(
+        "SELECT target_seq, emoji, user_id FROM reactions WHERE tenant = $1 AND room_id = $2 AND target_seq > $3 AND target_seq <= $4",
+        [room.tenant, room.roomId, afterSeq, uptoSeq],
+      ),
+    );
+    return rows.map((r) => ({ target: Number(r.target_seq), emoji: r.emoji, userId: r.user_id }));
   }
 
   async saveCursors(room: RoomKey, cursors: ReadonlyArray<{ userId: string; seq: number }>): Promise<void> {
@@ -464,7 +699,7 @@ export class PostgresStore implements MessageStore {
   async countMessagesAfter(room: RoomKey, afterSeq: number, uptoSeq: number): Promise<number> {
     const { rows } = await this.withClient("counting unread messages", (c) =>
       c.query<{ n: string }>(
-        "SELECT count(*) AS n FROM messages WHERE tenant = $1 AND room_id = $2 AND seq > $3 AND seq <= $4 AND kind = 'message'",
+        "SELECT count(*) AS n FROM messages WHERE tenant = $1 AND room_id = $2 AND seq > $3 AND seq <= $4 AND kind = 'message' AND NOT deleted",
         [room.tenant, room.roomId, afterSeq, uptoSeq],
       ),
     );
@@ -474,10 +709,16 @@ export class PostgresStore implements MessageStore {
   async readMessages(room: RoomKey, q: HistoryQuery): Promise<Entry[]> {
     if (q.limit <= 0 || q.uptoSeq <= q.afterSeq) return [];
     const order = q.from === "oldest" ? "ASC" : "DESC";
+    // A thread's page: its replies only (the messages_by_thread index); $7 is the parent.
+    const thread = q.thread === undefined ? "" : "AND m.reply_to = $7";
+    const params: unknown[] = [room.tenant, room.roomId, q.afterSeq, q.uptoSeq, q.limit, q.viewer ?? null];
+    if (q.thread !== undefined) params.push(q.thread);
     const { rows } = await this.withClient("reading history", (c) =>
       c.query<MessageRow>(
-        `SELECT ${COLUMNS} FROM messages WHERE tenant = $1 AND room_id = $2 AND seq > $3 AND seq <= $4 ORDER BY seq ${order} LIMIT $5`,
-        [room.tenant, room.roomId, q.afterSeq, q.uptoSeq, q.limit],
+        `SELECT ${COLUMNS_WITH_REACTIONS} FROM messages m
+         WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq > $3 AND m.seq <= $4 ${thread}
+         ORDER BY m.seq ${order} LIMIT $5`,
+        params,
       ),
     );
     const messages = rows.map((row) => toEntry(room.roomId, row));
@@ -570,6 +811,26 @@ export class PostgresStore implements MessageStore {
     await this.pool.end().catch(() => {});
   }
 }
+
+const effectParams = (room: RoomKey, e: BatchEffects): unknown[] => [
+  room.tenant,
+  room.roomId,
+  e.updates.map((u) => u.seq),
+  e.updates.map((u) => u.text ?? null),
+  e.updates.map((u) => u.editedAt ?? null),
+  e.updates.map((u) => u.version),
+  e.updates.map((u) => u.deleted),
+  e.updates.map((u) => u.replyDelta),
+  e.updates.map((u) => u.lastReplySeq ?? null),
+  e.updates.map((u) => u.updatedSeq),
+  e.deleted,
+  e.reactionsAdded.map((r) => r.target),
+  e.reactionsAdded.map((r) => r.emoji),
+  e.reactionsAdded.map((r) => r.userId),
+  e.reactionsRemoved.map((r) => r.target),
+  e.reactionsRemoved.map((r) => r.emoji),
+  e.reactionsRemoved.map((r) => r.userId),
+];
 
 interface ProfileRow {
   user_id: string;

@@ -9,10 +9,16 @@
 //   chat:{<tenant>:<roomId>}:access     "public" while the room is public; the edge read path
 //                                       serves a room from the stream only then
 // The stream is written strictly in seq order with explicit ids, so it can lag Postgres but never
-// holds a seq Postgres does not, never skips one below its top, and never holds one twice.
+// holds a seq Postgres does not and never holds one twice. It holds each entry as it was when it
+// was mirrored, until it changes: a message that is edited, deleted, reacted to or replied to is
+// removed from the stream (XDEL) in the same pipeline as the change entry, and a deleted message
+// and its edits are removed *before* the delete commits (room: Mirror.redact). So the stream never
+// serves a stale or deleted form; the holes it leaves are filled over REST, which serves current
+// forms (readers already check contiguity, and the edge read path falls back on a hole).
 
 import { Redis } from "@upstash/redis/cloudflare";
-import type { Message } from "../protocol/frames.js";
+import { type Entry, EntryKind, type Message } from "../protocol/frames.js";
+import { targetOf } from "../protocol/lifecycle.js";
 import { type RoomKey, StorageError } from "./types.js";
 
 export const REDIS_PREFIX = "chat";
@@ -24,8 +30,10 @@ export const accessKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.ten
 const ALREADY_MIRRORED = /equal or smaller than the target stream top item/i;
 
 export interface MirrorStore {
-  /** Appends committed messages (ascending, contiguous) to the room's stream and publishes them. */
-  append(room: RoomKey, messages: readonly Message[]): Promise<void>;
+  /** Appends committed entries (ascending, contiguous) to the room's stream and publishes them. */
+  append(room: RoomKey, messages: readonly Entry[]): Promise<void>;
+  /** Removes these seqs from the stream (a delete's redaction, before it commits). */
+  remove(room: RoomKey, seqs: readonly number[]): Promise<void>;
   /**
    * Messages with seq > afterSeq, oldest first, at most `limit`, if the stream still holds
    * seq afterSeq+1 (the trimmed window covers the request); otherwise undefined.
@@ -62,15 +70,21 @@ export class UpstashMirror implements MirrorStore {
     });
   }
 
-  async append(room: RoomKey, messages: readonly Message[]): Promise<void> {
+  async append(room: RoomKey, messages: readonly Entry[]): Promise<void> {
     if (messages.length === 0) return;
     const key = streamKey(room);
     const pipeline = this.redis.pipeline();
+    const changed = new Set<number>();
     for (const message of messages) {
       pipeline.xadd(key, `${message.seq}-0`, { message: JSON.stringify(message) }, {
         trim: { type: "MAXLEN", threshold: this.options.maxLen, comparison: "~" },
       });
+      const target = targetOf(message);
+      if (target !== undefined) changed.add(target);
+      if (message.kind === EntryKind.Delete) for (const seq of message.redacts) changed.add(seq);
     }
+    // After the XADDs: a change and the message it names can be in one batch.
+    if (changed.size > 0) pipeline.xdel(key, [...changed].map((seq) => `${seq}-0`));
     pipeline.publish(channelKey(room), JSON.stringify({ tenant: room.tenant, roomId: room.roomId, messages }));
     let results: Array<{ error?: string }>;
     try {
@@ -83,6 +97,15 @@ export class UpstashMirror implements MirrorStore {
         // Only the start of Redis' error: the rest can echo the command (user content).
         throw new StorageError(`mirroring to Redis failed: ${result.error.slice(0, 80)}`, "failed");
       }
+    }
+  }
+
+  async remove(room: RoomKey, seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    try {
+      await this.redis.xdel(streamKey(room), seqs.map((seq) => `${seq}-0`));
+    } catch (cause) {
+      throw new StorageError("removing deleted messages from the Redis mirror failed", "failed", { cause });
     }
   }
 

@@ -57,7 +57,62 @@ export interface NewEntry {
   userId: string;
   clientMsgId: string;
   text: string;
+  /** The message an edit, delete or reaction changes. */
+  target?: number;
+  /** A reply's thread parent. */
+  replyTo?: number;
+  /** The kind's own fields (src/protocol/frames.ts), stored as JSON in `data`. */
+  data?: Record<string, unknown>;
 }
+
+/** What the writer needs to know about a message that entries of a batch name (changes.ts). */
+export interface TargetState {
+  seq: number;
+  kind: EntryKind;
+  userId: string;
+  deleted: boolean;
+  version: number;
+  replyTo: number | null;
+  /** Seqs of its edits (a delete removes their text too). */
+  edits: number[];
+  /** Reactions per emoji. */
+  counts: Map<string, number>;
+  /** `${emoji} ${userId}` for the reactions of the batch's users. */
+  reacted: Set<string>;
+}
+
+/** What a batch of changes looked up before it is planned: its targets, and which sends are stored already. */
+export interface BatchLookup {
+  targets: Map<number, TargetState>;
+  /** sendKey(userId, clientMsgId) of the batch's entries that are committed already. */
+  existing: Set<string>;
+}
+
+/** A message's current form after a batch (absolute values, except the reply count's delta). */
+export interface MessageUpdate {
+  seq: number;
+  /** New text (an edit); undefined: unchanged. */
+  text?: string;
+  editedAt?: string;
+  version: number;
+  deleted: boolean;
+  replyDelta: number;
+  lastReplySeq?: number;
+  updatedSeq: number;
+}
+
+/** Everything a batch of changes does besides inserting its entries, applied in the same transaction. */
+export interface BatchEffects {
+  updates: MessageUpdate[];
+  /** Messages deleted by this batch: their edits lose their text, their reactions go, counts drop. */
+  deleted: number[];
+  reactionsAdded: Array<{ target: number; emoji: string; userId: string }>;
+  reactionsRemoved: Array<{ target: number; emoji: string; userId: string }>;
+  /** How many entries of the batch the plan found stored already; the commit checks it. */
+  expectedDuplicates: number;
+}
+
+
 
 export type CommitOutcome =
   /** Committed: fresh entries got seqs expectedLastSeq+1… in batch order; `duplicates` were already stored. */
@@ -74,6 +129,10 @@ export interface HistoryQuery {
   limit: number;
   /** … the oldest of the range (paging forward) or the newest (a tail). Always returned ascending. */
   from: "oldest" | "newest";
+  /** Whose `me` flags the reactions carry (none: the shared form). */
+  viewer?: string;
+  /** Only the replies of this thread (the parent's seq). */
+  thread?: number;
 }
 
 export interface MessageStore {
@@ -97,14 +156,28 @@ export interface MessageStore {
   /** Marks the member departed (their role is kept for a re-join); "last_admin" (nothing changed) for the last admin. */
   removeMember(room: RoomKey, userId: string): Promise<"removed" | "absent" | "last_admin">;
   listMembers(room: RoomKey, limit: number): Promise<Member[]>;
-  /** One transaction: check epoch and last_seq, dedup by (user, clientMsgId), insert, advance last_seq. */
+  /**
+   * One transaction: check epoch and last_seq, dedup by (user, clientMsgId), insert, advance
+   * last_seq, and apply `effects` (changes to the messages the batch names). With effects, the
+   * batch must have been planned from `lookupBatch` in the same writer turn.
+   */
   commitBatch(
     room: RoomKey,
     writerEpoch: number,
     expectedLastSeq: number,
     createdAt: string,
     batch: readonly NewEntry[],
+    effects?: BatchEffects,
   ): Promise<CommitOutcome>;
+  /** The messages `targets` name (and the reactions of `users` on them), and which of `sends` are stored. */
+  lookupBatch(
+    room: RoomKey,
+    targets: readonly number[],
+    users: readonly string[],
+    sends: ReadonlyArray<{ userId: string; clientMsgId: string }>,
+  ): Promise<BatchLookup>;
+  /** Current reactions on messages with afterSeq < seq <= uptoSeq (the window's `me` flags). */
+  readReactors(room: RoomKey, afterSeq: number, uptoSeq: number): Promise<Array<{ target: number; emoji: string; userId: string }>>;
   readMessages(room: RoomKey, query: HistoryQuery): Promise<Entry[]>;
   /** Moves read cursors forward (never back), in one statement. */
   saveCursors(room: RoomKey, cursors: ReadonlyArray<{ userId: string; seq: number }>): Promise<void>;
