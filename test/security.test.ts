@@ -144,7 +144,12 @@ describe("private rooms and roles", () => {
     expect((await api(`/v1/rooms/${roomId}/members/vic`, { token: admin, method: "PUT", body: { role: "viewer" } })).status).toBe(200);
     expect((await acmePost("mia", roomId, "m1", "member speaks")).status).toBe(201);
     const viewer = await TestSocket.open(roomId, { user: "vic", token: await acmeToken("vic"), since: 0 });
-    expect((await viewer.ready()).messages.map((m) => m.text)).toEqual(["member speaks"]);
+    // The membership changes are in the timeline too, in their place (system entries).
+    expect((await viewer.ready()).messages.map((m) => `${m.kind}: ${m.text}`)).toEqual([
+      "system: owner added mia as member",
+      "system: owner added vic as viewer",
+      "message: member speaks",
+    ]);
     expect(await sendAndWait(viewer, "v1", "viewer speaks")).toMatchObject({ type: "error", code: "forbidden", clientMsgId: "v1" });
     expect(codeOf(await acmePost("vic", roomId, "v2", "viewer over http"))).toBe("forbidden");
     const mia = await acmeToken("mia");
@@ -216,8 +221,8 @@ describe("rooms API", () => {
       name: "public room",
       visibility: "public",
       role: "member",
-      latestSeq: 1,
-      readSeq: 1, // joe's own send moved his cursor
+      latestSeq: 2, // 1: "joe joined" (a system entry), 2: his message
+      readSeq: 2, // joe's own send moved his cursor
       unread: 0,
     });
     expect((await api(`/v1/rooms/${roomId}/leave`, { token: joe, method: "POST" })).body).toEqual({ removed: true });

@@ -17,6 +17,9 @@ import {
   decodeRoomId,
   decodeRoomInit,
   decodeRoomUpdate,
+  decodeDeleteRequest,
+  decodeEditRequest,
+  decodeReactRequest,
   decodeSendRequest,
   decodeSeqCursor,
 } from "../protocol/codec.js";
@@ -99,8 +102,10 @@ const throwFailure = (f: Failure): never => {
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /** Reads a JSON body with a size cap that holds while it streams in (src/api/body.ts), then parses it. */
-const readJson = async (c: Context<AppEnv>): Promise<unknown> => {
+/** The body as JSON; `empty` is what an empty body stands for (absent: an empty body is refused). */
+const readJson = async (c: Context<AppEnv>, empty?: unknown): Promise<unknown> => {
   const bytes = await readBodyCapped(c.req.raw, MAX_FRAME_BYTES);
+  if (bytes.length === 0 && empty !== undefined) return empty;
   let text: string;
   try {
     // Invalid UTF-8 is refused, not silently replaced: what we store must be what was sent.
@@ -178,11 +183,15 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
   const room = roomOf(c);
   const after = decoded(decodeSeqCursor("after", c.req.query("after")));
   const limit = decoded(decodeLimit("limit", c.req.query("limit"))) ?? DEFAULT_HISTORY_LIMIT;
+  const thread = decoded(decodeSeqCursor("thread", c.req.query("thread")));
+  if (thread === 0) throw new ChatError(ErrorCode.BadRequest, "thread must be the seq of a message (a positive integer)");
   // Edge read path: a page after a cursor is answered from the Redis mirror when its trimmed
   // window still holds after+1 (then, written in order, it is contiguous), without waking the
-  // room. It may end before the newest message by at most the mirror's lag.
+  // room. It may end before the newest message by at most the mirror's lag. The stream holds
+  // messages only while they are unchanged (storage/redis.ts), so a page with an edited, deleted
+  // or reacted-to message has a hole and is served by the room, in current form.
   const mirror = mirrorOf(c.env);
-  if (after !== undefined && mirror) {
+  if (after !== undefined && thread === undefined && mirror) {
     const fromRedis = await mirror.readAfter(room, after, limit).catch((error: unknown) => {
       logger(c.env).warn({ event: "edge_read_fallback", tenant: room.tenant, room: room.roomId, op: "edge_read", ...errorFields(error) });
       return undefined;
@@ -192,7 +201,11 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
       return c.json({ messages: fromRedis.messages, latestSeq: fromRedis.topSeq });
     }
   }
-  const result = await roomStub(c.env, room).history(c.get("principal").userId, { after, limit });
+  const result = await roomStub(c.env, room).history(c.get("principal").userId, {
+    after,
+    limit,
+    ...(thread === undefined ? {} : { thread }),
+  });
   if (!result.ok) return throwFailure(result);
   c.header("x-chat-source", "room");
   return c.json(result.value);
@@ -209,6 +222,44 @@ app.post("/v1/rooms/:roomId/messages", async (c) => {
   const room = roomOf(c);
   const request = decoded(decodeSendRequest(await readJson(c)));
   const result = await roomStub(c.env, room).send(c.get("principal").userId, request);
+  if (!result.ok) return throwFailure(result);
+  return c.json({ message: result.message }, result.duplicate ? 200 : 201);
+});
+
+/** `{seq}` in a message route: a positive integer. */
+const targetOf = (c: Context<AppEnv>): number => {
+  const seq = decoded(decodeSeqCursor("seq", c.req.param("seq")));
+  if (!seq) throw new ChatError(ErrorCode.BadRequest, "seq must be the seq of a message (a positive integer)");
+  return seq;
+};
+
+// Changes to a message: the same way in as their frames (exactly once per clientMsgId, in the
+// author's order, through the send rate limit). 201 with the change entry; 200 for a resend.
+
+app.patch("/v1/rooms/:roomId/messages/:seq", async (c) => {
+  const room = roomOf(c);
+  const target = targetOf(c);
+  const request = decoded(decodeEditRequest(await readJson(c)));
+  const result = await roomStub(c.env, room).edit(c.get("principal").userId, target, request);
+  if (!result.ok) return throwFailure(result);
+  return c.json({ message: result.message }, result.duplicate ? 200 : 201);
+});
+
+app.delete("/v1/rooms/:roomId/messages/:seq", async (c) => {
+  const room = roomOf(c);
+  const target = targetOf(c);
+  // Without a body, the clientMsgId is derived from the target: a retried DELETE is still one delete.
+  const request = decoded(decodeDeleteRequest(await readJson(c, { clientMsgId: `delete:${target}` })));
+  const result = await roomStub(c.env, room).deleteMessage(c.get("principal").userId, target, request);
+  if (!result.ok) return throwFailure(result);
+  return c.json({ message: result.message }, result.duplicate ? 200 : 201);
+});
+
+app.post("/v1/rooms/:roomId/messages/:seq/reactions", async (c) => {
+  const room = roomOf(c);
+  const target = targetOf(c);
+  const request = decoded(decodeReactRequest(await readJson(c)));
+  const result = await roomStub(c.env, room).react(c.get("principal").userId, target, request);
   if (!result.ok) return throwFailure(result);
   return c.json({ message: result.message }, result.duplicate ? 200 : 201);
 });

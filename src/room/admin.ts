@@ -18,6 +18,7 @@
 //    written (awaited) before a room is made private in Postgres, and it fails closed.
 
 import { ChatError, ErrorCode } from "../protocol/errors.js";
+import { SystemEvent, type SystemEntry } from "../protocol/frames.js";
 import type { MirrorStore } from "../storage/redis.js";
 import type { Member, MessageStore, Role, RoomKey, RoomPatch, RoomRecord, Visibility } from "../storage/types.js";
 import { type Action, can, isRevocation, type RoomAccess } from "./access.js";
@@ -55,7 +56,16 @@ export interface AdminDeps {
    * only the mirror watermark after a failed delete (its stream may be gone: mirror afresh).
    */
   forgetRoom(deleted: boolean): Promise<void>;
+  /**
+   * Commits a system entry (who did what to whom) in the room's stream, after the change it
+   * describes is durable. Never rejects: if the entry cannot be committed (Postgres failed right
+   * after the change), the change stands without its timeline line, and that is logged.
+   */
+  recordEvent(actor: string, event: SystemEventBody, text: string): Promise<void>;
 }
+
+/** The fields of a system entry (src/protocol/frames.ts SystemEntry) besides its envelope. */
+export type SystemEventBody = Pick<SystemEntry, "event"> & Partial<Pick<SystemEntry, "subject" | "role" | "changes">>;
 
 export class RoomAdmin {
   private chain: Promise<unknown> = Promise.resolve();
@@ -115,6 +125,7 @@ export class RoomAdmin {
           if (!updated) throw new ChatError(ErrorCode.NotFound, "unable to update the room; it does not exist");
           writer.updateRecord(updated);
           await writer.settled();
+          await this.recordUpdate(actor, record, patch);
           return roomInfo(key, { ...updated, lastSeq: writer.lastSeq }, role);
         } catch (error) {
           // Not private after all (nothing durable changed, or the outcome is unknown): the room
@@ -128,6 +139,7 @@ export class RoomAdmin {
       if (!updated) throw new ChatError(ErrorCode.NotFound, "unable to update the room; it does not exist");
       writer.updateRecord(updated);
       if (goingPublic) await this.markAccess("public");
+      await this.recordUpdate(actor, record, patch);
       return roomInfo(key, { ...updated, lastSeq: writer.lastSeq }, role);
     });
   }
@@ -168,6 +180,7 @@ export class RoomAdmin {
       }
       const member = await store().joinMember(key, actor);
       access.set(actor, member.role);
+      if (role === null) await this.deps.recordEvent(actor, { event: SystemEvent.MemberJoined, subject: actor, role: member.role }, `${actor} joined`);
       return member;
     });
   }
@@ -202,6 +215,11 @@ export class RoomAdmin {
       }
       access.set(target, result.role);
       if (revoking) await writer.settled();
+      if (before === null) {
+        await this.deps.recordEvent(actor, { event: SystemEvent.MemberAdded, subject: target, role: result.role }, `${actor} added ${target} as ${result.role}`);
+      } else if (before !== result.role) {
+        await this.deps.recordEvent(actor, { event: SystemEvent.RoleChanged, subject: target, role: result.role }, `${actor} made ${target} ${result.role}`);
+      }
       return result;
     });
   }
@@ -240,6 +258,11 @@ export class RoomAdmin {
         endSockets();
       }
       await writer.settled();
+      if (result === "removed") {
+        await (actor === target
+          ? this.deps.recordEvent(actor, { event: SystemEvent.MemberLeft, subject: actor }, `${actor} left`)
+          : this.deps.recordEvent(actor, { event: SystemEvent.MemberRemoved, subject: target }, `${actor} removed ${target}`));
+      }
       return { removed: result === "removed" };
     });
   }
@@ -249,6 +272,26 @@ export class RoomAdmin {
       await this.deps.authorize(actor, "read");
       return { members: await this.deps.store().listMembers(this.deps.key, limit) };
     })();
+  }
+
+  /** The timeline line of a room update: what changed, compared with the record before it. */
+  private async recordUpdate(actor: string, before: RoomRecord, patch: RoomPatch): Promise<void> {
+    const changes: NonNullable<SystemEntry["changes"]> = {};
+    const said: string[] = [];
+    if (patch.name !== undefined && patch.name !== before.name) {
+      changes.name = patch.name;
+      said.push(`renamed the room to ${patch.name}`);
+    }
+    if (patch.visibility !== undefined && patch.visibility !== before.visibility) {
+      changes.visibility = patch.visibility;
+      said.push(`made the room ${patch.visibility}`);
+    }
+    if (patch.metadata !== undefined) {
+      changes.metadata = true;
+      said.push("changed the room's details");
+    }
+    if (said.length === 0) return;
+    await this.deps.recordEvent(actor, { event: SystemEvent.RoomUpdated, changes }, `${actor} ${said.join(", ")}`);
   }
 
   /** The edge read path's mark. Awaited; a failure only means the room is served by the room object (fails closed). */

@@ -52,7 +52,7 @@ import {
 } from "../storage/types.js";
 import { type Action, can, forbidden, joinsOnSend, RoomAccess, TokenBucket } from "./access.js";
 import { roomKeyOf, roomName } from "./address.js";
-import { RoomAdmin } from "./admin.js";
+import { RoomAdmin, type SystemEventBody } from "./admin.js";
 import { buildReady, readyQuery } from "./handshake.js";
 import { describeError, failureOf } from "./log.js";
 import { HealAlarm, MIRRORED_KEY, Mirror } from "./mirror.js";
@@ -135,6 +135,7 @@ export class Room extends DurableObject<Env> {
       mirrorStore: this.mirrorStore,
       stopMirror: () => this.mirror.stop(),
       forgetRoom: (deleted) => this.forgetRoom(deleted),
+      recordEvent: (actor, event, text) => this.recordEvent(actor, event, text),
     });
     this.sends = new Sends({
       authorize: (userId) => this.authorizeSend(userId),
@@ -535,6 +536,26 @@ export class Room extends DurableObject<Env> {
         redact: (seqs) => this.mirror.redact(seqs),
       },
       { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY], pipeline: this.pipelineOptions() },
+    );
+  }
+
+  /** A system entry, straight to the writer: the change it records was authorized already. */
+  private recordEvent(actor: string, event: SystemEventBody, text: string): Promise<void> {
+    const id = crypto.randomUUID();
+    return new Promise((resolve) =>
+      this.writer.submit({
+        id,
+        kind: EntryKind.System,
+        userId: actor,
+        clientMsgId: `system:${id}`,
+        text,
+        data: { ...event },
+        bytes: text.length * 3 + 200,
+        deliver: (outcome) => {
+          if (!outcome.ok) console.warn(`room ${roomName(this.key)}: a ${event.event} entry was not committed: ${outcome.code}`);
+          resolve();
+        },
+      }),
     );
   }
 
