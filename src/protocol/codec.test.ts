@@ -81,3 +81,50 @@ describe("protocol version", () => {
     for (const bad of ["0", "-1", "1.5", "x", "", "99999"]) expect(decodeProtocolVersion(bad)).toMatchObject({ ok: false, error: { code: "bad_request" } });
   });
 });
+
+describe("change frames (edit, delete, react) and replies", () => {
+  const frame = (f: Record<string, unknown>) => decodeClientFrame(JSON.stringify(f));
+
+  it("decode to exactly their fields", () => {
+    expect(frame({ type: "edit", clientMsgId: "e", target: 3, text: "new" })).toEqual({
+      ok: true,
+      value: { type: "edit", clientMsgId: "e", target: 3, text: "new" },
+    });
+    expect(frame({ type: "delete", clientMsgId: "d", target: 3 })).toEqual({ ok: true, value: { type: "delete", clientMsgId: "d", target: 3 } });
+    expect(frame({ type: "react", clientMsgId: "r", target: 3, emoji: "👍", remove: true })).toEqual({
+      ok: true,
+      value: { type: "react", clientMsgId: "r", target: 3, emoji: "👍", remove: true },
+    });
+    expect(frame({ type: "send", clientMsgId: "s", text: "re", replyTo: 2 })).toEqual({
+      ok: true,
+      value: { type: "send", clientMsgId: "s", text: "re", replyTo: 2 },
+    });
+  });
+
+  it.each([
+    ["edit without target", { type: "edit", clientMsgId: "c", text: "t" }, "bad_request"],
+    ["edit target 0", { type: "edit", clientMsgId: "c", target: 0, text: "t" }, "bad_request"],
+    ["edit target -1", { type: "edit", clientMsgId: "c", target: -1, text: "t" }, "bad_request"],
+    ["edit target 1.5", { type: "edit", clientMsgId: "c", target: 1.5, text: "t" }, "bad_request"],
+    ["edit target string", { type: "edit", clientMsgId: "c", target: "1", text: "t" }, "bad_request"],
+    ["edit empty text", { type: "edit", clientMsgId: "c", target: 1, text: "" }, "bad_request"],
+    ["edit too long", { type: "edit", clientMsgId: "c", target: 1, text: "a".repeat(4001) }, "too_large"],
+    ["edit unknown field", { type: "edit", clientMsgId: "c", target: 1, text: "t", x: 1 }, "bad_request"],
+    ["delete unknown field", { type: "delete", clientMsgId: "c", target: 1, text: "t" }, "bad_request"],
+    ["react remove false", { type: "react", clientMsgId: "c", target: 1, emoji: "👍", remove: false }, "bad_request"],
+    ["react two emoji", { type: "react", clientMsgId: "c", target: 1, emoji: "👍👍" }, "bad_request"],
+    ["react letters", { type: "react", clientMsgId: "c", target: 1, emoji: "ok" }, "bad_request"],
+    ["react bad shortcode", { type: "react", clientMsgId: "c", target: 1, emoji: ":Bad Code:" }, "bad_request"],
+    ["react long shortcode", { type: "react", clientMsgId: "c", target: 1, emoji: `:${"a".repeat(33)}:` }, "bad_request"],
+    ["react lone surrogate", { type: "react", clientMsgId: "c", target: 1, emoji: "\ud83d" }, "bad_request"],
+    ["reply to 0", { type: "send", clientMsgId: "c", text: "t", replyTo: 0 }, "bad_request"],
+    ["reply to string", { type: "send", clientMsgId: "c", text: "t", replyTo: "3" }, "bad_request"],
+  ])("%s → %s, naming the clientMsgId", (_, f, code) => {
+    const decoded = frame(f);
+    expect(decoded).toMatchObject({ ok: false, error: { code, clientMsgId: "c" } });
+  });
+
+  it.each(["👍", "❤️", "👍🏽", "👨‍👩‍👧", "🇫🇷", "1️⃣", ":tada:", ":+1:"])("accepts the emoji %s", (emoji) => {
+    expect(frame({ type: "react", clientMsgId: "c", target: 1, emoji }).ok).toBe(true);
+  });
+});

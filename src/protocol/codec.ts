@@ -160,8 +160,13 @@ export const decodeReactRequest = (input: unknown): Decoded<ReactRequest> => {
 const onlyFields = (value: Record<string, unknown>, allowed: readonly string[]): boolean =>
   Object.keys(value).every((key) => allowed.includes(key));
 
-const unknownFields = <T>(frame: string, allowed: readonly string[]): Decoded<T> =>
-  fail(ErrorCode.BadRequest, `${frame} takes only ${allowed.join(", ")}`);
+const unknownFields = <T>(frame: string, allowed: readonly string[], clientMsgId?: unknown): Decoded<T> =>
+  fail(
+    ErrorCode.BadRequest,
+    `${frame} takes only ${allowed.join(", ")}`,
+    // An entry frame's refusal names its clientMsgId when it has a usable one, so the client can match it.
+    typeof clientMsgId === "string" && validateClientMsgId(clientMsgId).ok ? clientMsgId : undefined,
+  );
 
 /** A small JSON object (presence data, profile data): an object, storable, at most `maxBytes` of JSON. */
 export const decodeSmallObject = (name: string, value: unknown, maxBytes: number): Decoded<Record<string, unknown>> => {
@@ -211,14 +216,14 @@ export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFram
     // Change frames are strict like every protocol-2 frame, and name their clientMsgId in every
     // error after it is known, so the client can match the refusal to what it sent.
     case ClientFrameType.Edit: {
-      if (!onlyFields(parsed, ["type", "clientMsgId", "target", "text"])) return unknownFields("edit", ["clientMsgId", "target", "text"]);
+      if (!onlyFields(parsed, ["type", "clientMsgId", "target", "text"])) return unknownFields("edit", ["clientMsgId", "target", "text"], parsed.clientMsgId);
       const edit = decodeEditRequest(parsed);
       if (!edit.ok) return edit;
       const target = validateTarget("target", parsed.target, edit.value.clientMsgId);
       return target.ok ? ok({ type: ClientFrameType.Edit, ...edit.value, target: target.value }) : target;
     }
     case ClientFrameType.Delete: {
-      if (!onlyFields(parsed, ["type", "clientMsgId", "target"])) return unknownFields("delete", ["clientMsgId", "target"]);
+      if (!onlyFields(parsed, ["type", "clientMsgId", "target"])) return unknownFields("delete", ["clientMsgId", "target"], parsed.clientMsgId);
       const del = decodeDeleteRequest(parsed);
       if (!del.ok) return del;
       const target = validateTarget("target", parsed.target, del.value.clientMsgId);
@@ -226,7 +231,7 @@ export const decodeClientFrame = (raw: string | ArrayBuffer): Decoded<ClientFram
     }
     case ClientFrameType.React: {
       if (!onlyFields(parsed, ["type", "clientMsgId", "target", "emoji", "remove"])) {
-        return unknownFields("react", ["clientMsgId", "target", "emoji", "remove"]);
+        return unknownFields("react", ["clientMsgId", "target", "emoji", "remove"], parsed.clientMsgId);
       }
       const react = decodeReactRequest(parsed);
       if (!react.ok) return react;

@@ -39,12 +39,12 @@ export const applyChange = (message: Message, change: Entry, viewer?: string): M
       return { ...message, text: change.text, editedAt: change.createdAt, version: change.version, updatedSeq: change.seq };
     case EntryKind.Delete:
       return tombstone(message, change.seq);
-    case EntryKind.Reaction:
-      return {
-        ...message,
-        reactions: withReaction(message.reactions ?? [], change.emoji, change.count, viewer === undefined ? undefined : change.userId === viewer ? !change.remove : undefined),
-        updatedSeq: change.seq,
-      };
+    case EntryKind.Reaction: {
+      const mine = viewer === undefined || change.userId !== viewer ? undefined : !change.remove;
+      const { reactions: before, ...rest } = message;
+      const reactions = withReaction(before ?? [], change.emoji, change.count, mine);
+      return reactions ? { ...rest, reactions, updatedSeq: change.seq } : { ...rest, updatedSeq: change.seq };
+    }
     case EntryKind.Message:
       return { ...message, replyCount: (message.replyCount ?? 0) + 1, lastReplySeq: change.seq, updatedSeq: change.seq };
     default:

@@ -107,6 +107,7 @@ export class Room extends DurableObject<Env> {
         lastSeq: () => this.writer.lastSeq,
         read: (afterSeq, uptoSeq) => this.readHistory({ afterSeq, uptoSeq, limit: uptoSeq - afterSeq, from: "oldest" }),
         write: (entries) => this.requireMirrorStore().append(this.key, entries),
+        remove: (seqs) => this.requireMirrorStore().remove(this.key, seqs),
         save: (seq) => ctx.storage.put(MIRRORED_KEY, seq),
         retryIn: (delayMs) => this.alarmClock.arm(delayMs, true),
         warn: (message, cause) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(cause)}`),
