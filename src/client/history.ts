@@ -10,7 +10,7 @@ import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from "../protocol/limits.js"
 import { Backoff, type BackoffPolicy } from "./backoff.js";
 import { type AnyEntry, type EntriesPage, isMessage } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
-import { type ReadyHistory, Timeline } from "./timeline.js";
+import { type MessageUpdate, type ReadyHistory, Timeline, type TimelineLine } from "./timeline.js";
 import { clearTimer, type Timer } from "./timers.js";
 import type { HistoryCursor } from "./transport.js";
 
@@ -23,8 +23,12 @@ export interface HistorySource {
 }
 
 export interface HistoryHost {
-  /** Entries (of any kind) that joined the end of the list: once per seq, in seq order, never across a hole. */
-  onEntries(entries: readonly AnyEntry[]): void;
+  /**
+   * Entries (of any kind) that joined the end of the list: once per seq, in seq order, never across
+   * a hole; `updates`: the messages the list holds that change entries among them changed, keyed by
+   * the change's seq.
+   */
+  onEntries(entries: readonly AnyEntry[], updates: ReadonlyMap<number, MessageUpdate>): void;
   /** A fill or a backfill finished: what waits on the list may move (acked sends, the join). */
   onChanged(): void;
   report(error: unknown, operation?: string): void;
@@ -38,6 +42,8 @@ export interface HistoryConfig {
   /** Backoff between fill attempts that failed or found nothing yet. */
   reconnect: BackoffPolicy;
   random: () => number;
+  /** The SDK's user, whose `me` flags on reactions the list keeps current. */
+  viewer?: () => string | undefined;
 }
 
 /**
@@ -68,13 +74,18 @@ export class History {
   constructor(config: HistoryConfig, host: HistoryHost) {
     this.#config = config;
     this.#host = host;
-    this.#timeline = new Timeline("since" in config.history ? config.history.since : undefined);
+    this.#timeline = new Timeline("since" in config.history ? config.history.since : undefined, config.viewer);
     this.#fillBackoff = new Backoff(config.reconnect, config.random);
   }
 
   /** The messages, ordered by seq, contiguous, without duplicates. A new array after each change. */
   get messages(): readonly Message[] {
     return this.#timeline.messages;
+  }
+
+  /** Messages and system entries, ordered by seq (see Room.timeline). */
+  get lines(): readonly TimelineLine[] {
+    return this.#timeline.lines;
   }
 
   get firstSeq(): number | undefined {
@@ -117,7 +128,7 @@ export class History {
       );
     }
     const firstReadyOfLastJoin = cursor === undefined && "last" in this.#config.history;
-    this.#host.onEntries(this.#timeline.applyReady(frame));
+    this.#emit(this.#timeline.applyReady(frame));
     if (firstReadyOfLastJoin && frame.truncated && "last" in this.#config.history) {
       // `last=` asked for more than fit in the frame (MAX_READY_BYTES): the rest is older than the
       // list's start, so it is not a hole, but join() promised `last` messages. Fetch them first.
@@ -134,7 +145,7 @@ export class History {
 
   /** Applies a live `message` frame (an entry of any kind). */
   applyLive(entry: AnyEntry): void {
-    this.#host.onEntries(this.#timeline.applyMessage(entry));
+    this.#emit(this.#timeline.applyMessage(entry));
   }
 
   /**
@@ -167,6 +178,10 @@ export class History {
     for (const wake of [...this.#sleeps]) wake();
   }
 
+  #emit(entries: readonly AnyEntry[]): void {
+    this.#host.onEntries(entries, this.#timeline.takeUpdates());
+  }
+
   #fillSoon(delayMs: number): void {
     if (this.#filling || this.#ended) return;
     if (delayMs === 0) {
@@ -192,7 +207,7 @@ export class History {
           const page = await this.#config.rest.listEntries(this.#config.roomId, gap);
           if (this.#ended) return;
           const added = this.#timeline.applyPage(page.entries, page.latestSeq);
-          this.#host.onEntries(added);
+          this.#emit(added);
           if (added.length > 0) {
             this.#fillBackoff.reset();
             continue;

@@ -89,6 +89,21 @@ export class RestApi {
     return page;
   }
 
+  /**
+   * `GET /v1/rooms/{roomId}/messages?thread=<seq>&after=&limit=` → a thread's replies, oldest first,
+   * in their current form (after `after`; without it, the newest `limit`).
+   */
+  async listThread(roomId: string, thread: number, options: ListMessagesOptions = {}): Promise<MessagesPage> {
+    const url = apiUrl(this.baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/messages`);
+    url.searchParams.set("thread", String(thread));
+    if (options.after !== undefined) url.searchParams.set("after", String(options.after));
+    if (options.limit !== undefined) url.searchParams.set("limit", String(options.limit));
+    const { body } = await this.#request("load the thread", "GET", url, undefined, options.signal);
+    const page = decodeEntriesPage(body);
+    if (!page) throw new ChatClientError("protocol", "unable to load the thread; the response is not a messages page");
+    return { messages: page.entries.filter(isMessage), latestSeq: page.latestSeq };
+  }
+
   /** `POST /v1/rooms/{roomId}/messages` with `{ clientMsgId, text }` → 201 (or 200 for a repeat). */
   async postMessage(roomId: string, send: SendRequest, signal?: AbortSignal): Promise<PostResult> {
     const url = apiUrl(this.baseUrl, `v1/rooms/${encodeURIComponent(roomId)}/messages`);

@@ -3,6 +3,8 @@
 // clientMsgId → the original seq): exactly once. Order is kept by having at most one send on the
 // wire: if the second of two pipelined sends committed while the first failed with `unavailable`,
 // the retried first would land after it. One round trip per message is plenty for people typing.
+// Changes (edit, delete, react) go through the same outbox as sends, in the same order: an edit
+// made right after a send is never committed before it.
 
 import { ErrorCode } from "../protocol/errors.js";
 import { Backoff, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
@@ -13,10 +15,28 @@ import { Backoff, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
  */
 export type PendingStatus = "queued" | "sending" | "retrying";
 
-/** A send the server has not acknowledged yet, as shown to the UI (`room.pending`). */
+/** What a pending entry will commit: a message (maybe a reply), or a change to message `target`. */
+export type PendingAction =
+  | { readonly type: "send"; readonly text: string; readonly replyTo?: number }
+  | { readonly type: "edit"; readonly target: number; readonly text: string }
+  | { readonly type: "delete"; readonly target: number }
+  | { readonly type: "react"; readonly target: number; readonly emoji: string; readonly remove?: true };
+
+/** The text a pending action shows: the message's or the edit's text, the emoji of a reaction, "" for a delete. */
+const textOf = (action: PendingAction): string =>
+  action.type === "send" || action.type === "edit" ? action.text : action.type === "react" ? action.emoji : "";
+
+/**
+ * A send (or a change: edit, delete, react) the server has not acknowledged yet, as shown to the UI
+ * (`room.pending`). `type` says which; a "sending…" list usually shows only `type === "send"`.
+ */
 export interface PendingSend {
   readonly clientMsgId: string;
+  /** The message's text (for an edit its new text, for a reaction its emoji, for a delete ""). */
   readonly text: string;
+  readonly type: PendingAction["type"];
+  /** The whole action, with its target (edit, delete, react) or thread (a reply's `replyTo`). */
+  readonly action: PendingAction;
   readonly status: PendingStatus;
   /** How many times it has been put on the wire. */
   readonly attempts: number;
@@ -45,8 +65,12 @@ export const MAX_INTERNAL_RETRIES = 3;
 /** When a rate-limited error carries no `retryAfterMs`. */
 const DEFAULT_RATE_LIMIT_WAIT_MS = 1_000;
 
-/** Errors that will not change on a retry: the send is rejected and leaves the outbox. */
+/**
+ * Errors that will not change on a retry: the send is rejected and leaves the outbox. `conflict`:
+ * the target was deleted, or (a reaction) the state already is what was asked.
+ */
 const TERMINAL: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.Conflict,
   ErrorCode.BadRequest,
   ErrorCode.TooLarge,
   ErrorCode.Forbidden,
@@ -55,7 +79,7 @@ const TERMINAL: ReadonlySet<ErrorCode> = new Set([
 
 interface Entry {
   clientMsgId: string;
-  text: string;
+  action: PendingAction;
   status: PendingStatus;
   attempts: number;
   retryAt: number | undefined;
@@ -66,7 +90,9 @@ interface Entry {
 
 const snapshot = (e: Entry): PendingSend => ({
   clientMsgId: e.clientMsgId,
-  text: e.text,
+  text: textOf(e.action),
+  type: e.action.type,
+  action: e.action,
   status: e.status,
   attempts: e.attempts,
   ...(e.retryAt === undefined ? {} : { retryAt: e.retryAt }),
@@ -104,11 +130,12 @@ export class Outbox {
     return this.#entries.some((e) => e.clientMsgId === clientMsgId);
   }
 
-  enqueue(clientMsgId: string, text: string): PendingSend {
+  /** Queues a send of `text` (a string), or any action. */
+  enqueue(clientMsgId: string, what: string | PendingAction): PendingSend {
     if (this.has(clientMsgId)) throw new Error(`clientMsgId ${clientMsgId} is already pending`);
     const entry: Entry = {
       clientMsgId,
-      text,
+      action: typeof what === "string" ? { type: "send", text: what } : what,
       status: "queued",
       attempts: 0,
       retryAt: undefined,

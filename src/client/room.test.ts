@@ -706,8 +706,8 @@ describe("entries of other kinds, and servers of other protocol versions", () =>
     room.on("entry", (entry) => entries.push(entry));
     const socket = s.server.latest;
     socket.deliver({ type: "message", message: s.server.commit("a").message }); // 4
-    socket.deliver({ type: "message", message: s.server.commitEntry("reaction") }); // 5
-    socket.deliver({ type: "message", message: s.server.commitEntry("reaction") }); // 6
+    socket.deliver({ type: "message", message: s.server.commitEntry("vote") }); // 5
+    socket.deliver({ type: "message", message: s.server.commitEntry("vote") }); // 6
     socket.deliver({ type: "message", message: s.server.commit("b").message }); // 7
     await settleLong();
     expect(s.server.historyRequests).toEqual([]);
@@ -716,8 +716,8 @@ describe("entries of other kinds, and servers of other protocol versions", () =>
     expect(seqs(seen.messages)).toEqual([4, 7]);
     expect(entries.map((e) => [e.seq, e.kind])).toEqual([
       [4, "message"],
-      [5, "reaction"],
-      [6, "reaction"],
+      [5, "vote"],
+      [6, "vote"],
       [7, "message"],
     ]);
     expect(seen.errors).toEqual([]);

@@ -7,9 +7,10 @@
 // when the room goes offline.
 
 import { ErrorCode } from "../protocol/errors.js";
-import { type Message, ServerFrameType } from "../protocol/frames.js";
+import { type Entry, type Message, ServerFrameType, type SystemEntry } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT } from "../protocol/limits.js";
 import type { BackoffPolicy } from "./backoff.js";
+import { type ChangeOptions, type ChangeResult, Changes, type ThreadOptions } from "./changes.js";
 import { Connection, type RoomFrame } from "./connection.js";
 import { ReadCursors } from "./cursors.js";
 import { type AnyEntry, type InboundReadyFrame, isMessage } from "./decode.js";
@@ -17,9 +18,11 @@ import { Emitter } from "./emitter.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { History } from "./history.js";
 import type { RestApi } from "./http.js";
+import type { MessagesPage } from "./decode.js";
 import type { PendingSend } from "./outbox.js";
 import { Presence, type PresenceChange, type PresenceData } from "./presence.js";
 import { Sender } from "./sender.js";
+import { isSystem, type TimelineLine } from "./timeline.js";
 import type { TokenSource } from "./token.js";
 import { Typing } from "./typing.js";
 import type { HistoryCursor, WebSocketConstructor } from "./transport.js";
@@ -35,6 +38,15 @@ export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline"
 export interface RoomEvents {
   /** A message joined `room.messages`: once per seq, in seq order, never across a hole. */
   message: [message: Message];
+  /**
+   * A message `room.messages` holds changed: edited, deleted (`message.deleted`), its reactions or
+   * its reply count. `change` is the entry that changed it (an edit, delete or reaction, or the
+   * reply); fires right after that entry's `entry` event, once per change, in seq order. Changes
+   * to messages older than the list are not reported (the list does not hold them).
+   */
+  update: [message: Message, change: Entry, previous: Message];
+  /** A system entry joined `room.timeline` ("alice joined"): membership and room changes, in their place. */
+  system: [entry: SystemEntry];
   /**
    * An entry of any kind joined the room's stream, in the same order and with the same guarantees
    * as `message` (which fires right after it for a message). Kinds this SDK does not know (added to
@@ -98,6 +110,7 @@ export class Room {
   readonly #history: History;
   readonly #connection: Connection;
   readonly #sender: Sender;
+  readonly #changes: Changes;
   readonly #cursors: ReadCursors;
   readonly #typing: Typing;
   readonly #presence: Presence;
@@ -115,14 +128,24 @@ export class Room {
     const report = (error: unknown, operation?: string) => this.#report(error, operation);
     const userId = () => config.tokens.claims?.sub;
     this.#history = new History(
-      { roomId: config.roomId, history: config.history, rest: config.rest, reconnect: config.reconnect, random: config.random },
       {
-        onEntries: (entries) => {
+        roomId: config.roomId,
+        history: config.history,
+        rest: config.rest,
+        reconnect: config.reconnect,
+        random: config.random,
+        viewer: userId,
+      },
+      {
+        onEntries: (entries, updates) => {
           // The count first, so a `message` listener reads the unread count that includes its message.
           this.#cursors.onEntries(entries);
           for (const entry of entries) {
             this.#events.emit("entry", entry);
             if (isMessage(entry)) this.#events.emit("message", entry);
+            else if (isSystem(entry)) this.#events.emit("system", entry);
+            const update = updates.get(entry.seq);
+            if (update) this.#events.emit("update", update.message, update.change as Entry, update.previous);
           }
         },
         onChanged: () => this.#changed(),
@@ -171,6 +194,7 @@ export class Room {
         report,
       },
     );
+    this.#changes = new Changes(config.roomId, this.#sender, this.#history, config.rest);
     this.#cursors = new ReadCursors({ userId }, this.#connection, this.#history, {
       changed: (readSeq, unread) => this.#events.emit("unread", unread, readSeq),
       receipt: (user, seq) => this.#events.emit("receipt", user, seq),
@@ -210,9 +234,24 @@ export class Room {
   // ---------------------------------------------------------------------------------------------
   // Public API
 
-  /** The room's messages, ordered by seq, contiguous, without duplicates. A new array after each change. */
+  /**
+   * The room's messages, ordered by seq, contiguous, without duplicates, each in its current form:
+   * edits, deletes (a tombstone: `deleted: true`, `text` ""), reactions (with `me` on yours) and
+   * reply counts applied. Replies are messages too (with `replyTo`). A new array after each change.
+   */
   get messages(): readonly Message[] {
     return this.#history.messages;
+  }
+
+  /**
+   * What a chat shows as lines: `messages` and the system entries (kind `system`: joins, leaves,
+   * member and role changes, room updates) in their place, ordered by seq. A new array after each change.
+   *
+   * @example
+   * for (const line of room.timeline) line.kind === "system" ? renderNotice(line.text) : renderMessage(line);
+   */
+  get timeline(): readonly TimelineLine[] {
+    return this.#history.lines;
   }
 
   /** Sends not yet acknowledged by the server, oldest first, for the UI to show as "sending…". */
@@ -258,6 +297,85 @@ export class Room {
   send(text: string, options: { clientMsgId?: string } = {}): Promise<Message> {
     this.#typing.sent();
     return this.#sender.send(text, options);
+  }
+
+  // --- message lifecycle (changes.ts) -------------------------------------------------------
+
+  /**
+   * Edits your message `seq`. Goes through the outbox like a send (exactly once by clientMsgId,
+   * across reconnects, in order with your sends). Resolves once committed and applied to
+   * `room.messages` (with the edited message as `message`). Rejects with `forbidden` (not yours),
+   * `not_found` (no such message), `conflict` (it was deleted), `bad_request` or `too_large`.
+   *
+   * @example
+   * const { message } = await room.edit(42, "fixed the typo");
+   * message?.editedAt; // set
+   */
+  edit(seq: number, text: string, options: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.#changes.edit(seq, text, options);
+  }
+
+  /**
+   * Deletes message `seq` (yours, or any as a room admin): it stays in `room.messages` as a
+   * tombstone (`deleted: true`, no text, no reactions). Rejects with `forbidden`, `not_found` or
+   * `conflict` (deleted already).
+   *
+   * @example
+   * await room.delete(42);
+   */
+  delete(seq: number, options: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.#changes.delete(seq, options);
+  }
+
+  /**
+   * Reacts to message `seq` with `emoji` (one emoji, or a `:shortcode:`). If you had reacted with it
+   * already the server answers `conflict` and this still resolves (with `seq` undefined): the state
+   * is what you asked for. Rejects with `forbidden` (a viewer), `not_found`, `conflict` (the message
+   * was deleted) or `bad_request` (not an emoji, or too many different emoji on the message).
+   *
+   * @example
+   * await room.react(42, "👍");
+   */
+  react(seq: number, emoji: string, options: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.#changes.react(seq, emoji, options);
+  }
+
+  /**
+   * Takes back your reaction `emoji` on message `seq`. Resolves (with `seq` undefined) if you had
+   * not reacted with it; otherwise like {@link react}.
+   *
+   * @example
+   * const mine = message.reactions?.find((r) => r.emoji === "👍")?.me;
+   * await (mine ? room.unreact(42, "👍") : room.react(42, "👍"));
+   */
+  unreact(seq: number, emoji: string, options: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.#changes.react(seq, emoji, { ...options, remove: true });
+  }
+
+  /**
+   * Replies in the thread of message `seq` (a message that is not itself a reply, and not deleted):
+   * a send with `replyTo`, resolving with the reply like {@link send}. The parent's `replyCount` and
+   * `lastReplySeq` in `room.messages` follow. Rejects like send, plus `not_found` and `conflict`
+   * (the parent was deleted) and `bad_request` (the parent is a reply).
+   *
+   * @example
+   * const reply = await room.reply(42, "agreed");
+   */
+  reply(seq: number, text: string, options: ChangeOptions = {}): Promise<Message> {
+    this.#typing.sent();
+    return this.#changes.reply(seq, text, options);
+  }
+
+  /**
+   * One page of the replies to message `seq` over REST (`?thread=`), oldest first, in current form:
+   * the newest `limit` (default 50), or those after `after`. Replies the list holds are in
+   * `room.messages` too (with `replyTo`), and kept current there; a page is not.
+   *
+   * @example
+   * const { messages } = await room.thread(42, { limit: 100 });
+   */
+  thread(seq: number, options: ThreadOptions = {}): Promise<MessagesPage> {
+    return this.#changes.thread(seq, options);
   }
 
   // --- read cursor ---------------------------------------------------------------------------

@@ -1,14 +1,24 @@
 // Sends, from send() to the committed message: the outbox pump (one send on the wire at a time),
 // acks and send errors, the ack timeout, and acked sends that wait for their message to reach the
 // list. The Outbox decides what goes out and when to retry; this file holds the promises and the
-// timers, and reaches the socket and the list only through the two small interfaces below.
+// timers, and reaches the socket and the list only through the two small interfaces below. Changes
+// (edit, delete, react: changes.ts) are queued here too, as actions of the same outbox: exactly once
+// by clientMsgId across reconnects, one on the wire at a time, in the order they were made.
 
-import { decodeSendRequest, encodeFrame, utf8Length } from "../protocol/codec.js";
+import {
+  decodeDeleteRequest,
+  decodeEditRequest,
+  decodeReactRequest,
+  decodeSendRequest,
+  encodeFrame,
+  utf8Length,
+} from "../protocol/codec.js";
 import { ErrorCode } from "../protocol/errors.js";
 import {
   type AckFrame,
   type ClientFrame,
   ClientFrameType,
+  type EntryFrame,
   EntryKind,
   type ErrorFrame,
   type Message,
@@ -17,7 +27,7 @@ import { MAX_FRAME_BYTES } from "../protocol/limits.js";
 import type { BackoffPolicy } from "./backoff.js";
 import { type AnyEntry, isMessage } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
-import { newClientMsgId, Outbox, type PendingSend } from "./outbox.js";
+import { newClientMsgId, Outbox, type PendingAction, type PendingSend } from "./outbox.js";
 import { clearTimer, type Timer } from "./timers.js";
 
 /** The socket, as the sender sees it (Connection implements it). */
@@ -58,8 +68,16 @@ export interface SenderConfig {
 }
 
 interface SendWaiter {
-  text: string;
-  resolve: (message: Message) => void;
+  action: PendingAction;
+  /** "send the message", "edit the message"…: the start of its error messages. */
+  operation: string;
+  /** Settles with the ack, once the entry is in the list (or older than it, or the room ended). */
+  resolve: (ack: AckFrame) => void;
+  /**
+   * A refusal that leaves the state as the caller wanted it (a reaction already there): settles
+   * the promise as a success and returns true; false to reject as usual.
+   */
+  accept?: (failure: { code: ErrorCode; message: string }) => boolean;
   reject: (error: ChatClientError) => void;
 }
 
@@ -67,6 +85,54 @@ interface CommitWaiter {
   ack: AckFrame;
   waiter: SendWaiter;
 }
+
+/** How a queued action is settled, given by its caller (Room.send, Changes). */
+export interface Settle<T> {
+  /** From the ack, once its entry is in the list (or older than the list, or the room ended). */
+  committed: (ack: AckFrame) => T;
+  /** A refusal that counts as success (see SendWaiter.accept): its result, or undefined to reject. */
+  refused?: (failure: { code: ErrorCode; message: string }) => T | undefined;
+}
+
+/** The frame that puts an action on the wire. */
+export const frameOf = (clientMsgId: string, action: PendingAction): EntryFrame => {
+  switch (action.type) {
+    case "send":
+      return action.replyTo === undefined
+        ? { type: ClientFrameType.Send, clientMsgId, text: action.text }
+        : { type: ClientFrameType.Send, clientMsgId, text: action.text, replyTo: action.replyTo };
+    case "edit":
+      return { type: ClientFrameType.Edit, clientMsgId, target: action.target, text: action.text };
+    case "delete":
+      return { type: ClientFrameType.Delete, clientMsgId, target: action.target };
+    case "react":
+      return action.remove
+        ? { type: ClientFrameType.React, clientMsgId, target: action.target, emoji: action.emoji, remove: true }
+        : { type: ClientFrameType.React, clientMsgId, target: action.target, emoji: action.emoji };
+  }
+};
+
+/** What the server would refuse about an action (the codec's own checks), or undefined when it is well formed. */
+const refusalOf = (clientMsgId: string, action: PendingAction): { code: ErrorCode; message: string } | undefined => {
+  if (action.type !== "send" && !(Number.isSafeInteger(action.target) && action.target > 0)) {
+    return { code: ErrorCode.BadRequest, message: "the target must be the seq of a message (a positive integer)" };
+  }
+  const checked =
+    action.type === "send"
+      ? decodeSendRequest(action.replyTo === undefined ? { clientMsgId, text: action.text } : { clientMsgId, text: action.text, replyTo: action.replyTo })
+      : action.type === "edit"
+        ? decodeEditRequest({ clientMsgId, text: action.text })
+        : action.type === "delete"
+          ? decodeDeleteRequest({ clientMsgId })
+          : decodeReactRequest(action.remove ? { clientMsgId, emoji: action.emoji, remove: true } : { clientMsgId, emoji: action.emoji });
+  if (!checked.ok) return checked.error;
+  // Text of at most 4000 characters can still make a frame over 16 KiB once JSON escapes it
+  // (a control character becomes six bytes); the server would close the socket for it.
+  if (utf8Length(encodeFrame(frameOf(clientMsgId, action))) > MAX_FRAME_BYTES) {
+    return { code: ErrorCode.TooLarge, message: `it is over ${MAX_FRAME_BYTES} bytes as a frame` };
+  }
+  return undefined;
+};
 
 /**
  * The room's sends. Each send() resolves once, with the committed message, after its ack and once
@@ -105,40 +171,48 @@ export class Sender {
     return this.#pending;
   }
 
-  /** See Room.send. */
-  send(text: string, options: { clientMsgId?: string } = {}): Promise<Message> {
-    const clientMsgId = options.clientMsgId ?? newClientMsgId();
-    if (this.#ended) {
-      return Promise.reject(
-        new ChatClientError(this.#ended.code, `unable to send the message; ${this.#ended.reason}`, { clientMsgId }),
-      );
-    }
+  /** See Room.send and Room.reply. */
+  send(text: string, options: { clientMsgId?: string; replyTo?: number } = {}): Promise<Message> {
+    const action: PendingAction =
+      options.replyTo === undefined ? { type: "send", text } : { type: "send", text, replyTo: options.replyTo };
+    return this.enqueue(action, options.clientMsgId, options.replyTo === undefined ? "send the message" : "reply", {
+      committed: (ack) => this.#committed(ack, action),
+    });
+  }
+
+  /**
+   * Queues any action (a send or a change) behind the ones already queued; resolves as `settle`
+   * says once it is committed, rejects with the error that ended it. `operation` starts the error
+   * messages ("unable to <operation>; <reason>").
+   */
+  enqueue<T>(action: PendingAction, clientMsgId: string | undefined, operation: string, settle: Settle<T>): Promise<T> {
+    const id = clientMsgId ?? newClientMsgId();
+    const refuse = (code: ChatClientErrorCode, reason: string) =>
+      Promise.reject(new ChatClientError(code, `unable to ${operation}; ${reason}`, { clientMsgId: id }));
+    if (this.#ended) return refuse(this.#ended.code, this.#ended.reason);
     // The server would refuse these; say so now, with the same codes, instead of after a round trip.
-    const checked = decodeSendRequest({ clientMsgId, text });
-    if (!checked.ok) {
-      return Promise.reject(
-        new ChatClientError(checked.error.code, `unable to send the message; ${checked.error.message}`, { clientMsgId }),
-      );
-    }
-    // Text of at most 4000 characters can still make a frame over 16 KiB once JSON escapes it
-    // (a control character becomes six bytes); the server would close the socket for it.
-    if (utf8Length(encodeFrame({ type: ClientFrameType.Send, clientMsgId, text })) > MAX_FRAME_BYTES) {
-      return Promise.reject(
-        new ChatClientError(ErrorCode.TooLarge, `unable to send the message; it is over ${MAX_FRAME_BYTES} bytes as a frame`, {
-          clientMsgId,
-        }),
-      );
-    }
-    if (this.#sends.has(clientMsgId)) {
-      return Promise.reject(
-        new ChatClientError(ErrorCode.BadRequest, "unable to send the message; that clientMsgId is already pending", {
-          clientMsgId,
-        }),
-      );
-    }
-    return new Promise<Message>((resolve, reject) => {
-      this.#sends.set(clientMsgId, { text, resolve, reject });
-      this.#outbox.enqueue(clientMsgId, text);
+    const refusal = refusalOf(id, action);
+    if (refusal) return refuse(refusal.code, refusal.message);
+    if (this.#sends.has(id)) return refuse(ErrorCode.BadRequest, "that clientMsgId is already pending");
+    return new Promise<T>((resolve, reject) => {
+      const refused = settle.refused;
+      this.#sends.set(id, {
+        action,
+        operation,
+        resolve: (ack) => resolve(settle.committed(ack)),
+        ...(refused === undefined
+          ? {}
+          : {
+              accept: (failure: { code: ErrorCode; message: string }) => {
+                const result = refused(failure);
+                if (result === undefined) return false;
+                resolve(result);
+                return true;
+              },
+            }),
+        reject,
+      });
+      this.#outbox.enqueue(id, action);
       this.#pendingChanged();
       this.pump();
     });
@@ -153,7 +227,7 @@ export class Sender {
     const next = this.#outbox.next(now);
     if (next) {
       this.#pendingChanged();
-      if (!this.#wire.write({ type: ClientFrameType.Send, clientMsgId: next.clientMsgId, text: next.text })) return;
+      if (!this.#wire.write(frameOf(next.clientMsgId, next.action))) return;
       clearTimer(this.#ackTimer);
       // The server answers every send with an ack or an error; silence means the socket or the room is stuck.
       this.#ackTimer = setTimeout(() => {
@@ -178,7 +252,7 @@ export class Sender {
     this.#list.noteLatest(frame.seq);
     const committed = this.#list.get(frame.seq);
     const firstSeq = this.#list.firstSeq ?? 1;
-    if (committed || frame.seq < firstSeq) waiter.resolve(this.#committed(frame, waiter.text));
+    if (committed || frame.seq < firstSeq) waiter.resolve(frame);
     else {
       const list = this.#committing.get(frame.seq) ?? [];
       list.push({ ack: frame, waiter });
@@ -202,9 +276,9 @@ export class Sender {
     }
     if (outcome.kind === "rejected") {
       this.#sends.delete(clientMsgId);
-      waiter.reject(
-        new ChatClientError(frame.code, `unable to send the message; ${frame.message}`, { clientMsgId, ...retryAfter }),
-      );
+      if (!waiter.accept?.({ code: frame.code, message: frame.message })) {
+        waiter.reject(new ChatClientError(frame.code, `unable to ${waiter.operation}; ${frame.message}`, { clientMsgId, ...retryAfter }));
+      }
     }
     this.#pendingChanged();
     // `unauthorized`: the socket is being replaced with a new token; the send goes out on the next
@@ -225,7 +299,7 @@ export class Sender {
     for (const [seq, waiters] of this.#committing) {
       if (!this.#list.get(seq)) continue;
       this.#committing.delete(seq);
-      for (const { ack, waiter } of waiters) waiter.resolve(this.#committed(ack, waiter.text));
+      for (const { ack, waiter } of waiters) waiter.resolve(ack);
     }
   }
 
@@ -236,7 +310,7 @@ export class Sender {
     this.#clearTimers();
     // Acked sends are committed: resolve them even though their message frame will not come now.
     for (const waiters of this.#committing.values()) {
-      for (const { ack, waiter } of waiters) waiter.resolve(this.#committed(ack, waiter.text));
+      for (const { ack, waiter } of waiters) waiter.resolve(ack);
     }
     this.#committing.clear();
     const unacked = [...this.#sends.entries()];
@@ -245,7 +319,7 @@ export class Sender {
     this.#pendingChanged();
     for (const [clientMsgId, waiter] of unacked) {
       const maybe = code === "left" ? " before the server acknowledged it (it may still have been committed)" : "";
-      waiter.reject(new ChatClientError(code, `unable to send the message; ${reason}${maybe}`, { clientMsgId }));
+      waiter.reject(new ChatClientError(code, `unable to ${waiter.operation}; ${reason}${maybe}`, { clientMsgId }));
     }
   }
 
@@ -260,7 +334,7 @@ export class Sender {
    * resolves with exactly what is in `room.messages`; otherwise rebuilt from the ack (its seq is
    * older than the list, or the room ended before the message frame came).
    */
-  #committed(ack: AckFrame, text: string): Message {
+  #committed(ack: AckFrame, action: PendingAction & { type: "send" }): Message {
     const entry = this.#list.get(ack.seq);
     if (entry && isMessage(entry)) return entry;
     return {
@@ -269,9 +343,10 @@ export class Sender {
       id: ack.id,
       kind: EntryKind.Message,
       userId: this.#config.userId() ?? "",
-      text,
+      text: action.text,
       clientMsgId: ack.clientMsgId,
       createdAt: ack.createdAt,
+      ...(action.replyTo === undefined ? {} : { replyTo: action.replyTo }),
     };
   }
 

@@ -5,11 +5,64 @@
 //
 // Every seq is an entry of some kind, and all of them are kept, even kinds this SDK does not know:
 // the cursor is a seq, so skipping one would look like a hole that no REST fill could ever close.
-// `messages` is the view the app reads: the entries of kind `message`.
+// `messages` is the view the app reads: the entries of kind `message`, each in its current form.
+//
+// Changes (edit, delete, reaction entries, and replies, which change their thread's parent) are
+// applied here, as each joins the list, with the protocol's own applyChange (lifecycle.ts): the
+// function the room uses for its window, so the two cannot disagree. Every message form carries
+// `updatedSeq`, so a change already included in a form read from `ready` or REST is skipped, and a
+// change to a message older than the list is ignored: it is not ours to show.
 
-import type { Message } from "../protocol/frames.js";
+import { type Entry, EntryKind, type Message, type SystemEntry } from "../protocol/frames.js";
+import { applyChange, redactEntry, targetOf } from "../protocol/lifecycle.js";
 import { MAX_HISTORY_LIMIT } from "../protocol/limits.js";
 import { type AnyEntry, isMessage } from "./decode.js";
+
+/** A line of the room's timeline as a chat shows it: a message, or a system entry ("alice joined"). */
+export type TimelineLine = Message | SystemEntry;
+
+/** Whether an entry is a line of the timeline (a message or a system entry). */
+export const isLine = (entry: AnyEntry): entry is TimelineLine => entry.kind === EntryKind.Message || entry.kind === EntryKind.System;
+
+/** The arrays one insert builds: fresh copies (messages and lines made only if they change). */
+interface Lists {
+  entries: AnyEntry[];
+  messages: Message[] | undefined;
+  lines: TimelineLine[] | undefined;
+}
+
+/** Whether an entry is a system entry (membership and room changes). */
+export const isSystem = (entry: AnyEntry): entry is SystemEntry => entry.kind === EntryKind.System;
+
+/** A message the list holds that a change entry changed: its form before and after. */
+export interface MessageUpdate {
+  message: Message;
+  previous: Message;
+  change: AnyEntry;
+}
+
+const KNOWN_KINDS: ReadonlySet<string> = new Set(Object.values(EntryKind));
+
+/** Whether an entry is of a kind this SDK knows (so its own fields were decoded). */
+const isKnown = (entry: AnyEntry): entry is Entry => KNOWN_KINDS.has(entry.kind);
+
+/** Whether an entry changes a message: an edit, a delete, a reaction, or a reply (its thread's parent). */
+export const isChange = (entry: AnyEntry): entry is Entry =>
+  isKnown(entry) && entry.kind !== EntryKind.System && (entry.kind !== EntryKind.Message || entry.replyTo !== undefined);
+
+/** The index of the item with `seq` in a list sorted by seq, or -1. */
+const indexBySeq = (list: readonly { seq: number }[], seq: number): number => {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = list[mid]?.seq ?? 0;
+    if (at === seq) return mid;
+    if (at < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+};
 
 /** The next REST page to fetch: `GET …/messages?after=<after>&limit=<limit>`. */
 export interface GapRequest {
@@ -38,14 +91,24 @@ export class Timeline {
   #entries: readonly AnyEntry[] = [];
   /** The entries of kind `message`, kept as their own array so the app's list is not rebuilt on every read. */
   #messages: readonly Message[] = [];
+  /** Messages and system entries: what a chat shows as lines. */
+  #lines: readonly TimelineLine[] = [];
+  /** Updates made by the last insert, keyed by the seq of the change that made them. */
+  #updates = new Map<number, MessageUpdate>();
+  /** Whose `me` flags on reactions to keep current (the SDK's user; undefined until known). */
+  readonly #viewer: () => string | undefined;
   #cursor: number | undefined;
   /** Entries beyond a hole, waiting for it to be filled. */
   readonly #held = new Map<number, AnyEntry>();
   /** The highest seq known to exist (from `ready.latestSeq`, frames, acks, REST pages). */
   #knownLatest = 0;
 
-  /** @param since the seq the list is complete up to, for a `since=` join; omit for a `last=` join. */
-  constructor(since?: number) {
+  /**
+   * @param since the seq the list is complete up to, for a `since=` join; omit for a `last=` join.
+   * @param viewer the SDK's user, whose `me` flags on reactions the list keeps current.
+   */
+  constructor(since?: number, viewer: () => string | undefined = () => undefined) {
+    this.#viewer = viewer;
     this.#cursor = since;
     this.#knownLatest = since ?? 0;
   }
@@ -53,6 +116,21 @@ export class Timeline {
   /** The messages, oldest first. A new array after every change to them, so it can be compared by identity. */
   get messages(): readonly Message[] {
     return this.#messages;
+  }
+
+  /** Messages and system entries, oldest first, messages in their current form. A new array after each change. */
+  get lines(): readonly TimelineLine[] {
+    return this.#lines;
+  }
+
+  /**
+   * The messages the last applyReady/applyMessage/applyPage changed, keyed by the seq of the change
+   * entry that changed each (so the room can tell the app in stream order). Emptied by reading it.
+   */
+  takeUpdates(): Map<number, MessageUpdate> {
+    const updates = this.#updates;
+    this.#updates = new Map();
+    return updates;
   }
 
   /** Every entry, of every kind, oldest first. */
@@ -145,9 +223,13 @@ export class Timeline {
     }
     added.reverse();
     if (added.length > 0) {
+      // Older pages are read in current form: a change in them names a message in them (a target
+      // is older than its change), already applied there, or an even older one that is not held.
       this.#entries = [...added, ...this.#entries];
       const messages = added.filter(isMessage);
       if (messages.length > 0) this.#messages = [...messages, ...this.#messages];
+      const lines = added.filter(isLine);
+      if (lines.length > 0) this.#lines = [...lines, ...this.#lines];
     }
     return added;
   }
@@ -164,11 +246,58 @@ export class Timeline {
     }
     const appended = this.#drain();
     if (appended.length > 0) {
-      this.#entries = this.#entries.concat(appended);
-      const messages = appended.filter(isMessage);
-      if (messages.length > 0) this.#messages = this.#messages.concat(messages);
+      const newMessages = appended.filter(isMessage);
+      const newLines = appended.filter(isLine);
+      // Arrays are replaced only when they change, so the app can compare them by identity.
+      const lists: Lists = {
+        entries: this.#entries.concat(appended),
+        messages: newMessages.length > 0 ? this.#messages.concat(newMessages) : undefined,
+        lines: newLines.length > 0 ? this.#lines.concat(newLines) : undefined,
+      };
+      // In seq order, so a change lands on the form its predecessors left (and on a message that
+      // joined in this same batch).
+      for (const change of appended) this.#applyChange(change, lists);
+      this.#entries = lists.entries;
+      if (lists.messages) this.#messages = lists.messages;
+      if (lists.lines) this.#lines = lists.lines;
     }
     return appended;
+  }
+
+  /**
+   * Applies one change entry to the message it names, if the list holds it (older than the list:
+   * ignored), in the three arrays (fresh copies, owned by the caller). A delete also blanks the
+   * text of the edits it redacts.
+   */
+  #applyChange(change: AnyEntry, lists: Lists): void {
+    if (!isChange(change)) return;
+    const { entries } = lists;
+    const target = targetOf(change);
+    const first = entries[0]?.seq;
+    if (target === undefined || first === undefined || target < first) return;
+    const at = target - first;
+    const previous = entries[at];
+    if (!previous || !isMessage(previous)) return;
+    const next = applyChange(previous, change, this.#viewer());
+    if (next !== previous) {
+      entries[at] = next;
+      lists.messages ??= [...this.#messages];
+      const m = indexBySeq(lists.messages, target);
+      if (m >= 0) lists.messages[m] = next;
+      lists.lines ??= [...this.#lines];
+      const l = indexBySeq(lists.lines, target);
+      if (l >= 0) lists.lines[l] = next;
+      this.#updates.set(change.seq, { message: next, previous, change });
+    }
+    if (change.kind === EntryKind.Delete) {
+      // The server redacted these edits' text; the copies this list holds go too.
+      for (const seq of change.redacts) {
+        const redacted = entries[seq - first];
+        if (redacted && isKnown(redacted) && redacted.kind === EntryKind.Edit && redacted.text !== "") {
+          entries[seq - first] = redactEntry(redacted);
+        }
+      }
+    }
   }
 
   /** Moves the held entries that now continue the list onto it. */

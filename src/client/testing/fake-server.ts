@@ -10,16 +10,30 @@
 // commit moves the author's) and answers `ready` with `readSeq`, the exact `unread` and a presence
 // snapshot (`presence`, set by the test). Receipts, typing and presence deltas are delivered by
 // the test, by hand, like every other frame. `loseReads` plays a room evicted before it wrote them.
+//
+// The message lifecycle (edit, delete, react, replies) is modelled like the room does it: the store
+// keeps each message as committed and each change as its own entry; `ready` and REST serve messages
+// in their current form, computed with the protocol's applyChange (the function the room and the
+// SDK use), with the caller's `me` flags; a delete redacts the text of its target's edits in the
+// store. `commitFrame` checks a client's change like the room's planner (not_found, forbidden,
+// conflict) and `answer` puts the result on a socket, as ack + entry or as an error frame.
 
+import { ErrorCode } from "../../protocol/errors.js";
 import {
   type AckFrame,
   type ClientFrame,
+  type Entry,
+  type EntryFrame,
   EntryKind,
+  type ErrorFrame,
   type Message,
   type PresenceEntry,
   PROTOCOL_VERSION,
   type SendFrame,
+  type SystemEntry,
+  type SystemEvent,
 } from "../../protocol/frames.js";
+import { applyChange, redactEntry } from "../../protocol/lifecycle.js";
 import { MAX_READY_MESSAGES } from "../../protocol/limits.js";
 import {
   type AnyEntry,
@@ -123,6 +137,27 @@ export class FakeSocket implements WebSocketLike {
     return this;
   }
 
+  /**
+   * Answers a client's entry frame (send, edit, delete, react) as the room would: commits it
+   * (deduplicated by clientMsgId) and delivers its entry and the ack, or delivers the error frame.
+   */
+  answer(frame: EntryFrame, options: { messageFrame?: boolean; ack?: boolean } = {}): Entry | ErrorFrame {
+    const result = this.server.commitFrame(this.server.userId, frame);
+    if ("error" in result) {
+      const error: ErrorFrame = { type: "error", code: result.error.code, message: result.error.message, clientMsgId: frame.clientMsgId };
+      this.deliver(error);
+      return error;
+    }
+    if (result.created && options.messageFrame !== false) this.deliver({ type: "message", message: result.entry });
+    if (options.ack !== false) this.deliver(ackOf(result.entry));
+    return result.entry;
+  }
+
+  /** The entry frames (send, edit, delete, react) the client sent on this socket, in order. */
+  get entryFrames(): EntryFrame[] {
+    return this.sent.filter((f): f is EntryFrame => f.type === "send" || f.type === "edit" || f.type === "delete" || f.type === "react");
+  }
+
   /** Commits the send like the server would (deduplicated by clientMsgId) and answers ack + message frame. */
   commitAndAck(send: SendFrame, options: { messageFrame?: boolean; ack?: boolean } = {}): Message {
     const { message, created } = this.server.commit(send.text, this.server.userId, send.clientMsgId);
@@ -132,7 +167,7 @@ export class FakeSocket implements WebSocketLike {
   }
 }
 
-export const ackOf = (message: Message): AckFrame => ({
+export const ackOf = (message: Message | AnyEntry): AckFrame => ({
   type: "ack",
   clientMsgId: message.clientMsgId,
   seq: message.seq,
@@ -202,6 +237,140 @@ export class FakeServer {
     return { message, created: true };
   }
 
+  /** Room admins (may delete any message). */
+  readonly admins = new Set<string>();
+  /** Who reacted with what: `${target} ${emoji}` → users. */
+  readonly #reactors = new Map<string, Set<string>>();
+
+  /** The entry with this seq, if committed. */
+  entryAt(seq: number): AnyEntry | undefined {
+    return this.store[seq - 1];
+  }
+
+  /**
+   * A message in its current form, as `ready` and REST serve it to `viewer`: the committed message
+   * with every later change applied in seq order (applyChange, with the viewer's `me` flags).
+   */
+  currentForm(seq: number, viewer = this.userId): Message | undefined {
+    const committed = this.entryAt(seq);
+    if (!committed || !isMessage(committed)) return undefined;
+    let form: Message = committed;
+    for (let i = seq; i < this.store.length; i++) {
+      const change = this.store[i];
+      if (change && isKnownEntry(change)) form = applyChange(form, change, viewer);
+    }
+    return form;
+  }
+
+  /** An entry as `ready` and REST serve it: a message in its current form, any other kind as stored. */
+  served(entry: AnyEntry, viewer = this.userId): AnyEntry {
+    return isMessage(entry) ? (this.currentForm(entry.seq, viewer) ?? entry) : entry;
+  }
+
+  /** Appends a committed entry; a delete redacts its target's edits in the store, as the room does. */
+  append<E extends AnyEntry>(entry: E): E {
+    if (entry.seq !== this.store.length + 1) throw new Error(`entry ${entry.seq} does not follow ${this.store.length}`);
+    this.store.push(entry);
+    if (isKnownEntry(entry) && entry.kind === EntryKind.Delete) {
+      for (const seq of entry.redacts) {
+        const redacted = this.entryAt(seq);
+        if (redacted && redacted.kind === EntryKind.Edit && isKnownEntry(redacted)) this.store[seq - 1] = redactEntry(redacted);
+      }
+    }
+    return entry;
+  }
+
+  /**
+   * Commits a client's entry frame from `userId` as the room would, or says why not (with the
+   * room's codes: not_found, bad_request, forbidden, conflict). A repeated clientMsgId returns the
+   * original entry (`created: false`), whatever happened since.
+   */
+  commitFrame(userId: string, frame: EntryFrame): { entry: Entry; created: boolean } | { error: { code: ErrorCode; message: string } } {
+    const existing = this.store.find((e) => e.userId === userId && e.clientMsgId === frame.clientMsgId);
+    if (existing && isKnownEntry(existing)) return { entry: existing, created: false };
+    const seq = this.store.length + 1;
+    const envelope = {
+      roomId: this.roomId,
+      seq,
+      id: `id-${seq}`,
+      userId,
+      clientMsgId: frame.clientMsgId,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + seq).toISOString(),
+    };
+    const refuse = (code: ErrorCode, message: string) => ({ error: { code, message } });
+    const named = frame.type === "send" ? frame.replyTo : frame.target;
+    let target: Message | undefined;
+    if (named !== undefined) {
+      const entry = this.entryAt(named);
+      if (!entry) return refuse(ErrorCode.NotFound, `unable to change it; there is no message ${named} in this room`);
+      if (!isMessage(entry)) return refuse(ErrorCode.BadRequest, `unable to change it; entry ${named} is a ${entry.kind}, not a message`);
+      target = this.currentForm(named, userId);
+      if (target?.deleted) return refuse(ErrorCode.Conflict, `unable to change it; message ${named} was deleted`);
+    }
+    let entry: Entry;
+    switch (frame.type) {
+      case "send":
+        if (target?.replyTo !== undefined) return refuse(ErrorCode.BadRequest, `unable to reply; message ${named} is a reply itself`);
+        entry = { ...envelope, kind: EntryKind.Message, text: frame.text, ...(named === undefined ? {} : { replyTo: named }) };
+        this.moveCursor(userId, seq);
+        break;
+      case "edit": {
+        if (target?.userId !== userId) return refuse(ErrorCode.Forbidden, "unable to edit; only its author may edit a message");
+        entry = { ...envelope, kind: EntryKind.Edit, text: frame.text, target: frame.target, version: (target.version ?? 0) + 1 };
+        break;
+      }
+      case "delete": {
+        if (target?.userId !== userId && !this.admins.has(userId)) {
+          return refuse(ErrorCode.Forbidden, "unable to delete; only its author or a room admin may delete a message");
+        }
+        const edits = this.store.filter((e) => e.kind === EntryKind.Edit && isKnownEntry(e) && e.kind === EntryKind.Edit && e.target === frame.target);
+        const redacts = [frame.target, ...edits.map((e) => e.seq)].sort((a, b) => a - b);
+        for (const key of [...this.#reactors.keys()]) if (key.startsWith(`${frame.target} `)) this.#reactors.delete(key);
+        entry = { ...envelope, kind: EntryKind.Delete, text: "", target: frame.target, redacts };
+        break;
+      }
+      case "react": {
+        const key = `${frame.target} ${frame.emoji}`;
+        const users = this.#reactors.get(key) ?? new Set<string>();
+        if (!frame.remove && users.has(userId)) return refuse(ErrorCode.Conflict, `unable to react; you reacted with ${frame.emoji} already`);
+        if (frame.remove && !users.has(userId)) {
+          return refuse(ErrorCode.Conflict, `unable to remove the reaction; you did not react with ${frame.emoji}`);
+        }
+        if (frame.remove) users.delete(userId);
+        else users.add(userId);
+        this.#reactors.set(key, users);
+        entry = {
+          ...envelope,
+          kind: EntryKind.Reaction,
+          text: frame.emoji,
+          target: frame.target,
+          emoji: frame.emoji,
+          count: users.size,
+          ...(frame.remove ? { remove: true as const } : {}),
+        };
+        break;
+      }
+    }
+    return { entry: this.append(entry), created: true };
+  }
+
+  /** Commits a system entry (a join, a role change…), as the room does for membership and room changes. */
+  commitSystem(event: SystemEvent, userId: string, subject?: string): SystemEntry {
+    const seq = this.store.length + 1;
+    return this.append({
+      roomId: this.roomId,
+      seq,
+      id: `id-${seq}`,
+      kind: EntryKind.System,
+      userId,
+      text: `${userId} ${event} ${subject ?? ""}`.trim(),
+      clientMsgId: `system-${seq}`,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + seq).toISOString(),
+      event,
+      ...(subject === undefined ? {} : { subject }),
+    });
+  }
+
   /** Moves a user's read cursor forward (never back), as a `read` frame or a send does. */
   moveCursor(userId: string, seq: number): void {
     if (seq > (this.cursors.get(userId) ?? 0)) this.cursors.set(userId, seq);
@@ -239,7 +408,7 @@ export class FakeServer {
     const since = url.searchParams.get("since");
     const last = Number(url.searchParams.get("last") ?? 50);
     const wanted = since === null ? this.store.slice(-last) : this.store.filter((m) => m.seq > Number(since));
-    const messages = wanted.slice(-maxMessages);
+    const messages = wanted.slice(-maxMessages).map((e) => this.served(e));
     return {
       type: "ready",
       roomId: this.roomId,
@@ -284,7 +453,12 @@ export class FakeServer {
     if (!match || init.method !== "GET") return jsonResponse(404, { error: { code: "not_found", message: "no such route" } });
     const after = parsed.searchParams.get("after");
     const limit = Number(parsed.searchParams.get("limit") ?? 50);
-    const messages = after === null ? this.store.slice(-limit) : this.store.filter((m) => m.seq > Number(after)).slice(0, limit);
+    const thread = parsed.searchParams.get("thread");
+    // A thread: the replies of one message only (a sparse subset of the stream).
+    const listed = thread === null ? this.store : this.store.filter((m) => isMessage(m) && m.replyTo === Number(thread));
+    const messages = (
+      after === null ? listed.slice(-limit) : listed.filter((m) => m.seq > Number(after)).slice(0, limit)
+    ).map((e) => this.served(e));
     return jsonResponse(200, {
       messages: this.protocol === 1 ? messages.map(withoutKind) : messages,
       latestSeq: this.store.length,
@@ -338,6 +512,9 @@ export class FakeServer {
       }));
   }
 }
+
+const KNOWN_KINDS: ReadonlySet<string> = new Set(Object.values(EntryKind));
+const isKnownEntry = (entry: AnyEntry): entry is Entry => KNOWN_KINDS.has(entry.kind);
 
 /** An entry as a version-1 server sent it. */
 const withoutKind = (entry: unknown): unknown => {
