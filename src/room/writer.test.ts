@@ -74,8 +74,18 @@ class FakePostgres implements WriterStore {
     return q.from === "oldest" ? range.slice(0, q.limit) : range.slice(-q.limit);
   }
 
-  async lookupBatch(): Promise<BatchLookup> {
-    return { targets: new Map(), existing: new Set() };
+  /** The messages a batch names, as stored (this fake does not apply change effects). */
+  async lookupBatch(_room: RoomKey, targets: readonly number[]): Promise<BatchLookup> {
+    const found = this.rows.filter((r) => targets.includes(r.seq) && r.kind === "message");
+    return {
+      targets: new Map(
+        found.map((r) => [
+          r.seq,
+          { seq: r.seq, kind: r.kind, userId: r.userId, deleted: false, version: 0, replyTo: null, edits: [], counts: new Map(), reacted: new Set() },
+        ]),
+      ),
+      existing: new Set(),
+    };
   }
 
   async readReactors() {
@@ -104,6 +114,7 @@ const harness = (pg: FakePostgres, storage: FakeStorage) => {
   const announced: Entry[] = [];
   let lost = 0;
   let alarms = 0;
+  const redactions: number[][] = [];
   const writer = new Writer(ROOM, () => pg, storage, {
     loadRoom: async () => {
       const state = await pg.readRoomState();
@@ -128,6 +139,11 @@ const harness = (pg: FakePostgres, storage: FakeStorage) => {
     },
     failureOf: (error) =>
       error instanceof ChatError ? failure(error.code, error.message) : failure(ErrorCode.Unavailable, "unavailable"),
+    redact: async (seqs) => {
+      redactions.push(seqs);
+      events.push(`hold ${seqs.join(",")}`);
+      return () => events.push("release");
+    },
   }, { windowEntries: 3, bootKeys: [], pipeline: { maxBatchSize: 100, maxBatchBytes: 1 << 20 } });
   const send = (clientMsgId: string, userId = "u"): Promise<SendOutcome> =>
     new Promise((resolve) => {
@@ -145,7 +161,9 @@ const harness = (pg: FakePostgres, storage: FakeStorage) => {
       };
       writer.submit(pending);
     });
-  return { writer, events, published, announced, send, lost: () => lost, alarms: () => alarms };
+  const submitEntry = (fields: Pick<PendingEntry, "kind" | "clientMsgId" | "text" | "target">, userId = "u"): Promise<SendOutcome> =>
+    new Promise((resolve) => writer.submit({ id: `id-${fields.clientMsgId}`, userId, bytes: 10, ...fields, deliver: resolve }));
+  return { writer, events, published, announced, send, submitEntry, redactions, lost: () => lost, alarms: () => alarms };
 };
 
 const seqOf = (outcome: SendOutcome): number | string => (outcome.ok ? outcome.message.seq : outcome.code);
@@ -307,5 +325,33 @@ describe("Writer: fencing and wake-up", () => {
     await third.writer.ensure();
     expect(third.announced).toEqual([]);
     expect(seqOf(await third.send("n"))).toBe(3);
+  });
+});
+
+describe("Writer: deletes and the mirror", () => {
+  it("a delete takes its message out of the mirror before it commits; after an unknown outcome the mirror stays held until the resync has published what committed", async () => {
+    const pg = new FakePostgres();
+    const h = harness(pg, new FakeStorage());
+    expect(seqOf(await h.send("a"))).toBe(1);
+    pg.fault = "after"; // the delete commits, but its answer is lost
+    expect(seqOf(await h.submitEntry({ kind: "delete", clientMsgId: "d", text: "", target: 1 }))).toBe("unavailable");
+    expect(h.redactions).toEqual([[1]]);
+    expect(h.events).not.toContain("release");
+    // The next send resyncs first: the delete did commit (seq 2); only then is the mirror released.
+    expect(seqOf(await h.send("b"))).toBe(3);
+    const events = h.events;
+    expect(events.indexOf("publish 2")).toBeGreaterThan(-1);
+    expect(events.indexOf("release")).toBeGreaterThan(events.indexOf("publish 2"));
+    expect(events.indexOf("release")).toBeLessThan(events.indexOf("publish 3"));
+  });
+
+  it("a delete that commits releases the mirror after its entry is published; one that is refused before the commit never holds it", async () => {
+    const pg = new FakePostgres();
+    const h = harness(pg, new FakeStorage());
+    expect(seqOf(await h.send("a"))).toBe(1);
+    expect(seqOf(await h.submitEntry({ kind: "delete", clientMsgId: "x", text: "", target: 9 }))).toBe("not_found");
+    expect(h.redactions).toEqual([]);
+    expect(seqOf(await h.submitEntry({ kind: "delete", clientMsgId: "d", text: "", target: 1 }))).toBe(2);
+    expect(h.events.slice(-3)).toEqual(["hold 1", "publish 2", "release"]);
   });
 });

@@ -108,6 +108,8 @@ export class Writer {
   private needsResync = false;
   /** Set when a newer instance took the writer role; the room then disconnects its sockets. */
   private lostWriterRole = false;
+  /** Mirror holds of deletes whose outcome is unknown: released by the next resync. */
+  private heldMirror: Array<() => void> = [];
   private readonly pipeline: CommitPipeline<PendingEntry>;
 
   constructor(
@@ -299,9 +301,10 @@ export class Writer {
         if (!refused.has(index)) pending.deliver(f);
       });
       for (const { item, original } of repeats) item.deliver(refused.get(original) ?? f);
-      // The redaction stays in force: the deleted messages may have been committed (unknown
-      // outcome); the resync publishes whatever did commit, and the mirror writes current forms.
-      release?.();
+      // The outcome may be unknown: the deletes may have committed. The mirror stays held (it
+      // could otherwise write a deleted message back from memory that does not know of the
+      // delete yet) until the resync has published whatever did commit.
+      if (release) this.heldMirror.push(release);
       // Only after the senders heard `unavailable`: if another instance owns the room now,
       // send every client there.
       if (!this.held && this.lostWriterRole) {
@@ -392,6 +395,16 @@ export class Writer {
    * are published now, before any newer seq.
    */
   private async resync(epoch: number): Promise<void> {
+    try {
+      await this.resyncOnce(epoch);
+    } finally {
+      // Whatever happened, memory now agrees with Postgres (or this instance lost the room):
+      // the mirror may write again, and reads current forms.
+      if (!this.needsResync) for (const release of this.heldMirror.splice(0)) release();
+    }
+  }
+
+  private async resyncOnce(epoch: number): Promise<void> {
     const store = this.store();
     const state = await store.readRoomState(this.room);
     if (!state || state.writerEpoch !== epoch) {
