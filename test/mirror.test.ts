@@ -96,6 +96,22 @@ describe.skipIf(!hasRedis())("Redis mirror", () => {
     await expectStreamMatchesPostgres(room);
   });
 
+  it("after a crash the heal alarm alone heals the stream: an instance woken by its alarm knows which room it is", async () => {
+    const room = uniqueRoom("mirror-alarm-only");
+    const writer = await TestSocket.open(room, { user: "w" });
+    await writer.ready();
+    await sendAndWait(writer, "k1", "k1");
+    await eventuallyAsync("mirrored", async () => (await status(room)).mirrorLag === 0);
+    await setRedisDown(true);
+    for (let i = 2; i <= 4; i++) await sendAndWait(writer, `k${i}`, `k${i}`);
+    // The failed mirror pass armed the alarm (0.5 s backoff). The object dies; nothing calls it again.
+    await abortAllDurableObjects();
+    await setRedisDown(false);
+    // No request reaches the room from here on: only its alarm can bring the stream up to date.
+    await eventuallyAsync("healed by the alarm", async () => (await mirroredStream(room)).length === 4, 15_000);
+    await expectStreamMatchesPostgres(room);
+  });
+
   it("re-mirroring already mirrored seqs is a no-op success, and healing concurrent with live sends never reorders", async () => {
     const room = uniqueRoom("mirror-dup");
     const writer = await TestSocket.open(room, { user: "w" });

@@ -14,7 +14,8 @@
 //  - Durable Object storage holds the writer epoch this object last claimed, the mirror
 //    watermark, an in-doubt marker after an unknown commit outcome, and the heal alarm.
 //  - Each socket's attachment holds who it is and whether it got `ready`.
-//  - The room's identity is the object's name (`ctx.id.name`, see address.ts).
+//  - The room's identity is the object's name (`ctx.id.name`, see address.ts), also saved in
+//    storage (ROOM_NAME_KEY) because an instance woken by its alarm is not told it.
 //  - Memory (seq counter, recent window, queue, roles) is a cache of the above, rebuilt on wake-up.
 
 import { DurableObject } from "cloudflare:workers";
@@ -66,22 +67,32 @@ import { IN_DOUBT_KEY, roomNotFound, Writer } from "./writer.js";
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
 
+/**
+ * Storage key of the room's name (`<tenant>:<roomId>`). An instance woken by its alarm is not told
+ * its name (`ctx.id.name` is undefined there), so the name is saved at every claim, before the heal
+ * alarm can be armed, and read back by such an instance.
+ */
+export const ROOM_NAME_KEY = "roomName";
+
 export class Room extends DurableObject<Env> {
   private readonly config: Config;
-  /** Who this object is: from its name, which the Worker chose (address.ts). */
-  private readonly key: RoomKey;
+  // Who this object is, and its parts: set by `assemble`, in the constructor or, for an instance
+  // that does not know its name, before its first event (blockConcurrencyWhile).
+  private key!: RoomKey;
   private storeInstance: MessageStore | undefined;
-  private writer: Writer;
-  private readonly access: RoomAccess;
-  private readonly sends: Sends;
-  private readonly window: RecentWindow;
-  private readonly sockets: SocketHub;
+  private writer!: Writer;
+  private access!: RoomAccess;
+  private sends!: Sends;
+  private window!: RecentWindow;
+  private sockets!: SocketHub;
   /** Redis (undefined when no Upstash is configured). */
-  private readonly mirrorStore: MirrorStore | undefined;
-  private readonly mirror: Mirror;
-  private readonly alarmClock: HealAlarm;
-  private readonly admin: RoomAdmin;
-  private readonly live: LiveState;
+  private mirrorStore: MirrorStore | undefined;
+  private mirror!: Mirror;
+  private alarmClock!: HealAlarm;
+  private admin!: RoomAdmin;
+  private live!: LiveState;
+  /** Set when an instance could not learn which room it is: it only cancels its alarm. */
+  private orphan = false;
   /** Analytics Engine (a no-op without the binding): docs/observability.md. */
   private readonly metrics: ReturnType<typeof metrics>;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
@@ -89,13 +100,39 @@ export class Room extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const key = roomKeyOf(ctx.id.name);
-    // Every object is reached through roomStub (idFromName), so the runtime knows its name.
-    if (!key) throw new Error("room object without a `<tenant>:<roomId>` name; reach it through roomStub()");
-    this.key = key;
     this.config = readConfig(env);
     this.metrics = metrics(env);
     if (this.config.neonWsProxy) useLocalWsProxy(this.config.neonWsProxy);
+    // Pings are answered by the runtime without waking a hibernated object.
+    ctx.setWebSocketAutoResponse(
+      new WebSocketRequestResponsePair(
+        encodeFrame({ type: ClientFrameType.Ping }),
+        encodeFrame({ type: ServerFrameType.Pong }),
+      ),
+    );
+    // Every request reaches the object through roomStub (idFromName), so it knows its name; an
+    // alarm does not carry it (see ROOM_NAME_KEY).
+    const key = roomKeyOf(ctx.id.name);
+    if (key) {
+      this.assemble(key);
+      return;
+    }
+    void ctx.blockConcurrencyWhile(async () => {
+      const saved = roomKeyOf(await ctx.storage.get<string>(ROOM_NAME_KEY));
+      if (saved) {
+        this.assemble(saved);
+        return;
+      }
+      // Nothing to heal under a name we do not know (an alarm armed before names were saved):
+      // the room catches up at its next use (every boot resumes the mirror from its watermark).
+      this.orphan = true;
+      await ctx.storage.deleteAlarm();
+    });
+  }
+
+  private assemble(key: RoomKey): void {
+    const ctx = this.ctx;
+    this.key = key;
     this.window = new RecentWindow(this.config.windowMessages, WINDOW_BYTES);
     this.sockets = new SocketHub(ctx);
     this.alarmClock = new HealAlarm(ctx.storage);
@@ -146,13 +183,6 @@ export class Room extends DurableObject<Env> {
       limits: this.config.limits,
       crossRoom: (userId) => limitOf(this.env, "send", userLimitKey(this.key.tenant, userId)),
     });
-    // Pings are answered by the runtime without waking a hibernated object.
-    ctx.setWebSocketAutoResponse(
-      new WebSocketRequestResponsePair(
-        encodeFrame({ type: ClientFrameType.Ping }),
-        encodeFrame({ type: ServerFrameType.Pong }),
-      ),
-    );
   }
 
   // ---------------------------------------------------------------------------------------
@@ -478,6 +508,7 @@ export class Room extends DurableObject<Env> {
    * back to "everything committed is broadcast and mirrored", with backoff, until it is.
    */
   override async alarm(): Promise<void> {
+    if (this.orphan) return;
     this.alarmClock.fired();
     try {
       await this.writer.ensure();
@@ -508,6 +539,8 @@ export class Room extends DurableObject<Env> {
       {
         loadRoom: (actor) => this.loadRoom(actor),
         booted: ({ record, recent, reactors, saved }) => {
+          // Saved before anything can arm the heal alarm (it is armed only after a claim).
+          if (saved.get(ROOM_NAME_KEY) !== roomName(this.key)) void this.ctx.storage.put(ROOM_NAME_KEY, roomName(this.key));
           this.window.reset(recent, reactors);
           this.access.clear();
           if (this.mirrorStore) {
@@ -536,7 +569,7 @@ export class Room extends DurableObject<Env> {
         measured: (size, ms, code) => this.metrics.commit(this.key.tenant, this.key.roomId, size, ms, code),
         redact: (seqs) => this.mirror.redact(seqs),
       },
-      { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY], pipeline: this.pipelineOptions() },
+      { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY, ROOM_NAME_KEY], pipeline: this.pipelineOptions() },
     );
   }
 
@@ -599,7 +632,7 @@ export class Room extends DurableObject<Env> {
     this.live.cursors.clear();
     this.window.reset([]);
     await this.alarmClock.cancel();
-    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY]);
+    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY, ROOM_NAME_KEY]);
   }
 
   /**
