@@ -1,9 +1,11 @@
-// The demo page's logic: join a room with the SDK, show its messages (with names and times), the
-// sends still pending and the connection state, who is online, who is typing, who has seen what,
-// and an unread badge for each of your rooms; send, and page back through history. No framework:
-// the SDK keeps the list contiguous and duplicate-free (room.messages), so the page only appends,
-// prepends and redraws the small lists. Every string that came from a user or the server is put on
-// the page with textContent; nothing is ever parsed as HTML.
+// The demo page's logic: join a room with the SDK, show its timeline (messages with names and
+// times, and system lines such as "alice joined"), the sends still pending and the connection
+// state, who is online, who is typing, who has seen what, and an unread badge for each of your
+// rooms; send, page back through history, edit and delete messages, react, and reply in threads.
+// No framework: the SDK keeps the timeline contiguous, duplicate-free and current (room.timeline:
+// edits, tombstones, reactions and reply counts applied), so the page appends, prepends, and
+// redraws one line when the SDK says it changed. Every string that came from a user or the server
+// is put on the page with textContent; nothing is ever parsed as HTML.
 
 import { ChatClient } from "/sdk/chat-client.js";
 
@@ -39,6 +41,13 @@ const ui = {
   connection: byId("connection"),
   roomLabel: byId("room-label"),
   leave: /** @type {HTMLButtonElement} */ (byId("leave")),
+  thread: byId("thread"),
+  threadClose: /** @type {HTMLButtonElement} */ (byId("thread-close")),
+  threadParent: byId("thread-parent"),
+  threadReplies: byId("thread-replies"),
+  threadPending: byId("thread-pending"),
+  threadComposer: /** @type {HTMLFormElement} */ (byId("thread-composer")),
+  threadText: /** @type {HTMLTextAreaElement} */ (byId("thread-text")),
   debug: /** @type {HTMLInputElement} */ (byId("debug")),
 };
 
@@ -56,14 +65,21 @@ const DEBUG_KEY = "edge-chat.debug";
 const HISTORY_PAGE = 50;
 /** The rooms list is a snapshot from GET /v1/rooms (only the joined room is live): refreshed this often. */
 const ROOMS_REFRESH_MS = 3000;
+/** The reactions the page offers (any emoji the server accepts can be shown). */
+const PALETTE = ["👍", "❤️", "😂", "🎉"];
+const THREAD_PAGE = 100;
 
 /**
  * The current session: one client in one room, replaced by every join. Callbacks of an older
  * session check `session === s` first, so a late event cannot draw into the new room.
  * @typedef {import("/sdk/chat-client.js").Room} Room
+ * @typedef {import("/sdk/chat-client.js").Message} Message
+ * @typedef {import("/sdk/chat-client.js").TimelineLine} Line
  * @typedef {{ client: ChatClient, userId: string, roomId: string, room?: Room, first?: number, last?: number,
  *             renderQueued: boolean, queued: Set<string>, rooms: import("/sdk/chat-client.js").RoomSummary[],
- *             roomsTimer: number }} Session
+ *             roomsTimer: number, nodes: Map<number, { form: Line, li: HTMLElement }>,
+ *             editing?: { seq: number, draft: string }, thread?: { seq: number, page: Map<number, Message> },
+ *             role?: string }} Session
  * @type {Session | undefined}
  */
 let session;
@@ -191,66 +207,301 @@ const listOf = (names) => {
 // Rendering the room
 
 /**
- * One committed message: who, when, the text; its seq only in debug mode. Your own are marked as
- * acknowledged: the server committed them.
+ * One committed message in its current form: who, when, the text (or "message deleted" for a
+ * tombstone, "(edited)" once edited), its reactions, and what you may do with it (edit and delete
+ * your own, delete any as an admin, react, reply in its thread). Its seq only in debug mode. Your
+ * own are marked as acknowledged: the server committed them.
  * @param {Session} s
- * @param {import("/sdk/chat-client.js").Message} message
+ * @param {Message} message
+ * @param {{ inThread?: boolean }} [options]
  */
-const messageItem = (s, message) => {
+const messageItem = (s, message, options = {}) => {
   const mine = message.userId === s.userId;
-  const li = make("li", mine ? "message mine" : "message");
+  const li = make("li", `message${mine ? " mine" : ""}${message.deleted ? " deleted" : ""}`);
   li.dataset.seq = String(message.seq);
   li.dataset.clientMsgId = message.clientMsgId;
   li.dataset.user = message.userId;
+  if (message.deleted) li.dataset.deleted = "true";
   const meta = make("div", "meta");
   const time = make("time", "time", timeOf(message.createdAt));
   time.setAttribute("datetime", message.createdAt);
   time.title = new Date(message.createdAt).toLocaleString();
   meta.append(nameSpan(s, message.userId), time, make("span", "seq", `#${message.seq}`));
+  if (message.editedAt && !message.deleted) {
+    const edited = make("span", "edited", "(edited)");
+    edited.title = `edited ${new Date(message.editedAt).toLocaleString()}`;
+    meta.append(edited);
+  }
   if (mine) {
     const status = make("span", "status", "✓ sent");
     status.dataset.status = "acked";
     meta.append(status);
   }
-  li.append(meta, make("div", "text", message.text));
+  li.append(meta);
+  if (message.deleted) {
+    li.append(make("div", "text tombstone", "message deleted"));
+  } else if (s.editing?.seq === message.seq) {
+    li.append(editForm(s, message));
+  } else {
+    li.append(make("div", "text", message.text));
+  }
+  if (!message.deleted) li.append(reactionsBar(message));
+  const actions = make("div", "actions");
+  if (!message.deleted) {
+    if (mine && s.editing?.seq !== message.seq) actions.append(actionButton("edit", "Edit", "Edit this message"));
+    if (mine || s.role === "admin") actions.append(actionButton("delete", "Delete", "Delete this message"));
+    if (!options.inThread && message.replyTo === undefined) actions.append(actionButton("reply", "Reply", "Reply in a thread"));
+  }
+  const replies = message.replyCount ?? 0;
+  if (!options.inThread && replies > 0) {
+    const button = actionButton("replies", replies === 1 ? "1 reply" : `${replies} replies`, "Open the thread");
+    button.dataset.count = String(replies);
+    actions.append(button);
+  }
+  if (actions.childElementCount > 0) li.append(actions);
   return li;
 };
 
 /**
- * Brings the list up to date with room.messages, which only grows: newer messages at the end,
- * older ones (loadOlder) at the front. Contiguous, so positions are arithmetic.
+ * @param {string} action
+ * @param {string} label
+ * @param {string} title
+ */
+const actionButton = (action, label, title) => {
+  const button = make("button", `action ${action}`, label);
+  button.type = "button";
+  button.dataset.action = action;
+  button.title = title;
+  return button;
+};
+
+/**
+ * The reactions on a message (emoji and count; yours highlighted) and the palette to add one.
+ * Clicking one toggles yours.
+ * @param {Message} message
+ */
+const reactionsBar = (message) => {
+  const bar = make("div", "reactions");
+  const shown = new Set();
+  for (const r of message.reactions ?? []) {
+    shown.add(r.emoji);
+    const chip = make("button", r.me ? "reaction mine" : "reaction", `${r.emoji} ${r.count}`);
+    chip.type = "button";
+    chip.dataset.action = "react";
+    chip.dataset.emoji = r.emoji;
+    chip.dataset.count = String(r.count);
+    chip.dataset.mine = r.me ? "true" : "false";
+    chip.setAttribute("aria-pressed", r.me ? "true" : "false");
+    chip.title = r.me ? `Take back your ${r.emoji}` : `React with ${r.emoji}`;
+    bar.append(chip);
+  }
+  const palette = make("span", "palette");
+  for (const emoji of PALETTE) {
+    if (shown.has(emoji)) continue;
+    const add = make("button", "react-add", emoji);
+    add.type = "button";
+    add.dataset.action = "react";
+    add.dataset.emoji = emoji;
+    add.title = `React with ${emoji}`;
+    palette.append(add);
+  }
+  bar.append(palette);
+  return bar;
+};
+
+/**
+ * The inline editor of your message: Enter (or Save) saves, Escape (or Cancel) leaves it as it was.
+ * @param {Session} s
+ * @param {Message} message
+ */
+const editForm = (s, message) => {
+  const form = /** @type {HTMLFormElement} */ (make("form", "edit-form"));
+  const text = /** @type {HTMLTextAreaElement} */ (make("textarea", "edit-text"));
+  text.value = s.editing?.draft ?? message.text;
+  text.maxLength = 4000;
+  text.rows = Math.min(6, text.value.split("\n").length);
+  text.setAttribute("aria-label", "Edit the message");
+  text.addEventListener("input", () => {
+    if (s.editing) s.editing.draft = text.value;
+  });
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      stopEditing(s);
+    }
+  });
+  const save = make("button", "save", "Save");
+  save.type = "submit";
+  const cancel = make("button", "quiet cancel", "Cancel");
+  cancel.type = "button";
+  cancel.addEventListener("click", () => stopEditing(s));
+  form.append(text, save, cancel);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const room = s.room;
+    const draft = text.value.trimEnd();
+    if (!room || draft.trim() === "") return;
+    const seq = message.seq;
+    stopEditing(s);
+    if (draft === message.text) return;
+    // The line is redrawn when the edit entry arrives (the `update` event), as on every other page.
+    room.edit(seq, draft).catch((error) => {
+      if (session === s && error?.code !== "left") showBanner(`Not edited: ${error.message}`);
+    });
+  });
+  return form;
+};
+
+/** @param {Session} s @param {number} seq */
+const startEditing = (s, seq) => {
+  const message = heldMessage(s, seq);
+  if (!message || message.deleted) return;
+  s.editing = { seq, draft: message.text };
+  redrawLine(s, seq);
+  const text = ui.messages.querySelector(`li[data-seq="${seq}"] .edit-text`) ?? ui.thread.querySelector(`li[data-seq="${seq}"] .edit-text`);
+  if (text instanceof HTMLTextAreaElement) {
+    text.focus();
+    text.setSelectionRange(text.value.length, text.value.length);
+  }
+};
+
+/** @param {Session} s */
+const stopEditing = (s) => {
+  const seq = s.editing?.seq;
+  s.editing = undefined;
+  if (seq !== undefined) redrawLine(s, seq);
+};
+
+/** Redraws one message wherever it is shown (the timeline, the thread panel). @param {Session} s @param {number} seq */
+const redrawLine = (s, seq) => {
+  const node = s.nodes.get(seq);
+  if (node && node.form.kind === "message") {
+    const li = messageItem(s, /** @type {Message} */ (node.form));
+    node.li.replaceWith(li);
+    node.li = li;
+    renderSeen(s);
+  }
+  if (s.thread) renderThread(s);
+};
+
+/**
+ * A message the SDK holds, in its current form (room.messages is ordered by seq).
+ * @param {Session} s
+ * @param {number} seq
+ * @returns {Message | undefined}
+ */
+const heldMessage = (s, seq) => {
+  const list = s.room?.messages ?? [];
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const m = list[mid];
+    if (m.seq === seq) return m;
+    if (m.seq < seq) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return s.thread?.page.get(seq);
+};
+
+/**
+ * A system line ("alice joined", "carol made bob admin"), with names that follow profiles.
+ * @param {Session} s
+ * @param {import("/sdk/chat-client.js").SystemEntry} entry
+ */
+const systemItem = (s, entry) => {
+  const li = make("li", "system-line");
+  li.dataset.seq = String(entry.seq);
+  li.dataset.event = entry.event;
+  const text = make("span", "system-text");
+  const actor = () => nameSpan(s, entry.userId);
+  const subject = () => nameSpan(s, entry.subject ?? entry.userId);
+  switch (entry.event) {
+    case "member_joined":
+      text.append(subject(), " joined");
+      break;
+    case "member_left":
+      text.append(subject(), " left");
+      break;
+    case "member_added":
+      text.append(actor(), " added ", subject(), entry.role ? ` as ${entry.role}` : "");
+      break;
+    case "member_removed":
+      text.append(actor(), " removed ", subject());
+      break;
+    case "role_changed":
+      text.append(actor(), " made ", subject(), ` ${entry.role ?? "a member"}`);
+      break;
+    case "room_updated": {
+      const changes = entry.changes ?? {};
+      const what =
+        changes.name !== undefined
+          ? ` renamed the room to “${changes.name}”`
+          : changes.visibility !== undefined
+            ? ` made the room ${changes.visibility}`
+            : " updated the room";
+      text.append(actor(), what);
+      break;
+    }
+    default:
+      text.textContent = entry.text;
+  }
+  const time = make("time", "time", timeOf(entry.createdAt));
+  time.setAttribute("datetime", entry.createdAt);
+  li.append(text, time, make("span", "seq", `#${entry.seq}`));
+  return li;
+};
+
+/** @param {Session} s @param {Line} line */
+const lineItem = (s, line) => (line.kind === "system" ? systemItem(s, line) : messageItem(s, line));
+
+/**
+ * Brings the list up to date with room.timeline: messages and system lines, without the replies
+ * (they are in their thread). The timeline grows at the end and (loadOlder) at the front; a line
+ * that changed (an edit, a delete, a reaction, a reply) is a new object, and is redrawn in place.
  * @param {Session} s
  */
 const renderMessages = (s) => {
   const room = s.room;
   if (!room) return;
-  const list = room.messages;
-  const head = list[0];
-  const tail = list[list.length - 1];
+  const lines = room.timeline.filter((l) => l.kind === "system" || l.replyTo === undefined);
   ui.older.hidden = !room.hasOlder;
   ui.beginning.hidden = room.hasOlder;
-  if (!head || !tail) return;
   const stick = nearBottom();
-  if (s.first === undefined || s.last === undefined) {
-    ui.messages.replaceChildren(...list.map((m) => messageItem(s, m)));
-  } else {
-    if (tail.seq > s.last) {
-      const fragment = document.createDocumentFragment();
-      for (let i = s.last + 1 - head.seq; i < list.length; i++) fragment.append(messageItem(s, list[i]));
-      ui.messages.append(fragment);
+  const before = ui.scroller.scrollHeight;
+  const older = document.createDocumentFragment();
+  const newer = document.createDocumentFragment();
+  let prepended = false;
+  for (const line of lines) {
+    const node = s.nodes.get(line.seq);
+    if (node) {
+      if (node.form !== line) {
+        const li = lineItem(s, line);
+        node.li.replaceWith(li);
+        s.nodes.set(line.seq, { form: line, li });
+      }
+      continue;
     }
-    if (head.seq < s.first) {
-      // Keep what the reader is looking at in place while older messages appear above it.
-      const before = ui.scroller.scrollHeight;
-      const fragment = document.createDocumentFragment();
-      for (let i = 0; i < s.first - head.seq; i++) fragment.append(messageItem(s, list[i]));
-      ui.messages.prepend(fragment);
-      if (!stick) ui.scroller.scrollTop += ui.scroller.scrollHeight - before;
-    }
+    const li = lineItem(s, line);
+    s.nodes.set(line.seq, { form: line, li });
+    if (s.first !== undefined && line.seq < s.first) {
+      older.append(li);
+      prepended = true;
+    } else newer.append(li);
   }
-  s.first = head.seq;
-  s.last = tail.seq;
+  ui.messages.append(newer);
+  if (prepended) {
+    // Keep what the reader is looking at in place while older lines appear above it.
+    ui.messages.prepend(older);
+    if (!stick) ui.scroller.scrollTop += ui.scroller.scrollHeight - before;
+  }
+  s.first = lines[0]?.seq;
+  s.last = lines[lines.length - 1]?.seq;
   renderSeen(s);
+  if (s.thread) renderThread(s);
   if (stick) scrollToBottom();
 };
 
@@ -263,7 +514,8 @@ const renderMessages = (s) => {
 const renderSeen = (s) => {
   const room = s.room;
   if (!room) return;
-  const list = room.messages;
+  // Under messages the list shows: not replies (they are in their thread), not tombstones.
+  const list = room.messages.filter((m) => m.replyTo === undefined && !m.deleted);
   /** @type {Map<number, string[]>} seq → users who have read up to it */
   const bySeq = new Map();
   for (const [userId, readSeq] of room.receipts) {
@@ -307,21 +559,114 @@ const queueRender = (s) => {
  */
 const renderPending = (s, pending) => {
   const stick = nearBottom();
-  ui.pending.replaceChildren(
-    ...pending.map((p) => {
-      const li = make("li", "message mine");
-      li.dataset.clientMsgId = p.clientMsgId;
-      li.dataset.status = p.status;
-      const label = PENDING_LABEL[p.status] ?? p.status;
-      const status = make("span", "status", p.lastError && p.status === "retrying" ? `${label} (${p.lastError.code})` : label);
-      status.dataset.status = p.status;
-      const meta = make("div", "meta");
-      meta.append(nameSpan(s, s.userId), status);
-      li.append(meta, make("div", "text", p.text));
-      return li;
-    }),
-  );
+  // Messages only (edits, deletes and reactions show when they land); replies under their thread.
+  const sends = pending.filter((p) => p.type === "send" && p.action.replyTo === undefined);
+  ui.pending.replaceChildren(...sends.map((p) => pendingItem(s, p)));
+  if (s.thread) renderThread(s);
   if (stick) scrollToBottom();
+};
+
+/**
+ * @param {Session} s
+ * @param {import("/sdk/chat-client.js").PendingSend} p
+ */
+const pendingItem = (s, p) => {
+  const li = make("li", "message mine");
+  li.dataset.clientMsgId = p.clientMsgId;
+  li.dataset.status = p.status;
+  const label = PENDING_LABEL[p.status] ?? p.status;
+  const status = make("span", "status", p.lastError && p.status === "retrying" ? `${label} (${p.lastError.code})` : label);
+  status.dataset.status = p.status;
+  const meta = make("div", "meta");
+  meta.append(nameSpan(s, s.userId), status);
+  li.append(meta, make("div", "text", p.text));
+  return li;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Threads: a panel with the parent, its replies (a REST page from room.thread, merged with the
+// replies the SDK holds, which it keeps current) and a composer that replies with room.reply.
+
+/** @param {Session} s @param {number} seq */
+const openThread = async (s, seq) => {
+  const room = s.room;
+  if (!room) return;
+  s.thread = { seq, page: new Map() };
+  ui.thread.hidden = false;
+  ui.workspace.classList.add("with-thread");
+  renderThread(s);
+  ui.threadText.focus();
+  try {
+    const page = await room.thread(seq, { limit: THREAD_PAGE });
+    if (session !== s || s.thread?.seq !== seq) return;
+    for (const m of page.messages) s.thread.page.set(m.seq, m);
+    renderThread(s);
+  } catch (error) {
+    if (session === s) showBanner(`Could not load the thread: ${messageOf(error)}`);
+  }
+};
+
+/** @param {Session} s */
+const closeThread = (s) => {
+  s.thread = undefined;
+  ui.thread.hidden = true;
+  ui.workspace.classList.remove("with-thread");
+  ui.threadParent.replaceChildren();
+  ui.threadReplies.replaceChildren();
+  ui.threadPending.replaceChildren();
+};
+
+/** @param {Session} s */
+const renderThread = (s) => {
+  const thread = s.thread;
+  const room = s.room;
+  if (!thread || !room) return;
+  const parent = heldMessage(s, thread.seq);
+  ui.threadParent.replaceChildren(...(parent ? [messageItem(s, parent, { inThread: true })] : []));
+  // The SDK's forms are current (it applies every change); a page is as of when it was read.
+  const replies = new Map(thread.page);
+  for (const m of room.messages) if (m.replyTo === thread.seq) replies.set(m.seq, m);
+  const ordered = [...replies.values()].sort((a, b) => a.seq - b.seq);
+  ui.threadReplies.replaceChildren(...ordered.map((m) => messageItem(s, m, { inThread: true })));
+  ui.threadPending.replaceChildren(
+    ...room.pending.filter((p) => p.type === "send" && p.action.replyTo === thread.seq).map((p) => pendingItem(s, p)),
+  );
+  ui.threadComposer.hidden = parent?.deleted === true;
+};
+
+/**
+ * Clicks on a message's buttons (in the timeline or the thread panel), by delegation.
+ * @param {MouseEvent} event
+ */
+const onMessageClick = (event) => {
+  const s = session;
+  const room = s?.room;
+  const target = event.target instanceof Element ? event.target.closest("button[data-action]") : null;
+  const li = target?.closest("li[data-seq]");
+  if (!s || !room || !(target instanceof HTMLElement) || !(li instanceof HTMLElement)) return;
+  const seq = Number(li.dataset.seq);
+  const fail = (what) => (error) => {
+    if (session === s && error?.code !== "left") showBanner(`${what}: ${error.message}`);
+  };
+  switch (target.dataset.action) {
+    case "edit":
+      startEditing(s, seq);
+      break;
+    case "delete":
+      if (s.editing?.seq === seq) s.editing = undefined;
+      room.delete(seq).catch(fail("Not deleted"));
+      break;
+    case "react": {
+      const emoji = target.dataset.emoji ?? "";
+      const mine = heldMessage(s, seq)?.reactions?.some((r) => r.emoji === emoji && r.me) === true;
+      (mine ? room.unreact(seq, emoji) : room.react(seq, emoji)).catch(fail("Reaction not saved"));
+      break;
+    }
+    case "reply":
+    case "replies":
+      void openThread(s, seq);
+      break;
+  }
 };
 
 /** "Alice is typing…", from room.typists (never yourself). @param {Session} s */
@@ -390,6 +735,15 @@ const refreshRooms = async (s) => {
     if (session !== s) return;
     s.rooms = rooms;
     renderRooms(s);
+    // Admins may delete anyone's message: when the role changes, every line is redrawn.
+    const role = rooms.find((r) => r.roomId === s.roomId)?.role;
+    if (role !== s.role) {
+      s.role = role;
+      s.nodes.clear();
+      s.first = s.last = undefined;
+      ui.messages.replaceChildren();
+      renderMessages(s);
+    }
   } catch {
     // Listing needs Postgres; without it the list just shows the current room.
   }
@@ -475,8 +829,10 @@ const join = async (userId, roomId, displayName) => {
     queued: new Set(),
     rooms: [],
     roomsTimer: 0,
+    nodes: new Map(),
   };
   session = s;
+  closeThread(s);
   ui.joinForm.hidden = true;
   ui.workspace.hidden = false;
   ui.leave.hidden = false;
@@ -514,6 +870,9 @@ const join = async (userId, roomId, displayName) => {
     queueRender(s);
     markReadIfVisible(s);
   });
+  // A held message changed (edited, deleted, a reaction, a reply): its line is redrawn in place.
+  room.on("update", () => session === s && queueRender(s));
+  room.on("system", () => session === s && queueRender(s));
   room.on("pending", (pending) => session === s && renderPending(s, pending));
   room.on("unread", () => session === s && renderRooms(s));
   room.on("receipt", () => session === s && queueRender(s));
@@ -637,6 +996,28 @@ ui.older.addEventListener("click", async () => {
     if (session === s) showBanner(`Could not load older messages: ${messageOf(error)}`);
   } finally {
     ui.older.disabled = false;
+  }
+});
+
+ui.messages.addEventListener("click", onMessageClick);
+ui.thread.addEventListener("click", onMessageClick);
+ui.threadClose.addEventListener("click", () => session && closeThread(session));
+
+ui.threadComposer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const s = session;
+  const text = ui.threadText.value.trimEnd();
+  if (!s?.room || !s.thread || text.trim() === "") return;
+  ui.threadText.value = "";
+  s.room.reply(s.thread.seq, text).catch((error) => {
+    if (session === s && error?.code !== "left") showBanner(`Reply not sent: ${error.message}`);
+  });
+});
+
+ui.threadText.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.threadComposer.requestSubmit();
   }
 });
 
