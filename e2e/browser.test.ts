@@ -2,8 +2,9 @@
 // the same `wrangler dev` as the SDK tests (e2e/global-setup.ts). What a person would check:
 // two people chat, a reload keeps the history, a server crash is survived with nothing lost or
 // shown twice, the page fits a phone, text is shown as text, and the people features work between
-// two browsers (online, typing, read receipts, unread badges). Skipped with a notice when
-// Chromium is not installed, except under CI=true, where that is a failure.
+// two browsers (online, typing, read receipts, unread badges), and a message's lifecycle seen from
+// the other page (edit, reactions, a reply in its thread, delete; join lines) and after a reload.
+// Skipped with a notice when Chromium is not installed, except under CI=true, where that is a failure.
 
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -49,15 +50,53 @@ interface Shown {
   text: string;
 }
 
-/** What the page shows in its message list, top to bottom. */
+/** What the page shows in its message list (messages only), top to bottom. */
 const shownMessages = (page: Page): Promise<Shown[]> =>
-  page.$$eval("#messages > li", (items) =>
+  page.$$eval("#messages > li.message", (items) =>
     items.map((li) => ({
       seq: Number((li as HTMLElement).dataset.seq),
       user: (li as HTMLElement).dataset.user ?? "",
       text: li.querySelector(".text")?.textContent ?? "",
     })),
   );
+
+/**
+ * Every line of the timeline: messages and system lines ("alice joined"), which take seqs of the
+ * same stream, so the lines (not the messages alone) are gap-free.
+ */
+const shownLines = (page: Page): Promise<(Shown & { kind: string })[]> =>
+  page.$$eval("#messages > li", (items) =>
+    items.map((li) => ({
+      seq: Number((li as HTMLElement).dataset.seq),
+      kind: li.classList.contains("system-line") ? "system" : "message",
+      user: (li as HTMLElement).dataset.user ?? "",
+      text: li.querySelector(".text, .system-text")?.textContent ?? "",
+    })),
+  );
+
+/** A message line's current form as the page shows it: text, edited mark, tombstone, reactions, reply count. */
+const lineState = (page: Page, seq: number) =>
+  page.$eval(`#messages > li[data-seq="${seq}"]`, (li) => ({
+    text: li.querySelector(".text")?.textContent ?? "",
+    edited: li.querySelector(".edited") !== null,
+    deleted: (li as HTMLElement).dataset.deleted === "true",
+    reactions: [...li.querySelectorAll<HTMLElement>(".reaction")].map((r) => [r.dataset.emoji, Number(r.dataset.count), r.dataset.mine === "true"]),
+    replies: Number(li.querySelector<HTMLElement>(".replies")?.dataset.count ?? 0),
+  }));
+
+type LineState = Awaited<ReturnType<typeof lineState>>;
+
+/** Polls the line with `seq` until `ok` holds for what the page shows; fails with the last state seen. */
+const waitForLine = async (page: Page, seq: number, what: string, ok: (line: LineState) => boolean, timeoutMs = 30_000) => {
+  const deadline = Date.now() + timeoutMs;
+  let last: LineState | undefined;
+  for (;;) {
+    last = await lineState(page, seq).catch(() => undefined);
+    if (last && ok(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for line ${seq} to show ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(50);
+  }
+};
 
 const connectionOf = (page: Page): Promise<string> => page.$eval("#connection", (e) => (e as HTMLElement).dataset.state ?? "");
 
@@ -146,7 +185,7 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
     expect(seenByAlice.map((m) => m.text)).toEqual(lines.map(([, text]) => text));
     expect(seenByAlice.map((m) => m.user)).toEqual(["alice", "bob", "alice", "bob", "alice"]);
     expect(await shownMessages(bob)).toEqual(seenByAlice);
-    expectGapFree(seenByAlice);
+    expectGapFree(await shownLines(alice));
     // Nothing the users wrote became an element.
     for (const page of [alice, bob]) {
       expect(await page.$$("#messages img, #messages b")).toHaveLength(0);
@@ -264,6 +303,87 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
     expect(listed.find((r) => r.roomId === lobby)).toMatchObject({ unread: 0 });
   });
 
+  it("a message's lifecycle between two pages: alice sends, edits, reacts, replies in a thread and deletes; bob sees each change in place, and the same current state after a reload", async () => {
+    const roomId = uniqueRoom("lifecycle");
+    const aliceId = uniqueRoom("alice");
+    const bobId = uniqueRoom("bob");
+    const alice = await open(aliceId, roomId, undefined, "Alice");
+    const bob = await open(bobId, roomId, undefined, "Bob");
+    // Bob's arrival is a line of alice's timeline, in its place.
+    await alice.waitForFunction(
+      (u) => [...document.querySelectorAll("#messages > li.system-line")].some((li) => li.textContent?.includes(u)),
+      "Bob",
+    );
+
+    await type(alice, "first draft of the plan");
+    await waitForText(bob, "first draft of the plan");
+    const seq = (await shownMessages(bob)).find((m) => m.text === "first draft of the plan")?.seq ?? 0;
+    expect(seq).toBeGreaterThan(0);
+    // Only the author may edit; only the author (or an admin) may delete.
+    expect(await alice.$$(`#messages > li[data-seq="${seq}"] button.edit`)).toHaveLength(1);
+    expect(await bob.$$(`#messages > li[data-seq="${seq}"] button.edit`)).toHaveLength(0);
+    expect(await bob.$$(`#messages > li[data-seq="${seq}"] button.delete`)).toHaveLength(0);
+
+    // Edit, inline: bob sees the new text in place, marked edited.
+    await alice.click(`#messages > li[data-seq="${seq}"] button.edit`);
+    await alice.fill(`#messages > li[data-seq="${seq}"] .edit-text`, "the final plan");
+    await alice.press(`#messages > li[data-seq="${seq}"] .edit-text`, "Enter");
+    await waitForLine(bob, seq, "the edit", (l) => l.text === "the final plan" && l.edited);
+    await waitForLine(alice, seq, "the edit", (l) => l.text === "the final plan" && l.edited);
+
+    // Reactions: alice's 👍, then bob's; each page highlights its own.
+    await alice.click(`#messages > li[data-seq="${seq}"] .react-add[data-emoji="👍"]`);
+    await waitForLine(bob, seq, "alice's reaction", (l) => JSON.stringify(l.reactions) === JSON.stringify([["👍", 1, false]]));
+    await bob.click(`#messages > li[data-seq="${seq}"] .reaction[data-emoji="👍"]`);
+    await waitForLine(alice, seq, "both reactions", (l) => JSON.stringify(l.reactions) === JSON.stringify([["👍", 2, true]]));
+    await waitForLine(bob, seq, "both reactions", (l) => JSON.stringify(l.reactions) === JSON.stringify([["👍", 2, true]]));
+    // Alice takes hers back and adds 🎉 (clicking her own chip toggles it). Emoji are in code point order.
+    await alice.click(`#messages > li[data-seq="${seq}"] .reaction[data-emoji="👍"]`);
+    await alice.click(`#messages > li[data-seq="${seq}"] .react-add[data-emoji="🎉"]`);
+    await waitForLine(bob, seq, "the changed reactions", (l) => JSON.stringify(l.reactions) === JSON.stringify([["🎉", 1, false], ["👍", 1, true]]));
+
+    // A reply in the thread: bob sees the count on the message, and the reply in the thread, not in the timeline.
+    await alice.click(`#messages > li[data-seq="${seq}"] button.reply`);
+    await alice.waitForSelector("#thread:not([hidden])");
+    await alice.fill("#thread-text", "a reply in the thread");
+    await alice.press("#thread-text", "Enter");
+    await alice.waitForFunction(() => [...document.querySelectorAll("#thread-replies > li .text")].some((e) => e.textContent === "a reply in the thread"));
+    await waitForLine(bob, seq, "the reply count", (l) => l.replies === 1);
+    expect((await shownMessages(bob)).map((m) => m.text)).not.toContain("a reply in the thread");
+    await bob.click(`#messages > li[data-seq="${seq}"] button.replies`);
+    await bob.waitForFunction(() => [...document.querySelectorAll("#thread-replies > li .text")].map((e) => e.textContent).join("|") === "a reply in the thread");
+    expect(await bob.$eval(`#messages > li[data-seq="${seq}"] button.replies`, (b) => b.textContent)).toBe("1 reply");
+
+    // Delete: bob sees a tombstone in place, with no text, no reactions, no actions.
+    await type(alice, "this one is a mistake");
+    await waitForText(bob, "this one is a mistake");
+    const doomed = (await shownMessages(bob)).find((m) => m.text === "this one is a mistake")?.seq ?? 0;
+    await alice.click(`#messages > li[data-seq="${doomed}"] button.delete`);
+    await waitForLine(bob, doomed, "the tombstone", (l) => l.deleted && l.text === "message deleted" && l.reactions.length === 0);
+    await waitForLine(alice, doomed, "the tombstone", (l) => l.deleted);
+    expect(await bob.$$(`#messages > li[data-seq="${doomed}"] button`)).toHaveLength(0);
+
+    // Bob reloads: the same current state, from the server's current forms.
+    const lines = await shownLines(bob);
+    const states = await Promise.all([seq, doomed].map((n) => lineState(bob, n)));
+    await bob.reload();
+    await waitForState(bob, "live");
+    await waitForText(bob, "the final plan");
+    // Names come from profiles a moment after the lines: wait for them before comparing.
+    await bob.waitForFunction(() => ![...document.querySelectorAll("#messages > li.system-line")].some((li) => /alice-|bob-/.test(li.textContent ?? "")));
+    expect(await shownLines(bob)).toEqual(lines);
+    expect(await Promise.all([seq, doomed].map((n) => lineState(bob, n)))).toEqual(states);
+    expect(states[0]).toEqual({ text: "the final plan", edited: true, deleted: false, reactions: [["🎉", 1, false], ["👍", 1, true]], replies: 1 });
+    // Nothing of the old or deleted text is anywhere on the page.
+    const body = await bob.evaluate(() => document.body.textContent ?? "");
+    expect(body).not.toContain("first draft");
+    expect(body).not.toContain("this one is a mistake");
+    // The server agrees: current forms over REST.
+    const server = await allMessages(testUser(bobId).client, roomId);
+    expect(server.find((m) => m.seq === seq)).toMatchObject({ text: "the final plan", version: 1, replyCount: 1 });
+    expect(server.find((m) => m.seq === doomed)).toMatchObject({ deleted: true, text: "" });
+  });
+
   it("reloading a page restores its history: the same messages, none twice, and older ones load on demand", async () => {
     const roomId = uniqueRoom("browser-reload");
     const seeder = testUser("seeder");
@@ -274,30 +394,34 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
       (i) => postPatiently((posters[i % 4] ?? seeder).client, roomId, `history ${i + 1}`),
     );
     const page = await open("dana", roomId);
+    // Opening the room makes dana a member: a system line ("dana joined") takes the next seq.
+    await page.waitForSelector('#messages > li.system-line[data-event="member_joined"]');
     await type(page, "written before the reload");
     await waitForText(page, "written before the reload");
-    const before = await shownMessages(page);
-    // The newest 50 when the page joined, then the one it sent.
-    expect(before.map((m) => m.seq)).toEqual(Array.from({ length: 51 }, (_, i) => i + 21));
+    const before = await shownLines(page);
+    // The newest 50 when the page joined, then dana's join line and the message she sent.
+    expect(before.map((m) => m.seq)).toEqual(Array.from({ length: 52 }, (_, i) => i + 21));
+    expect(before.map((m) => m.kind).slice(-2)).toEqual(["system", "message"]);
     expectGapFree(before);
 
     await page.reload();
     await waitForState(page, "live");
     await waitForText(page, "written before the reload");
-    const after = await shownMessages(page);
+    const after = await shownLines(page);
     expect(after).toEqual(before.slice(-50)); // a fresh page starts from the newest 50 again
     expectGapFree(after);
 
     // Paging back: everything older, in front, once; then the page says it is the beginning.
     await page.click("#older");
-    await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 71);
-    const all = await shownMessages(page);
+    await page.waitForFunction(() => document.querySelectorAll("#messages > li").length === 72);
+    const all = await shownLines(page);
     expectGapFree(all);
     expect(all[0]?.seq).toBe(1);
     expect(all.slice(20)).toEqual(before);
     expect(await page.isVisible("#beginning")).toBe(true);
     expect(await page.isVisible("#older")).toBe(false);
-    expect(all.map((m) => m.text)).toEqual((await allMessages(seeder.client, roomId)).map((m) => m.text));
+    const messages = await shownMessages(page);
+    expect(messages.map((m) => m.text)).toEqual((await allMessages(seeder.client, roomId)).map((m) => m.text));
   });
 
   it("when the server crashes and restarts while two pages are open, both recover with no gap or duplicate, and a message typed meanwhile is sent once", async () => {
@@ -328,7 +452,7 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
 
     const seenByErin = await shownMessages(erin);
     expect(seenByErin.map((m) => m.text)).toEqual(["before the crash", "typed while the server was down", "after the restart"]);
-    expectGapFree(seenByErin);
+    expectGapFree(await shownLines(erin));
     expect(await shownMessages(frank)).toEqual(seenByErin);
     const server = await allMessages(testUser("auditor").client, roomId);
     expect(server.map((m) => ({ seq: m.seq, user: m.userId, text: m.text }))).toEqual(seenByErin);

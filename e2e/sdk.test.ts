@@ -232,6 +232,141 @@ describe("exactly-once send", () => {
   });
 });
 
+describe("message lifecycle", () => {
+  /** Rows in Postgres for one entry (any kind) of a user: the ground truth of "exactly once". */
+  const rowsOf = async (roomId: string, clientMsgIds: readonly string[]): Promise<Map<string, number>> => {
+    const { rows } = await db.query<{ id: string; n: number }>(
+      "SELECT client_msg_id AS id, count(*)::int AS n FROM messages WHERE room_id = $1 AND client_msg_id = ANY($2) GROUP BY client_msg_id",
+      [roomId, clientMsgIds],
+    );
+    return new Map(rows.map((r) => [r.id, r.n]));
+  };
+
+  it("edits, reactions and deletes made across a server crash and restart are each committed exactly once, and every client converges on the server's current forms", async () => {
+    const roomId = uniqueRoom("lifecycle-restart");
+    const editorUser = testUser("editor");
+    const watcherUser = testUser("watcher");
+    const editor = await join(editorUser, roomId);
+    const watcher = await join(watcherUser, roomId, { last: 200 });
+    const errors: ChatClientError[] = [];
+    watcher.on("error", (e) => errors.push(e));
+    let watcherAt = 0;
+    watcher.on("entry", (e) => (watcherAt = e.seq));
+    const targets: number[] = [];
+    for (let i = 0; i < 12; i++) targets.push((await editor.send(`message ${i}`)).seq);
+
+    // One change after another (edits, reactions on and off, a few deletes, replies) for as long as
+    // the test lets it: a change is always on the wire or queued when the server dies.
+    const changes: { clientMsgId: string; seq: number | undefined; kind: string; target: number }[] = [];
+    let stop = false;
+    const loop = (async () => {
+      for (let i = 0; !stop && i < 400; i++) {
+        const target = targets[i % targets.length] ?? 0;
+        const clientMsgId = `change-${i}-${Date.now().toString(36)}`;
+        const form = editor.messages.find((m) => m.seq === target);
+        if (form?.deleted) continue;
+        const step = i % 7;
+        if (step === 6 && i % 5 === 0) {
+          const r = await editor.delete(target, { clientMsgId });
+          changes.push({ clientMsgId, seq: r.seq, kind: "delete", target });
+        } else if (step === 5) {
+          const reply = await editor.reply(target, `reply ${i}`, { clientMsgId });
+          changes.push({ clientMsgId, seq: reply.seq, kind: "reply", target });
+        } else if (step % 2 === 0) {
+          const r = await editor.edit(target, `message ${target}, edit ${i}`, { clientMsgId });
+          changes.push({ clientMsgId, seq: r.seq, kind: "edit", target });
+        } else {
+          const mine = form?.reactions?.some((x) => x.emoji === "👍" && x.me) === true;
+          const r = mine ? await editor.unreact(target, "👍", { clientMsgId }) : await editor.react(target, "👍", { clientMsgId });
+          changes.push({ clientMsgId, seq: r.seq, kind: "reaction", target });
+        }
+        await sleep(10);
+      }
+    })();
+    await eventually("20 changes", () => changes.length >= 20);
+    const before = changes.length;
+    const restart = await restartServer(500);
+    await eventually("20 more changes after the restart", () => changes.length >= before + 20, 60_000);
+    stop = true;
+    await loop;
+
+    // Exactly once: one row per committed change, none for a change that was not needed.
+    const committed = changes.filter((c) => c.seq !== undefined);
+    const rows = await rowsOf(roomId, committed.map((c) => c.clientMsgId));
+    expect([...rows.values()].every((n) => n === 1)).toBe(true);
+    expect(rows.size).toBe(committed.length);
+    // Each change resolved at its own seq.
+    expect(new Set(committed.map((c) => c.seq)).size).toBe(committed.length);
+
+    // Everyone converges on the server's current forms (each with their own `me` flags).
+    const latest = Math.max(...committed.map((c) => c.seq ?? 0));
+    await eventually("the watcher at the latest change", () => watcherAt >= latest);
+    expect(watcher.messages).toEqual(await allMessages(watcherUser.client, roomId));
+    expect(editor.messages).toEqual(await allMessages(editorUser.client, roomId));
+    // The edits per message are the versions the server reports.
+    for (const target of targets) {
+      const edits = committed.filter((c) => c.kind === "edit" && c.target === target).length;
+      const form = watcher.messages.find((m) => m.seq === target);
+      if (form?.deleted) continue;
+      expect(form?.version ?? 0).toBe(edits);
+    }
+    expect(errors.filter((e) => e.code !== "unavailable" && e.code !== "network")).toEqual([]);
+    console.log(
+      `[e2e] lifecycle restart: server down for ${restart.ms} ms; ${committed.length} changes (${before} before the crash), all exactly once`,
+    );
+  });
+
+  it("an edit and a delete whose ack and entry are lost with the connection are resent on the next socket and committed exactly once", async () => {
+    const roomId = uniqueRoom("lifecycle-lost-ack");
+    const user = testUser("lost-change");
+    const room = await join(user, roomId);
+    const { seq } = await room.send("typo hre");
+    const lost = new Set([`edit-${Date.now().toString(36)}`, `delete-${Date.now().toString(36)}`]);
+    const dropped = new Set<string>();
+    // The server commits and answers; the connection dies before the client reads a word of it.
+    user.control.inspect = (frame) => {
+      const id =
+        frame.type === "ack" ? frame.clientMsgId : frame.type === "message" ? frame.message.clientMsgId : undefined;
+      if (id === undefined || !lost.has(id) || dropped.has(id)) return "deliver";
+      dropped.add(id);
+      return "drop-and-kill";
+    };
+    const [editId, deleteId] = [...lost] as [string, string];
+    const edited = await room.edit(seq, "typo here", { clientMsgId: editId });
+    expect(edited).toMatchObject({ message: { seq, text: "typo here", version: 1 } });
+    const deleted = await room.delete(seq, { clientMsgId: deleteId });
+    expect(deleted.message).toMatchObject({ seq, deleted: true, text: "" });
+    expect([...dropped].sort()).toEqual([...lost].sort());
+    const rows = await rowsOf(roomId, [...lost]);
+    expect(rows.get(editId)).toBe(1);
+    expect(rows.get(deleteId)).toBe(1);
+    expect(room.messages.find((m) => m.seq === seq)).toMatchObject({ deleted: true, text: "" });
+    expect(await allMessages(user.client, roomId)).toEqual(room.messages);
+  });
+
+  it("against the real room: a reaction already there resolves, refusals are typed errors, and a viewer-independent thread page lists the replies", async () => {
+    const roomId = uniqueRoom("lifecycle-errors");
+    const author = await join(testUser("author"), roomId);
+    const other = await join(testUser("other"), roomId);
+    const { seq } = await author.send("react to me");
+    expect((await other.react(seq, "🎉")).seq).toBeGreaterThan(seq);
+    expect(await other.react(seq, "🎉")).toMatchObject({ seq: undefined });
+    await expect(other.edit(seq, "not mine")).rejects.toMatchObject({ code: "forbidden" });
+    await expect(other.delete(seq)).rejects.toMatchObject({ code: "forbidden" });
+    await expect(author.edit(999_999, "nothing there")).rejects.toMatchObject({ code: "not_found" });
+    await expect(author.react(seq, "not an emoji")).rejects.toMatchObject({ code: "bad_request" });
+    const reply = await other.reply(seq, "in the thread");
+    await eventually("the reply count at the author", () => author.messages.find((m) => m.seq === seq)?.replyCount === 1);
+    const page = await author.thread(seq);
+    expect(page.messages.map((m) => m.seq)).toEqual([reply.seq]);
+    await author.delete(seq);
+    await expect(other.react(seq, "👍")).rejects.toMatchObject({ code: "conflict" });
+    await expect(other.reply(seq, "to a tombstone")).rejects.toMatchObject({ code: "conflict" });
+    await eventually("the tombstone at the other", () => other.messages.find((m) => m.seq === seq)?.deleted === true);
+    expect(other.messages.find((m) => m.seq === seq)?.reactions).toBeUndefined();
+  });
+});
+
 describe("tokens", () => {
   it("with 5-second tokens the SDK keeps sending, reconnecting and reading past many expiries, and never presents an expired token", async () => {
     const roomId = uniqueRoom("tokens");
