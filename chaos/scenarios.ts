@@ -2,6 +2,7 @@
 // is a plan, a list of timed actions drawn from the scenario's seed before anything runs, so the
 // same seed gives the same schedule, and the schedule can be printed with the result.
 
+import { COMMIT_STATEMENT } from "../src/storage/statements.js";
 import type { ChaosClient } from "./client.js";
 import type { ChaosEnv } from "./env.js";
 import type { Rng } from "./rng.js";
@@ -90,7 +91,7 @@ const pgHold = (at: number, forMs: number): FaultAction[] => [
 const commitCut = (at: number): FaultAction => ({
   atMs: at,
   label: "Postgres proxy: cut right after the next commit statement",
-  run: (ctx) => ctx.env.pg({ mode: "cut-after", pattern: "INSERT INTO messages", once: true }),
+  run: (ctx) => ctx.env.pg({ mode: "cut-after", pattern: COMMIT_STATEMENT, once: true }),
 });
 
 const redisOutage = (at: number, forMs: number): FaultAction[] => [

@@ -3,7 +3,7 @@
 
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { PostgresStore } from "../src/storage/postgres.js";
+import { COMMIT_STATEMENT, PostgresStore } from "../src/storage/postgres.js";
 import { roomStub } from "../src/room/address.js";
 import {
   api,
@@ -126,7 +126,7 @@ describe("ambiguous commit", () => {
     await Promise.all([writer.ready(), reader.ready()]);
     for (let i = 1; i <= 3; i++) await sendAndWait(writer, `p${i}`, `p${i}`);
 
-    await setFault({ mode: "cut-after", pattern: "INSERT INTO messages", once: true });
+    await setFault({ mode: "cut-after", pattern: COMMIT_STATEMENT, once: true });
     const outcome = await sendAndWait(writer, "amb", "ambiguous");
     expect(outcome).toMatchObject({ type: "error", code: "unavailable", clientMsgId: "amb" });
     // It did commit (the proxy forwarded it): Postgres has it as seq 4.
@@ -150,7 +150,7 @@ describe("ambiguous commit", () => {
     const writer = await TestSocket.open(room, { user: "w" });
     const other = await TestSocket.open(room, { user: "o" });
     await Promise.all([writer.ready(), other.ready()]);
-    await setFault({ mode: "cut-after", pattern: "INSERT INTO messages", once: true });
+    await setFault({ mode: "cut-after", pattern: COMMIT_STATEMENT, once: true });
     expect((await sendAndWait(writer, "lost-ack", "x")).type).toBe("error");
     expect((await sendAndWait(other, "o1", "y")).type).toBe("ack");
     await writer.untilSeq(2);
@@ -168,7 +168,7 @@ describe("ambiguous commit", () => {
     const reader = await TestSocket.open(room, { user: "r" });
     await Promise.all([writer.ready(), reader.ready()]);
     for (let i = 1; i <= 3; i++) await sendAndWait(writer, `p${i}`, `p${i}`);
-    await setFault({ mode: "cut-after", pattern: "INSERT INTO messages", once: true });
+    await setFault({ mode: "cut-after", pattern: COMMIT_STATEMENT, once: true });
     expect((await sendAndWait(writer, "amb", "ambiguous")).type).toBe("error");
     // What hibernation does to the object: a new instance with empty memory, same sockets.
     await runInDurableObject(roomStub(env, { tenant: "default", roomId: room }), (instance) => {
