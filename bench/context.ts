@@ -74,6 +74,37 @@ export const SERVERS = {
     vars: {},
     color: "#1a7f37",
   },
+  // The product path (tools/local/workerd.ts): the bundle `wrangler deploy` uploads, run by
+  // Miniflare directly, without wrangler dev's inspector proxy on every outbound call.
+  pp: {
+    label: "ours on the product path (Miniflare, no wrangler dev)",
+    short: "ours (product path)",
+    vars: {},
+    product: true,
+    color: "#0550ae",
+  },
+  ppunnamed: {
+    label: "ours on the product path with unnamed (re-parsed) statements (fixture BENCH_BASELINE=unnamed)",
+    short: "unnamed statements (product path)",
+    vars: { BENCH_BASELINE: "unnamed" },
+    fixture: true,
+    product: true,
+    color: "#953800",
+  },
+  ppmirror: {
+    label: "ours on the product path with the Redis mirror on",
+    short: "mirror on (product path)",
+    vars: {},
+    product: true,
+    color: "#116329",
+  },
+  ppfresh: {
+    label: "ours on the product path, a server of its own for the idle-memory measurement, PG_IDLE_MS=500",
+    short: "ours (product path, own server)",
+    vars: { PG_IDLE_MS: "500" },
+    product: true,
+    color: "#0a3069",
+  },
 } as const;
 
 export type ServerKey = keyof typeof SERVERS;
@@ -115,6 +146,12 @@ export interface Plan {
   slowSockets?: number;
   slowMessages?: number;
   slowHoldMs?: number;
+  /** bench/perf.ts: rounds per row, the rates of the commit-floor and mirror rows, idle rooms. */
+  perfRounds?: number;
+  perfRates?: Array<{ rate: number; durationMs: number }>;
+  perfMirrorRates?: Array<{ rate: number; durationMs: number }>;
+  perfWriters?: number[];
+  perfIdleRooms?: number;
 }
 
 export const FULL_PLAN: Plan = {
@@ -152,6 +189,17 @@ export const FULL_PLAN: Plan = {
   slowSockets: 8,
   slowMessages: 2500,
   slowHoldMs: 1500,
+  perfRounds: 3,
+  perfRates: [
+    { rate: 20, durationMs: 10_000 },
+    { rate: 200, durationMs: 6000 },
+  ],
+  perfMirrorRates: [
+    { rate: 100, durationMs: 5000 },
+    { rate: 1000, durationMs: 4000 },
+  ],
+  perfWriters: [4, 16],
+  perfIdleRooms: 500,
 };
 
 export const QUICK_PLAN: Plan = {
@@ -189,6 +237,17 @@ export const QUICK_PLAN: Plan = {
   slowSockets: 8,
   slowMessages: 1300,
   slowHoldMs: 1000,
+  perfRounds: 1,
+  perfRates: [
+    { rate: 20, durationMs: 2000 },
+    { rate: 200, durationMs: 1000 },
+  ],
+  perfMirrorRates: [
+    { rate: 100, durationMs: 1000 },
+    { rate: 1000, durationMs: 1000 },
+  ],
+  perfWriters: [4, 16],
+  perfIdleRooms: 50,
 };
 
 /** A chat message of typical size (64 characters). */
@@ -228,7 +287,8 @@ export class Context {
     readonly stack: LocalStack,
     readonly pool: LoadGenPool,
     readonly servers: Map<ServerKey, WranglerServer>,
-    readonly plan: Plan,
+    /** Scenarios may narrow it for one measurement (bench/perf.ts) and put it back. */
+    public plan: Plan,
     /** performance.now() when the run started: progress lines show time since then. */
     readonly t0: number,
   ) {}

@@ -1,4 +1,6 @@
 // Turns one run's records into tables (console and docs/benchmarks.md) and SVG charts.
+import type { PerfReport } from "./perf.js";
+import { perfSection, perfTables } from "./perfdoc.js";
 import { type CpuReport, type Plan, SERVERS, type ServerKey } from "./context.js";
 import type { CursorRecord, RoomListRecord, SlowRecord } from "./costs.js";
 import { COSTS_TITLE, costsSection, costsTables } from "./costsdoc.js";
@@ -30,6 +32,8 @@ export interface Results {
   cursors?: CursorRecord[];
   roomList?: RoomListRecord[];
   slow?: SlowRecord[];
+  /** bench/perf.ts (issue 16), product path. */
+  perf?: PerfReport;
   durationS: number;
 }
 
@@ -483,6 +487,7 @@ export const allTables = (r: Results): Table[] => [
   ...mirrorTables(r),
   ...scaleTables(r),
   ...costsTables(r),
+  ...perfTables(r),
 ];
 
 // -----------------------------------------------------------------------------------------------
@@ -723,6 +728,7 @@ ${
 }
 
 ${costsSection(r)}
+${perfSection(r)}
 ## Method
 
 - **Stack:** \`startLocalStack({ purpose: "bench" })\` (real PostgreSQL through the Neon wsproxy, Redis through the Upstash REST shim, both proxies in the benchmark's main process), and one \`wrangler dev\` per server configuration (\`startWrangler\`, \`stackVars\` + the switch). Every measurement uses a fresh room, so no measurement reads another's history, and rooms of this run are deleted from Postgres at the end.

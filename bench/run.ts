@@ -19,6 +19,9 @@ import { Redis } from "ioredis";
 import { neonPool } from "../tools/local/neon.js";
 import { type LocalStack, startLocalStack } from "../tools/local/stack.js";
 import { stackVars, startWrangler, type WranglerServer } from "../tools/local/wrangler.js";
+import { startWorkerd } from "../tools/local/workerd.js";
+import { perfScenarios } from "./perf.js";
+import { PERF_TITLE, perfSection } from "./perfdoc.js";
 import { BENCH_VARS, Context, FULL_PLAN, QUICK_PLAN, SERVERS, type ServerKey } from "./context.js";
 import { cursorCost, roomList, slowConsumers } from "./costs.js";
 import { COSTS_TITLE, costsSection } from "./costsdoc.js";
@@ -42,6 +45,7 @@ const SCENARIOS = [
   "cursors",
   "roomlist",
   "slow",
+  "perf",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -75,7 +79,7 @@ const FIXTURE_CONFIG = "bench/fixture/wrangler.toml";
 /** Worker vars for one server: the stack's, plus that server's switch. */
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
   const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
-  if (key !== "mirror") {
+  if (key !== "mirror" && key !== "ppmirror") {
     delete vars.UPSTASH_REDIS_REST_URL;
     delete vars.UPSTASH_REDIS_REST_TOKEN;
   }
@@ -120,10 +124,11 @@ const replaceSection = (page: string, title: string, section: string, before: st
 async function spliceReport(results: Results, out: string): Promise<string> {
   const base = await readFile(out, "utf8").catch(() => readFile(join(ROOT, "docs/benchmarks.md"), "utf8"));
   let page = replaceSection(base, "How to run", howToRun(), "Summary");
-  page = replaceSection(page, COSTS_TITLE, costsSection(results), "Method");
+  if (results.cursors?.length || results.roomList?.length || results.slow?.length) page = replaceSection(page, COSTS_TITLE, costsSection(results), "Method");
+  if (results.perf) page = replaceSection(page, PERF_TITLE, perfSection(results), "Method");
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, page);
-  return `${relative(ROOT, out)} (spliced: "How to run", "${COSTS_TITLE}")`;
+  return `${relative(ROOT, out)} (spliced: "How to run"${results.cursors?.length ? `, "${COSTS_TITLE}"` : ""}${results.perf ? `, "${PERF_TITLE}"` : ""})`;
 }
 
 /** `--from FILE`: re-renders tables and the report from a raw record, without measuring anything. */
@@ -162,8 +167,9 @@ async function main(): Promise<void> {
   if (only.has("cursors") || only.has("roomlist")) wanted.add("ours");
   // The slow-consumer memory measurement, likewise: its RSS growth is then only its own.
   if (only.has("slow")) wanted.add("slowmem");
-  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow"].includes(s)))
-    throw new Error("--splice writes only the cursors, roomlist and slow section: use it with --only of those");
+  if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ours", "mirror", "ppfresh"] as const) wanted.add(k);
+  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf"].includes(s)))
+    throw new Error("--splice writes only the cursors, roomlist, slow and perf sections: use it with --only of those");
 
   const say = (text: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${text}`);
   say(`bench: ${quick ? "quick" : "full"} run; scenarios ${[...only].join(", ")}; servers ${[...wanted].join(", ")}`);
@@ -210,7 +216,8 @@ async function main(): Promise<void> {
       const port = await freePort();
       const server = SERVERS[key];
       const config = "fixture" in server && server.fixture ? FIXTURE_CONFIG : undefined;
-      servers.set(key, await startWrangler({ port, vars: varsFor(local, key), persistTo: dir, output: "ignore", config }));
+      const start = "product" in server && server.product ? startWorkerd : startWrangler;
+      servers.set(key, await start({ port, vars: varsFor(local, key), persistTo: dir, output: "ignore", config }));
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
     };
     for (const key of wanted) await startServer(key, stack);
@@ -261,6 +268,7 @@ async function main(): Promise<void> {
     if (only.has("rates")) results.rates = await rates(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("throughput")) results.throughput = await throughput(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("mirror")) results.mirror = await mirrorScenarios(ctx);
+    if (only.has("perf")) results.perf = await perfScenarios(ctx);
     results.durationS = (performance.now() - started) / 1000;
 
     console.log("");
