@@ -98,6 +98,13 @@ export const SERVERS = {
     product: true,
     color: "#116329",
   },
+  ppmirror0: {
+    label: "ours on the product path with the Redis mirror on and no linger (MIRROR_LINGER_MS=0: a request per commit)",
+    short: "mirror on, no linger (product path)",
+    vars: { MIRROR_LINGER_MS: "0" },
+    product: true,
+    color: "#2da44e",
+  },
   ppfresh: {
     label: "ours on the product path, a server of its own for the idle-memory measurement, PG_IDLE_MS=500",
     short: "ours (product path, own server)",

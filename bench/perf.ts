@@ -6,10 +6,13 @@
 //    1,000 msg/s, with the mirror lag and workerd's CPU;
 //  - throughput at 4 and 16 writers;
 //  - what idle sockets and rooms cost in workerd's memory on the product path.
+import { performance } from "node:perf_hooks";
+import { neonPool } from "../tools/local/neon.js";
 import type { Context, ServerKey } from "./context.js";
 import { streamKeyOf } from "./mirror.js";
 import { type RoomsRecord, manyRooms } from "./scale.js";
-import { type RateRecord, rateOnce, type ThroughputRecord, throughput } from "./scenarios.js";
+import { pings, type RateRecord, rateOnce, type ThroughputRecord, throughput } from "./scenarios.js";
+import { type Summary, summarize } from "./stats.js";
 
 export interface PerfReport {
   /** Prepared vs unnamed statements, product path. */
@@ -17,9 +20,15 @@ export interface PerfReport {
   /** Mirror on vs off: product path (pp, ppmirror) and wrangler dev (ours, mirror). */
   mirror: RateRecord[];
   /** Commit → entry visible in the stream, product path. */
-  lag: Array<{ rate: number; acked: number; visible: number; afterAckP50: number; afterAckP99: number }>;
+  lag: Array<{ server: ServerKey; rate: number; acked: number; visible: number; afterAckP50: number; afterAckP99: number }>;
   writers: ThroughputRecord[];
   idle: RoomsRecord[];
+  /**
+   * The floors under the tail: ping→pong through the product path (answered by the runtime, no
+   * room code), and a one-row INSERT committed with fsync from Node through the same wsproxy, at
+   * 20 per second (the local stack alone: no Worker, no room).
+   */
+  floors: { ping: Summary; pgCommit: Summary };
 }
 
 const rotate = <T>(items: readonly T[], by: number): T[] => items.map((_, i) => items[(i + by) % items.length] as T);
@@ -27,7 +36,14 @@ const rotate = <T>(items: readonly T[], by: number): T[] => items.map((_, i) => 
 export async function perfScenarios(ctx: Context): Promise<PerfReport> {
   const plan = ctx.plan;
   const rounds = plan.perfRounds ?? 1;
-  const report: PerfReport = { commit: [], mirror: [], lag: [], writers: [], idle: [] };
+  const report: PerfReport = {
+    commit: [],
+    mirror: [],
+    lag: [],
+    writers: [],
+    idle: [],
+    floors: { ping: await pings(ctx, "pp"), pgCommit: await pgCommitFloor(ctx, plan.perfRounds === 1 ? 60 : 300) },
+  };
   for (let round = 0; round < rounds; round++) {
     for (const { rate, durationMs } of plan.perfRates ?? []) {
       for (const server of rotate(["pp", "ppunnamed"] as const, round)) report.commit.push(await rateOnce(ctx, server, rate, durationMs));
@@ -36,16 +52,16 @@ export async function perfScenarios(ctx: Context): Promise<PerfReport> {
   const redisUrl = ctx.stack.redis?.redisUrl;
   for (let round = 0; round < rounds; round++) {
     for (const { rate, durationMs } of plan.perfMirrorRates ?? []) {
-      const servers: ServerKey[] = rotate(["pp", "ppmirror", "ours", "mirror"] as const, round);
+      const servers: ServerKey[] = rotate(["pp", "ppmirror", "ppmirror0", "ours", "mirror"] as const, round);
       for (const server of servers) {
         const watch =
-          redisUrl && server === "ppmirror" ? (room: string) => ({ redisUrl, streamKey: streamKeyOf(room) }) : undefined;
+          redisUrl && (server === "ppmirror" || server === "ppmirror0") ? (room: string) => ({ redisUrl, streamKey: streamKeyOf(room) }) : undefined;
         const record = await rateOnce(ctx, server, rate, durationMs, watch);
         report.mirror.push(record);
         if (record.mirror) {
           const sorted = [...record.mirror.afterAckMs].sort((a, b) => a - b);
           const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-          report.lag.push({ rate, acked: record.acked, visible: record.mirror.visible, afterAckP50: at(0.5), afterAckP99: at(0.99) });
+          report.lag.push({ server, rate, acked: record.acked, visible: record.mirror.visible, afterAckP50: at(0.5), afterAckP99: at(0.99) });
         }
       }
     }
@@ -53,10 +69,37 @@ export async function perfScenarios(ctx: Context): Promise<PerfReport> {
   try {
     ctx.plan = { ...plan, writers: plan.perfWriters ?? [4, 16], throughputRounds: rounds };
     report.writers = await throughput(ctx, ["pp"]);
-    ctx.plan = { ...plan, manyRooms: plan.perfIdleRooms ?? 100 };
-    report.idle = await manyRooms(ctx, "ppfresh");
+    // Per room and per socket apart: the same rooms with 1 and with 4 sockets each, a fresh server
+    // each time; the difference is what the extra sockets hold, the rest is the rooms'.
+    for (const perRoom of [1, 4]) {
+      if (perRoom !== 1) await ctx.restart("ppfresh");
+      ctx.plan = { ...plan, manyRooms: plan.perfIdleRooms ?? 100, socketsPerRoom: [perRoom] };
+      report.idle.push(...(await manyRooms(ctx, "ppfresh")));
+    }
   } finally {
     ctx.plan = plan;
   }
   return report;
+}
+
+/** One-row INSERTs, each its own transaction (fsync), 50 ms apart, from Node through the stack's wsproxy. */
+async function pgCommitFloor(ctx: Context, count: number): Promise<Summary> {
+  const pool = neonPool(ctx.stack.databaseUrl, ctx.stack.neonWsProxy || undefined, 1);
+  const table = `bench_floor_${ctx.runId.replace(/[^a-z0-9]/gi, "_")}`;
+  const samples: number[] = [];
+  try {
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${table} (id bigint PRIMARY KEY, text text NOT NULL)`);
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      await pool.query({ name: "bench_floor_insert", text: `INSERT INTO ${table} (id, text) VALUES ($1, $2)`, values: [i, "floor"] });
+      samples.push(performance.now() - started);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    await pool.end().catch(() => {});
+  }
+  const s = summarize(samples);
+  ctx.log("perf", `Postgres floor (one-row INSERT + fsync via the wsproxy, 20/s): n=${s.n} p50 ${s.p50.toFixed(2)} ms p99 ${s.p99.toFixed(2)} ms`);
+  return s;
 }

@@ -47,7 +47,10 @@ export const perfTables = (r: Results): Table[] => {
         ];
       }),
     ),
-    notes: ["Open loop, one sender and one receiver in one room; medians over rounds, servers alternating. Goal (issue 16): p99 ≤ 2× p50."],
+    notes: [
+      "Open loop, one sender and one receiver in one room; medians over rounds, servers alternating. Goal (issue 16): p99 ≤ 2× p50.",
+      `Floors measured in the same run: ping→pong through the product path (answered by the runtime, no room code) p50 ${ms(p.floors.ping.p50)} / p99 ${ms(p.floors.ping.p99)} ms (p99/p50 ${ratio(p.floors.ping.p99 / p.floors.ping.p50)}); a one-row INSERT with fsync from Node through the same wsproxy at 20/s (no Worker) p50 ${ms(p.floors.pgCommit.p50)} / p99 ${ms(p.floors.pgCommit.p99)} ms (p99/p50 ${ratio(p.floors.pgCommit.p99 / p.floors.pgCommit.p50)}).`,
+    ],
   });
   const mrates = [...new Set(p.mirror.map((c) => c.rate))];
   tables.push({
@@ -55,7 +58,7 @@ export const perfTables = (r: Results): Table[] => {
     headers: ["msg/s", "path", "send→ack p50 off / on ms", "on ÷ off (p50)", "p99 off / on ms", "workerd CPU off / on", "sustained"],
     numeric: [true, false, true, true, true, true, false],
     rows: mrates.flatMap((rate) =>
-      ([["pp", "ppmirror", "product path"], ["ours", "mirror", "wrangler dev"]] as const).map(([off, on, path]) => {
+      ([["pp", "ppmirror", "product path, linger 10 ms (default)"], ["pp", "ppmirror0", "product path, no linger"], ["ours", "mirror", "wrangler dev (default linger)"]] as const).map(([off, on, path]) => {
         const a = of(p.mirror, off, rate);
         const b = of(p.mirror, on, rate);
         return [
@@ -72,7 +75,14 @@ export const perfTables = (r: Results): Table[] => {
     notes: [
       "Goal (issue 16): on the product path, ack p50 with the mirror ≤ 1.1× without. Under wrangler dev every outbound fetch also passes its inspector proxy.",
       ...(p.lag.length
-        ? [`Mirror lag on the product path (ack → entry visible in the stream, XREAD BLOCK): ${p.lag.map((l) => `${int(l.rate)} msg/s p50 ${ms(l.afterAckP50)} / p99 ${ms(l.afterAckP99)} ms (${int(l.visible)}/${int(l.acked)} seen)`).join("; ")}.`]
+        ? [`Mirror lag on the product path (ack → entry visible in the stream, XREAD BLOCK, median over rounds): ${(["ppmirror", "ppmirror0"] as const)
+            .flatMap((server) =>
+              [...new Set(p.lag.map((l) => l.rate))].map((rate) => {
+                const ls = p.lag.filter((l) => l.server === server && l.rate === rate);
+                return `${SERVERS[server].short} at ${int(rate)} msg/s p50 ${ms(med(ls.map((l) => l.afterAckP50)))} / p99 ${ms(med(ls.map((l) => l.afterAckP99)))} ms (${int(ls.reduce((a, l) => a + l.visible, 0))}/${int(ls.reduce((a, l) => a + l.acked, 0))} seen)`;
+              }),
+            )
+            .join("; ")}.`]
         : []),
     ],
   });
@@ -93,23 +103,27 @@ export const perfTables = (r: Results): Table[] => {
       ];
     }),
   });
-  const base = p.idle.find((x) => x.rooms === 0);
-  const loaded = p.idle.find((x) => x.rooms > 0);
-  if (base && loaded) {
-    const kib = loaded.workerdKiB - base.workerdKiB;
+  const loaded = p.idle.filter((x) => x.rooms > 0);
+  const bases = p.idle.filter((x) => x.rooms === 0);
+  const [one, many] = loaded;
+  if (one && many && bases.length >= 2) {
+    const growth = (x: typeof one, i: number) => x.workerdKiB - (bases[i]?.workerdKiB ?? Number.NaN);
+    const perSocket = (growth(many, 1) - growth(one, 0)) / Math.max(1, many.opened - one.opened);
+    const perRoom = (growth(one, 0) - perSocket * one.opened) / Math.max(1, one.rooms);
     tables.push({
-      title: "Idle rooms and sockets in workerd's memory, product path",
-      headers: ["rooms", "sockets open", "workerd RSS MiB", "per socket KiB", "per room KiB", "idle workerd CPU"],
-      numeric: [true, true, true, true, true, true],
-      rows: [base, loaded].map((x) => [
+      title: "Idle rooms and sockets in workerd's memory, product path: per room and per socket apart",
+      headers: ["rooms", "sockets open", "workerd RSS MiB (fresh server → loaded)", "growth MiB", "growth per socket KiB (all in)"],
+      numeric: [true, true, true, true, true],
+      rows: loaded.map((x, i) => [
         int(x.rooms),
         `${int(x.opened)}/${int(x.sockets)}`,
-        (x.workerdKiB / 1024).toFixed(1),
-        x === loaded ? int(kib / Math.max(1, x.opened)) : "",
-        x === loaded ? int(kib / Math.max(1, x.rooms)) : "",
-        pct(x.cpu.workerdPct),
+        `${((bases[i]?.workerdKiB ?? Number.NaN) / 1024).toFixed(1)} → ${(x.workerdKiB / 1024).toFixed(1)}`,
+        (growth(x, i) / 1024).toFixed(1),
+        int(growth(x, i) / Math.max(1, x.opened)),
       ]),
-      notes: [`RSS of the workerd process after ${loaded.idleS} s idle, a fresh server each, PG_IDLE_MS=500 (so no room keeps a Postgres connection). Goal (issue 16): ≤ 50 KiB per idle socket.`],
+      notes: [
+        `From the two rows: **${int(perSocket)} KiB per idle socket** (the slope: extra sockets in the same rooms) and **${int(perRoom)} KiB per idle room** (a room object with its storage, whatever its sockets). RSS of the workerd process after ${one.idleS} s idle, a fresh server for each row, PG_IDLE_MS=500 (no room keeps a Postgres connection). Goal (issue 16): ≤ 50 KiB per idle socket.`,
+      ],
     });
   }
   return tables;
@@ -119,7 +133,7 @@ export const perfSection = (r: Results): string => {
   const tables = perfTables(r);
   const head = `## ${PERF_TITLE}\n\n`;
   if (!tables.length) return `${head}Not measured in this run (\`--only perf\` measures it).\n`;
-  const servers = ["pp", "ppunnamed", "ppmirror", "ppfresh", "ours", "mirror"] as const;
+  const servers = ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppfresh", "ours", "mirror"] as const;
   return `${head}Measured by \`${r.command}\`${r.quick ? " (quick: smoke-test durations, numbers are rough)" : ""} on ${machineLine(r.machine)}, ${r.date}, code ${r.machine.code}, load average at start ${r.machine.loadAvg}, ${r.machine.postgres}. The **product path** runs the bundle \`wrangler deploy\` uploads (\`wrangler deploy --dry-run\`) under Miniflare directly (tools/local/workerd.ts): the same workerd, bindings and Durable Objects, without \`wrangler dev\` and its inspector proxy. Servers: ${servers.map((k) => `**${SERVERS[k].short}** = ${SERVERS[k].label}`).join("; ")}.
 
 ${tables.map((t) => tableToMarkdown(t)).join("\n\n")}

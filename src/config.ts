@@ -71,6 +71,11 @@ export interface Config {
   postgresMaxConnections: number;
   upstash: { url: string; token: string } | undefined;
   mirrorMaxLen: number;
+  /**
+   * How long the mirror waits after a commit before it writes, so that the commits of that window
+   * go to Redis in one request (0: write at once). Lag for fewer requests: docs/benchmarks.md.
+   */
+  mirrorLingerMs: number;
   /** How many recent messages a room keeps in memory to answer handshakes without Postgres. */
   windowMessages: number;
 }
@@ -96,6 +101,7 @@ export interface ConfigEnv {
   UPSTASH_REDIS_REST_URL?: string;
   UPSTASH_REDIS_REST_TOKEN?: string;
   MIRROR_MAXLEN?: string;
+  MIRROR_LINGER_MS?: string;
   HISTORY_WINDOW?: string;
 }
 
@@ -103,6 +109,14 @@ const positiveInt = (value: string | undefined, fallback: number): number => {
   const n = Number(value);
   return value !== undefined && value !== "" && Number.isSafeInteger(n) && n > 0 ? n : fallback;
 };
+
+const nonNegativeInt = (value: string | undefined, fallback: number): number => {
+  const n = Number(value);
+  return value !== undefined && value !== "" && Number.isSafeInteger(n) && n >= 0 ? n : fallback;
+};
+
+/** The mirror's default linger (MIRROR_LINGER_MS), chosen by measurement (docs/benchmarks.md). */
+export const MIRROR_LINGER_DEFAULT_MS = 10;
 
 const nonEmpty = (value: string | undefined): string | undefined => (value ? value : undefined);
 
@@ -250,6 +264,7 @@ const parseConfig = (env: ConfigEnv): Config => {
     postgresMaxConnections: positiveInt(env.PG_MAX_CONNECTIONS, 2),
     upstash: upstashUrl && upstashToken ? { url: upstashUrl, token: upstashToken } : undefined,
     mirrorMaxLen: positiveInt(env.MIRROR_MAXLEN, 1000),
+    mirrorLingerMs: nonNegativeInt(env.MIRROR_LINGER_MS, MIRROR_LINGER_DEFAULT_MS),
     windowMessages: positiveInt(env.HISTORY_WINDOW, 1000),
   };
 };

@@ -170,10 +170,20 @@ export class Mirror {
   private failures = 0;
   private retryAt = 0;
 
+  /** Set while a linger timer is pending: later commits ride on the same pass. */
+  private lingering = false;
+
   constructor(
     private readonly hooks: MirrorHooks,
     /** How many entries the stream keeps (MAXLEN): older ones never need mirroring again. */
     private readonly maxLen: number,
+    /**
+     * How long to wait after a commit before writing (MIRROR_LINGER_MS). Each Redis request costs the
+     * room's single thread about the same whatever it carries, so commits that arrive within the
+     * linger share one request: fewer requests on the ack path's thread, for that much more lag.
+     */
+    private readonly lingerMs = 0,
+    private readonly later: (run: () => void, ms: number) => void = (run, ms) => void setTimeout(run, ms),
   ) {}
 
   /** Everything up to here is in the stream (null before the first boot). */
@@ -223,9 +233,18 @@ export class Mirror {
     return release;
   }
 
-  /** Something was committed: catch up now unless an outage is backing off. Never rejects. */
+  /** Something was committed: catch up (after the linger) unless an outage is backing off. Never rejects. */
   committed(): void {
-    void this.run();
+    if (this.lingerMs <= 0) {
+      void this.run();
+      return;
+    }
+    if (this.lingering) return;
+    this.lingering = true;
+    this.later(() => {
+      this.lingering = false;
+      void this.run();
+    }, this.lingerMs);
   }
 
   /** Catches the mirror up to the committed seq; on failure, schedules a retry from the watermark. */

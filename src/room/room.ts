@@ -151,6 +151,7 @@ export class Room extends DurableObject<Env> {
         passed: (lag, ok) => this.metrics.mirrorLag(this.key.tenant, this.key.roomId, lag, ok ? "ok" : "unavailable"),
       },
       this.config.mirrorMaxLen,
+      this.config.mirrorLingerMs,
     );
     this.access = new RoomAccess(this.key, () => this.store());
     this.writer = this.createWriter();
