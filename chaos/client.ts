@@ -3,6 +3,8 @@
 // disconnect, fills a truncated `ready` over REST, and keeps every unacked send in an outbox that
 // it retries with the same clientMsgId until it is acked. Unlike the SDK it pipelines sends (several
 // on the wire at once) and mixes HTTP and WebSocket, to load the room's group commit harder.
+// Besides messages it edits and deletes its own acked messages, reacts to any message it was shown
+// and replies to them: those requests go through the same outbox, retried the same way.
 //
 // Everything it is told goes into its ClientRecord; every answer to a send goes into that send's
 // SendRecord. The checker judges those records afterwards; the client itself judges nothing.
@@ -43,6 +45,19 @@ const codeOfClose = new Map<number, string>(Object.entries(closeCodeOf).map(([co
 
 const LOG_LINES = 12;
 
+/** The reactions clients pick from: few, so users meet on the same emoji (adds, removes, counts). */
+export const EMOJI = ["👍", "🎉", "😀", ":ship:"] as const;
+
+/** Codes after which a request is never retried (as the SDK treats them). */
+const TERMINAL = ["bad_request", "too_large", "forbidden", "not_found", "conflict"];
+
+/** What a client knows about a message it was shown (to pick targets for its changes). */
+interface Known {
+  userId: string;
+  deleted: boolean;
+  replyTo: number | undefined;
+}
+
 export class ChaosClient {
   /** `online`: keep a socket open; `offline`: left for a while; `gone`: left for good. */
   desired: "online" | "offline" | "gone" = "online";
@@ -59,6 +74,14 @@ export class ChaosClient {
   private counter = 0;
   private readonly mine = new Map<string, SendRecord>();
   private readonly mineList: SendRecord[] = [];
+  /** Messages shown to this client, by seq, in the order shown. */
+  private readonly known = new Map<number, Known>();
+  /** Targets of my changes still in the outbox: one change per target at a time, so they commit in order. */
+  private readonly busy = new Set<number>();
+  /** My messages I asked to delete: never changed again. */
+  private readonly deleting = new Set<number>();
+  /** `${seq} ${emoji}` of my committed reactions. */
+  private readonly reacted = new Set<string>();
   /** Ignores reconnect backoff while set (the reconnect storm). */
   stormMode = false;
 
@@ -79,6 +102,9 @@ export class ChaosClient {
   get pending(): number {
     return this.outbox.size;
   }
+
+  /** HTTP requests still waiting for an answer (repeats and REST fills included). */
+  inFlight = 0;
 
   get connected(): boolean {
     return this.readySession === this.session && this.ws !== undefined;
@@ -215,12 +241,12 @@ export class ChaosClient {
             this.ws?.terminate();
             return;
           }
-          for (const message of fill) this.deliver(message, session, "rest");
+          for (const { entry, asOf } of fill) this.deliver(entry, session, "rest", asOf);
           this.record.truncated.readies++;
           this.record.truncated.filled += fill.length;
           this.log(`ready #${session} truncated, filled ${fill.length} over REST`);
         }
-        for (const message of messages) this.deliver(message, session, "ready");
+        for (const message of messages) this.deliver(message, session, "ready", frame.latestSeq);
         this.readySession = session;
         this.reconnectAttempt = 0;
         this.log(`ready #${session} latest=${frame.latestSeq} +${messages.length}`);
@@ -255,7 +281,14 @@ export class ChaosClient {
           return;
         }
         const p = this.outbox.get(frame.clientMsgId);
-        if (!p) return; // an answer to a repeat of something already acked
+        const about = p?.send ?? this.mine.get(frame.clientMsgId);
+        if (about) this.sample(about, "ws", String(frame.code), frame.message);
+        if (!p) {
+          // An answer to a repeat of something already answered.
+          const send = this.mine.get(frame.clientMsgId);
+          if (send && frame.code === "conflict") this.judged(send, "conflict");
+          return;
+        }
         this.failed(p, String(frame.code), frame.retryAfterMs);
         return;
       }
@@ -276,24 +309,31 @@ export class ChaosClient {
     this.log(`BREACH ${what}`);
   }
 
-  private deliver(message: Entry, session: number, source: "ready" | "live" | "rest"): void {
-    this.record.view.push({ seq: message.seq, message, session, source });
+  private deliver(message: Entry, session: number, source: "ready" | "live" | "rest", asOf?: number): void {
+    this.record.view.push({ seq: message.seq, message, session, source, ...(asOf === undefined ? {} : { asOf }) });
+    if (message.kind === "message")
+      this.known.set(message.seq, { userId: message.userId, deleted: message.deleted === true, replyTo: message.replyTo });
+    else if (message.kind === "delete") {
+      const k = this.known.get(message.target);
+      if (k) k.deleted = true;
+    }
   }
 
   /** `GET /messages?after=N&limit=1000` until seq `upto`; undefined if the server would not answer. */
-  private async fillHole(after: number, upto: number): Promise<Entry[] | undefined> {
-    const out: Entry[] = [];
+  private async fillHole(after: number, upto: number): Promise<Array<{ entry: Entry; asOf: number | undefined }> | undefined> {
+    const out: Array<{ entry: Entry; asOf: number | undefined }> = [];
     let cursor = after;
     for (let tries = 0; cursor < upto && tries < 20; tries++) {
       const res = await this.http("GET", `/v1/rooms/${this.record.room}/messages?after=${cursor}&limit=1000`);
-      const body = res.body as { messages?: Entry[] } | undefined;
+      const body = res.body as { messages?: Entry[]; latestSeq?: unknown } | undefined;
       if (res.status !== 200 || !Array.isArray(body?.messages)) {
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
       const page = body.messages.filter((m) => m.seq <= upto);
       if (page.length === 0) return undefined;
-      out.push(...page);
+      const asOf = typeof body.latestSeq === "number" ? body.latestSeq : undefined;
+      out.push(...page.map((entry) => ({ entry, asOf })));
       cursor = page.at(-1)?.seq ?? upto;
     }
     return cursor >= upto ? out : undefined;
@@ -337,10 +377,7 @@ export class ChaosClient {
       p.session = this.session;
       p.sentAt = this.ctx.now();
       p.send.attempts++;
-      const frame = maskedTextFrame(
-        JSON.stringify({ type: "send", clientMsgId: p.send.clientMsgId, text: p.send.text }),
-        this.rng,
-      );
+      const frame = maskedTextFrame(JSON.stringify(frameOf(p.send)), this.rng);
       socket.write(frame.subarray(0, this.rng.int(1, frame.length - 1)));
       this.log(`killed mid-frame (${p.send.clientMsgId})`);
     } else this.log("killed");
@@ -360,14 +397,22 @@ export class ChaosClient {
   // ---------------------------------------------------------------------------------------
   // Sending
 
-  private newPending(): Pending {
+  private newPending(init: Partial<SendRecord> & { text?: string } = {}): Pending {
     this.counter++;
     // Ids repeat across users on purpose (m1, m2, …): dedup is per (user, clientMsgId).
+    const op = init.op ?? "send";
+    const what = op === "send" ? (init.replyTo === undefined ? "" : "reply ") : `${op} `;
+    const text =
+      op === "delete" || op === "react"
+        ? ""
+        : `${this.userId} ${what}#${this.counter} ${this.rng.int(0, 1e9).toString(36)}${this.rng.chance(0.1) ? " ünïcødé 😀" : ""}`;
     const send: SendRecord = {
       room: this.record.room,
       userId: this.userId,
       clientMsgId: `m${this.counter}`,
-      text: `${this.userId} #${this.counter} ${this.rng.int(0, 1e9).toString(36)}${this.rng.chance(0.1) ? " ünïcødé 😀" : ""}`,
+      ...init,
+      op,
+      text,
       attempts: 0,
       uncertain: 0,
       definite: [],
@@ -376,6 +421,8 @@ export class ChaosClient {
     this.register(send);
     this.mine.set(send.clientMsgId, send);
     this.mineList.push(send);
+    if (op !== "send" && send.target !== undefined) this.busy.add(send.target);
+    if (op === "delete" && send.target !== undefined) this.deleting.add(send.target);
     const p: Pending = { send, state: "queued", session: -1, sentAt: 0, retryAt: this.ctx.now(), backoff: 0 };
     this.outbox.set(send.clientMsgId, p);
     return p;
@@ -386,7 +433,46 @@ export class ChaosClient {
     this.dispatch(this.newPending());
   }
 
-  /** Sends an already used clientMsgId again (same text), once, over a random transport. */
+  /**
+   * A change, if there is something to change: an edit (30%) or a delete (15%) of one of my acked
+   * messages, a reaction added or taken back (40%) on a message I was shown, or a reply (15%) to
+   * one. Otherwise a new message. One change per target at a time (`busy`): pipelined requests
+   * may commit out of order after an `unavailable`, and a take-back must not overtake its add.
+   */
+  change(): void {
+    const roll = this.rng.next();
+    if (roll < 0.45) {
+      const own = this.mineList
+        .filter((s) => (s.op ?? "send") === "send" && s.acks[0] !== undefined)
+        .map((s) => s.acks[0]?.seq ?? 0)
+        .filter((seq) => !this.busy.has(seq) && !this.deleting.has(seq) && this.known.get(seq)?.deleted !== true)
+        .slice(-20);
+      if (own.length > 0) {
+        const target = this.rng.pick(own);
+        this.dispatch(this.newPending({ op: roll < 0.3 ? "edit" : "delete", target }));
+        return;
+      }
+    } else {
+      const shown = [...this.known].filter(([seq, k]) => !k.deleted && !this.busy.has(seq) && !this.deleting.has(seq)).slice(-30);
+      const picked = shown.length > 0 ? this.rng.pick(shown) : undefined;
+      if (picked && roll < 0.85) {
+        const [target] = picked;
+        const emoji = this.rng.pick(EMOJI);
+        const remove = this.reacted.has(`${target} ${emoji}`);
+        this.dispatch(this.newPending({ op: "react", target, emoji, ...(remove ? { remove: true } : {}) }));
+        return;
+      }
+      const parents = shown.filter(([, k]) => k.replyTo === undefined);
+      if (parents.length > 0) {
+        const [replyTo] = this.rng.pick(parents);
+        this.dispatch(this.newPending({ op: "send", replyTo }));
+        return;
+      }
+    }
+    this.write();
+  }
+
+  /** Sends an already used clientMsgId again (same request), once, over a random transport. */
   repeat(): void {
     if (this.mineList.length === 0) return;
     const send = this.rng.pick(this.mineList);
@@ -425,19 +511,18 @@ export class ChaosClient {
   private wsSend(send: SendRecord): void {
     send.attempts++;
     try {
-      this.ws?.send(JSON.stringify({ type: "send", clientMsgId: send.clientMsgId, text: send.text }));
+      this.ws?.send(JSON.stringify(frameOf(send)));
     } catch {
       // The close event will requeue it.
     }
   }
 
-  /** An HTTP send. `p` is the outbox entry, or undefined for a deliberate repeat. */
+  /** An HTTP request for a send or a change. `p` is the outbox entry, or undefined for a deliberate repeat. */
   private async httpSend(send: SendRecord, p: Pending | undefined): Promise<string> {
     send.attempts++;
-    const res = await this.http("POST", `/v1/rooms/${this.record.room}/messages`, {
-      clientMsgId: send.clientMsgId,
-      text: send.text,
-    });
+    const sentAtMs = this.ctx.now();
+    const { method, path, body: json } = requestOf(send);
+    const res = await this.http(method, `/v1/rooms/${this.record.room}${path}`, json);
     const body = res.body as { message?: Entry; error?: { code?: unknown } } | undefined;
     if ((res.status === 200 || res.status === 201) && body?.message && typeof body.message.seq === "number") {
       this.acked(send, {
@@ -447,14 +532,18 @@ export class ChaosClient {
         message: body.message,
         repeat: p === undefined,
         atMs: this.ctx.now(),
+        sentAtMs,
       });
       return "acked";
     }
     let code: string;
     if (res.status === 0) code = "transport";
-    else if (typeof body?.error?.code === "string") code = body.error.code;
-    else code = this.answerError("POST", res.status, res.text);
+    else if (typeof body?.error?.code === "string") {
+      code = body.error.code;
+      this.sample(send, `${method} ${res.status}`, code, (body.error as { message?: unknown }).message);
+    } else code = this.answerError(method, res.status, res.text);
     if (p && this.outbox.get(send.clientMsgId) === p && p.state === "http") this.failed(p, code, res.retryAfterMs);
+    else if (!p && code === "conflict") this.judged(send, code);
     return code;
   }
 
@@ -478,7 +567,40 @@ export class ChaosClient {
   private acked(send: SendRecord, ack: Ack): void {
     send.acks.push(ack);
     const p = this.outbox.get(send.clientMsgId);
-    if (p && p.send === send) this.outbox.delete(send.clientMsgId);
+    if (p && p.send === send) {
+      this.outbox.delete(send.clientMsgId);
+      this.settled(send);
+      if (send.op === "react" && send.target !== undefined) {
+        const key = `${send.target} ${send.emoji}`;
+        if (send.remove) this.reacted.delete(key);
+        else this.reacted.add(key);
+      }
+    }
+  }
+
+  /** A request left the outbox: its target may take my next change. */
+  private settled(send: SendRecord): void {
+    if ((send.op ?? "send") !== "send" && send.target !== undefined) this.busy.delete(send.target);
+  }
+
+  /** Evidence for a code no valid request should get (`internal`, `bad_request`, …): which request, how, what it was told. */
+  private sample(send: SendRecord, via: string, code: string, message: unknown): void {
+    if (code === "unavailable" || code === "rate_limited" || code === "conflict") return;
+    const what =
+      send.op === "send" || send.op === undefined
+        ? send.replyTo === undefined
+          ? "send"
+          : `reply to ${send.replyTo}`
+        : `${send.op} of ${send.target}`;
+    this.ctx.errors.samples.push(
+      `${(this.ctx.now() / 1000).toFixed(2)}s ${this.userId}/${send.clientMsgId} (${what}) via ${via}: ${code} ${JSON.stringify(String(message ?? "")).slice(0, 120)}`,
+    );
+  }
+
+  /** A code the checker judges against Postgres for this request (a `conflict` is fine if its target was deleted). */
+  private judged(send: SendRecord, code: string): void {
+    send.definite.push(code);
+    bump(this.ctx.errors.judged, code);
   }
 
   /** A failed attempt: retried with backoff unless the code says it never will work. */
@@ -486,10 +608,13 @@ export class ChaosClient {
     // `internal` is a definite answer (a committed message behind it would be a phantom), but the
     // SDK retries it a few times, and so do we.
     if (isUnknownOutcome(code)) p.send.uncertain++;
+    else if (code === "conflict") this.judged(p.send, code);
     else p.send.definite.push(code);
-    if (["bad_request", "too_large", "forbidden", "not_found"].includes(code)) {
+    if (TERMINAL.includes(code)) {
       this.outbox.delete(p.send.clientMsgId); // terminal, as the SDK treats it
-      this.log(`send ${p.send.clientMsgId} rejected: ${code}`);
+      p.send.refused = code;
+      this.settled(p.send);
+      this.log(`${p.send.op ?? "send"} ${p.send.clientMsgId} rejected: ${code}`);
       return;
     }
     p.state = "queued";
@@ -501,10 +626,11 @@ export class ChaosClient {
   // HTTP
 
   private async http(
-    method: "GET" | "POST",
+    method: Method,
     path: string,
     json?: unknown,
   ): Promise<{ status: number; body: unknown; text: string; retryAfterMs?: number }> {
+    this.inFlight++;
     try {
       const res = await fetch(`${this.ctx.baseUrl}${path}`, {
         method,
@@ -531,6 +657,8 @@ export class ChaosClient {
           : (cause?.code ?? (e instanceof Error ? e.message : "fetch failed"));
       bump(this.ctx.errors.transport, `http ${name}`);
       return { status: 0, body: undefined, text: "" };
+    } finally {
+      this.inFlight--;
     }
   }
 
@@ -558,6 +686,38 @@ export class ChaosClient {
     bump(this.ctx.errors.codes, label);
     this.ctx.errors.samples.push(`${this.userId}: ${what} → ${status} ${JSON.stringify(text.slice(0, 100))}`);
     return label;
+  }
+}
+
+type Method = "GET" | "POST" | "PATCH" | "DELETE";
+
+/** The WebSocket frame of a request (src/protocol/frames.ts EntryFrame). */
+export function frameOf(send: SendRecord): Record<string, unknown> {
+  const { clientMsgId, text, target } = send;
+  switch (send.op ?? "send") {
+    case "edit":
+      return { type: "edit", clientMsgId, target, text };
+    case "delete":
+      return { type: "delete", clientMsgId, target };
+    case "react":
+      return { type: "react", clientMsgId, target, emoji: send.emoji, ...(send.remove ? { remove: true } : {}) };
+    default:
+      return { type: "send", clientMsgId, text, ...(send.replyTo === undefined ? {} : { replyTo: send.replyTo }) };
+  }
+}
+
+/** The HTTP request of a request: POST /messages, PATCH or DELETE /messages/{seq}, POST /messages/{seq}/reactions. */
+export function requestOf(send: SendRecord): { method: Method; path: string; body: Record<string, unknown> } {
+  const { type: _type, target: _target, ...body } = frameOf(send);
+  switch (send.op ?? "send") {
+    case "edit":
+      return { method: "PATCH", path: `/messages/${send.target}`, body };
+    case "delete":
+      return { method: "DELETE", path: `/messages/${send.target}`, body };
+    case "react":
+      return { method: "POST", path: `/messages/${send.target}/reactions`, body };
+    default:
+      return { method: "POST", path: "/messages", body };
   }
 }
 

@@ -20,6 +20,12 @@ export interface EnvOptions {
   historyWindow?: number;
 }
 
+/**
+ * The dev server's own output: hidden, unless CHAOS_SERVER_OUTPUT=inherit (to read the Worker's
+ * logs, e.g. the error behind an `internal`, interleaved with the run's lines).
+ */
+const serverOutput = (): "inherit" | "ignore" => (process.env.CHAOS_SERVER_OUTPUT === "inherit" ? "inherit" : "ignore");
+
 /** A free loopback port, so a restarted wrangler can come back on the same one. */
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -91,7 +97,7 @@ export class ChaosEnv {
   }
 
   private async startServer(): Promise<void> {
-    this.server = await startWrangler({ port: this.port, vars: this.vars, persistTo: this.persistTo, output: "ignore" });
+    this.server = await startWrangler({ port: this.port, vars: this.vars, persistTo: this.persistTo, output: serverOutput() });
   }
 
   /** Kills the dev server (every room object dies with it, as in a crash) and starts it again on the same port and state. */

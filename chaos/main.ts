@@ -24,6 +24,7 @@ const HELP = `npm run chaos -- [options]
   --writers N       writers per room (default 4)
   --readers N       read-only clients per room (default 1)
   --send-every MS   mean time between two sends of one writer (default 120)
+  --change-share P  the share of those that change a message: edit, delete, react, reply (default 0.3; 0: sends only)
   --pg-timeout-ms N the Worker's PG_STATEMENT_TIMEOUT_MS (default 2000; the product default is 5000)
   --mirror-maxlen N the Worker's MIRROR_MAXLEN, the Redis stream's trim length (default 1000)
   --window N        the Worker's HISTORY_WINDOW (default: the product's); small values make handshakes read Postgres
@@ -43,6 +44,7 @@ function options() {
       writers: { type: "string" },
       readers: { type: "string" },
       "send-every": { type: "string" },
+      "change-share": { type: "string" },
       "pg-timeout-ms": { type: "string" },
       "redis-heal-ms": { type: "string" },
       "mirror-maxlen": { type: "string" },
@@ -63,6 +65,9 @@ function options() {
   const minutes = values.minutes === undefined ? 0 : Number(values.minutes);
   if (!(minutes >= 0) || !Number.isFinite(minutes))
     throw new Error(`--minutes must be a number >= 0, got ${JSON.stringify(values.minutes)}`);
+  const changeShare = values["change-share"] === undefined ? 0.3 : Number(values["change-share"]);
+  if (!(changeShare >= 0 && changeShare <= 1))
+    throw new Error(`--change-share must be a number from 0 to 1, got ${JSON.stringify(values["change-share"])}`);
   const wanted = values.scenario ? values.scenario.split(",").map((s) => s.trim()) : scenarioNames();
   const unknown = wanted.filter((n) => !scenarioNames().includes(n));
   if (unknown.length) throw new Error(`unknown scenario ${unknown.join(", ")} (known: ${scenarioNames().join(", ")})`);
@@ -78,6 +83,7 @@ function options() {
     writers: int("writers", 4, 1),
     readers: int("readers", 1, 0),
     sendEveryMs: int("send-every", 120, 5),
+    changeShare,
     statementTimeoutMs: int("pg-timeout-ms", 2000, 100),
     redisHealMs: int("redis-heal-ms", 20_000, 0),
     mirrorMaxLen: int("mirror-maxlen", 1000, 1),
@@ -106,7 +112,8 @@ async function main(): Promise<number> {
       .filter(Boolean)
       .join(" ");
   const settingsNote =
-    `rooms ${opts.rooms} × (${opts.writers} writers + ${opts.readers} readers + joiners), a send every ~${opts.sendEveryMs} ms per writer, ` +
+    `rooms ${opts.rooms} × (${opts.writers} writers + ${opts.readers} readers + joiners), a send every ~${opts.sendEveryMs} ms per writer ` +
+    `(${Math.round(opts.changeShare * 100)}% of them changes: edits, deletes, reactions, replies), ` +
     `load ${opts.loadMs} ms per scenario, PG_STATEMENT_TIMEOUT_MS ${opts.statementTimeoutMs}, MIRROR_MAXLEN ${opts.mirrorMaxLen}` +
     (opts.historyWindow ? `, HISTORY_WINDOW ${opts.historyWindow}` : "");
   // Anything that changes what runs must be in the replay command.
@@ -116,6 +123,7 @@ async function main(): Promise<number> {
     opts.writers !== 4 ? `--writers ${opts.writers}` : "",
     opts.readers !== 1 ? `--readers ${opts.readers}` : "",
     opts.sendEveryMs !== 120 ? `--send-every ${opts.sendEveryMs}` : "",
+    opts.changeShare !== 0.3 ? `--change-share ${opts.changeShare}` : "",
     opts.statementTimeoutMs !== 2000 ? `--pg-timeout-ms ${opts.statementTimeoutMs}` : "",
     opts.mirrorMaxLen !== 1000 ? `--mirror-maxlen ${opts.mirrorMaxLen}` : "",
     opts.historyWindow ? `--window ${opts.historyWindow}` : "",
@@ -174,6 +182,7 @@ async function main(): Promise<number> {
       writersPerRoom: opts.writers,
       readersPerRoom: opts.readers,
       sendEveryMs: opts.sendEveryMs,
+      changeShare: opts.changeShare,
       loadMs: opts.loadMs,
       drainMs: 15_000,
       redisHealMs: opts.redisHealMs,

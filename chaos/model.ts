@@ -20,25 +20,56 @@ export interface Ack {
   /** True when this was a deliberate re-send of an already used clientMsgId. */
   repeat: boolean;
   atMs: number;
+  /** When the HTTP request left (ms into the scenario); undefined for WebSocket. */
+  sentAtMs?: number;
 }
 
-/** One logical message: one (user, clientMsgId) for its whole life, however often it is sent. */
+/**
+ * What a request asks the room to commit: a message (`send`, maybe a reply), or a change to the
+ * message at `target` (`edit`, `delete`, `react`). Each is an entry of the one stream with its own
+ * seq, exactly once per (user, clientMsgId), so all four are recorded and judged alike.
+ */
+export type Op = "send" | "edit" | "delete" | "react";
+
+/** The entry kind a committed request of each op is stored as. */
+export const kindOfOp: Record<Op, string> = { send: "message", edit: "edit", delete: "delete", react: "reaction" };
+
+/**
+ * One logical request: one (user, clientMsgId) for its whole life, however often it is sent. A
+ * send, or a change to a message (an edit, a delete, a reaction); retried alike until answered.
+ */
 export interface SendRecord {
   room: string;
   userId: string;
   clientMsgId: string;
+  /** Absent on records made before changes existed: a send. */
+  op?: Op;
+  /** A message's text, an edit's new text; "" for a delete and a reaction. */
   text: string;
+  /** The message an edit, delete or reaction changes. */
+  target?: number;
+  /** A reply: the seq of its thread's parent. */
+  replyTo?: number;
+  /** A reaction's emoji, and whether it takes the reaction back. */
+  emoji?: string;
+  remove?: boolean;
   attempts: number;
   /**
    * Attempts whose fate the client could not know: `unavailable`, an ack timeout, or the socket or
    * HTTP connection lost before the answer. Only these may leave a committed message unacked.
    */
   uncertain: number;
-  /** Codes other than `unavailable` answered to an attempt (a valid send should never get one). */
+  /**
+   * Codes other than `unavailable` answered to an attempt. A valid send should never get one; a
+   * reaction or a reply may get `conflict` when someone deleted its target meanwhile (the checker
+   * judges that against Postgres).
+   */
   definite: string[];
   acks: Ack[];
   /** The sender gave up after an unknown outcome and never retried (a user who closed the app). */
   abandoned?: boolean;
+  /** The code that refused it for good (`conflict`, …): never retried, must not be committed. */
+  refused?: string;
 }
 
 /** One message as a client was told about it, in arrival order. */
@@ -48,6 +79,11 @@ export interface Delivered {
   /** Which of the client's connections delivered it (1, 2, …). */
   session: number;
   source: "ready" | "live" | "rest";
+  /**
+   * For `ready` and REST: the `latestSeq` the answer was read at. Every entry up to it was
+   * committed before the read, so a message deleted at or below it must come as a tombstone.
+   */
+  asOf?: number;
 }
 
 export interface ClientRecord {
@@ -74,15 +110,24 @@ export interface ErrorTally {
   transport: Map<string, number>;
   /** Answers that carried a code a valid request should never get, with where they came from. */
   samples: string[];
+  /**
+   * Codes answered to a request the run recorded (SendRecord.definite), which the checker judges
+   * per request against Postgres (a `conflict` is fine when the target was deleted meanwhile);
+   * checkErrors leaves these out of its count.
+   */
+  judged: Map<string, number>;
 }
 
-export const newTally = (): ErrorTally => ({ codes: new Map(), transport: new Map(), samples: [] });
+export const newTally = (): ErrorTally => ({ codes: new Map(), transport: new Map(), samples: [], judged: new Map() });
 
 export const bump = (map: Map<string, number>, key: string, by = 1): void => {
   map.set(key, (map.get(key) ?? 0) + by);
 };
 
-/** A row of `messages` (Postgres is the truth). */
+/**
+ * A row of `messages` (Postgres is the truth): an entry of the stream, and for kind `message` its
+ * current form (migrations/006). Optional fields are absent when the column is NULL.
+ */
 export interface StoredRow {
   seq: number;
   id: string;
@@ -90,12 +135,32 @@ export interface StoredRow {
   clientMsgId: string;
   text: string;
   createdAt: string;
+  /** Absent in hand-made rows of older tests: "message". */
+  kind?: string;
+  target?: number;
+  replyTo?: number;
+  data?: Record<string, unknown>;
+  editedAt?: string;
+  version?: number;
+  deleted?: boolean;
+  replyCount?: number;
+  lastReplySeq?: number;
+  updatedSeq?: number;
+}
+
+/** A row of `reactions`: `userId` reacted with `emoji` to the message at `target`. */
+export interface ReactionRow {
+  target: number;
+  emoji: string;
+  userId: string;
 }
 
 export interface RoomTruth {
   rows: StoredRow[];
   /** rooms.last_seq, or null when the room has no row. */
   lastSeq: number | null;
+  /** The `reactions` table's rows of this room (absent: none). */
+  reactions?: ReactionRow[];
 }
 
 /** The Redis mirror of one room: `chat:{default:<roomId>}:messages`. */

@@ -32,12 +32,14 @@ export function table(results: readonly ScenarioResult[]): string {
     "time",
     "sent",
     "acked",
+    "changes",
     "ambig.",
     "delivered/client",
     "lost",
     "dup",
     "misord",
     "disagree",
+    "diverged",
     "phantom",
     "redis≠pg",
     "errors by code",
@@ -59,12 +61,14 @@ export function table(results: readonly ScenarioResult[]): string {
       `${(r.elapsedMs / 1000).toFixed(1)}s`,
       String(t.sent),
       String(t.acked),
+      String(t.changes),
       String(t.ambiguousResolved),
       range(t.delivered),
       String(t.lost),
       String(t.duplicated),
       String(t.misordered),
       String(t.disagreements),
+      String(t.diverged),
       String(t.phantoms),
       redis,
       errorsCell(r),
@@ -81,12 +85,14 @@ export function table(results: readonly ScenarioResult[]): string {
     `${(results.reduce((n, r) => n + r.elapsedMs, 0) / 1000).toFixed(1)}s`,
     String(sum.sent),
     String(sum.acked),
+    String(sum.changes),
     String(sum.ambiguousResolved),
     range(sum.delivered),
     String(sum.lost),
     String(sum.duplicated),
     String(sum.misordered),
     String(sum.disagreements),
+    String(sum.diverged),
     String(sum.phantoms),
     redisChecked ? String(redisSum) : "skip",
     "",
@@ -108,6 +114,8 @@ export function details(results: readonly ScenarioResult[], replay: (r: Scenario
     if (r.redis.kind === "skipped") out.push(`  redis: skipped, ${r.redis.why}`);
     else if (verbose) out.push(`  redis: checked, ${r.redis.diffs} differences after ${(r.redis.waitedMs / 1000).toFixed(1)} s`);
     if (r.totals.ambiguousOpen) out.push(`  ambiguous, committed but never acked: ${r.totals.ambiguousOpen}`);
+    if (r.totals.refused)
+      out.push(`  changes refused with conflict because their target was deleted meanwhile: ${r.totals.refused}`);
     for (const n of r.notes) out.push(`  · ${n}`);
   }
   return out.join("\n");

@@ -16,6 +16,8 @@ export interface RunSettings {
   readersPerRoom: number;
   /** Mean time between two sends of one writer. */
   sendEveryMs: number;
+  /** The share of a writer's requests that change a message (edit, delete, react, reply) rather than send a new one. */
+  changeShare: number;
   loadMs: number;
   /** The longest the drain and the catch-up may take after the heal. */
   drainMs: number;
@@ -167,7 +169,13 @@ export async function runScenario(
     env,
     clients: () => clients,
     burst: (n) => {
-      for (const w of writers) if (w.desired !== "gone") for (let i = 0; i < n; i++) w.write();
+      const brng = rng.fork("burst");
+      for (const w of writers)
+        if (w.desired !== "gone")
+          for (let i = 0; i < n; i++) {
+            if (brng.chance(settings.changeShare)) w.change();
+            else w.write();
+          }
     },
     rng: rng.fork("fault-actions"),
     rooms: records.map((r) => r.room),
@@ -219,6 +227,7 @@ export async function runScenario(
       while (at <= t) {
         if (w.desired !== "gone" && w.pending < maxPending) {
           if (wrng.chance(0.07)) w.repeat();
+          else if (wrng.chance(settings.changeShare)) w.change();
           else w.write();
         }
         at += interval();
@@ -284,6 +293,10 @@ export async function runScenario(
   }
   progress(status("healed"));
   for (const c of clients) c.stop();
+  // Answers still on their way (a deliberate repeat is not in any outbox) are judged too: wait for
+  // them (each is bounded by the HTTP timeout), so no error code arrives after the checks.
+  const answersBy = now() + ctx.httpTimeoutMs + 1000;
+  while (now() < answersBy && clients.some((c) => c.inFlight > 0)) await sleep(TICK_MS);
 
   // --- Checks --------------------------------------------------------------------------------
   const findings: Finding[] = [];
@@ -314,7 +327,13 @@ export async function runScenario(
         try {
           const stream = await truth.stream(record.room);
           anyKey ||= stream.exists;
-          const r = checkStream(record.room, pg.get(record.room)?.rows ?? [], stream, settings.mirrorMaxLen);
+          const r = checkStream(
+            record.room,
+            pg.get(record.room) ?? { rows: [], lastSeq: null },
+            stream,
+            settings.mirrorMaxLen,
+            record.sends,
+          );
           diffs += r.diffs;
           redisFindings.push(...r.findings);
         } catch (e) {
@@ -337,6 +356,9 @@ export async function runScenario(
       if (diffs === 0 || now() - redisStart > settings.redisHealMs) {
         redis = { kind: "checked", diffs, waitedMs: now() - redisStart };
         findings.push(...redisFindings);
+        // Evidence for a mirror that did not heal: where the room object thinks its mirror is.
+        for (const room of new Set(redisFindings.map((f) => f.room)))
+          notes.push(`status of ${room} after the wait: ${await roomStatus(env, room, await tokenFor("w1"))}`);
         const after = `${(redis.waitedMs / 1000).toFixed(1)} s after the checks began`;
         progress(
           `  [${scenario.name.padEnd(15)} ${(now() / 1000).toFixed(1).padStart(5)}s redis   ] ${diffs === 0 ? `mirror equals Postgres ${after}` : `${diffs} differences left ${after}`}`,
@@ -359,9 +381,30 @@ export async function runScenario(
     });
   if (truncated.readies)
     notes.push(`truncated ready frames filled over REST: ${truncated.readies} (${truncated.filled} messages)`);
+  const byOp = new Map<string, number>();
+  for (const r of records)
+    for (const s of r.sends)
+      if (s.acks.length > 0) {
+        const op = s.op === "send" || s.op === undefined ? (s.replyTo === undefined ? "messages" : "replies") : `${s.op}s`;
+        byOp.set(op, (byOp.get(op) ?? 0) + 1);
+      }
+  notes.push(`acked: ${[...byOp].map(([op, n]) => `${n} ${op}`).join(", ") || "nothing"}`);
   if (env.restarts > restartsBefore) notes.push(`dev server restarts: ${env.restarts - restartsBefore}`);
   if (errors.transport.size) notes.push(`transport: ${[...errors.transport].map(([k, v]) => `${k} ×${v}`).join(", ")}`);
   return { name: scenario.name, seed, elapsedMs: now(), totals, errors, redis, findings, notes };
+}
+
+/** `GET /v1/rooms/{roomId}/status` (latestSeq, mirroredSeq, mirrorLag, sockets), as text for the notes. */
+async function roomStatus(env: ChaosEnv, room: string, token: string): Promise<string> {
+  try {
+    const res = await fetch(`${env.baseUrl}/v1/rooms/${room}/status`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    return `${res.status} ${(await res.text()).slice(0, 200)}`;
+  } catch (e) {
+    return `unreadable (${e instanceof Error ? e.message : String(e)})`;
+  }
 }
 
 /**

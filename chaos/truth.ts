@@ -4,7 +4,7 @@
 import IORedis from "ioredis";
 import { neonPool } from "../tools/local/neon.js";
 import type { LocalStack } from "../tools/local/stack.js";
-import type { RoomTruth, StoredRow, StreamTruth } from "./model.js";
+import type { ReactionRow, RoomTruth, StoredRow, StreamTruth } from "./model.js";
 
 const { Redis } = IORedis;
 
@@ -23,7 +23,7 @@ export class Truth {
     }
   }
 
-  /** Every message and rooms.last_seq of each room, oldest first. Retries: the proxy may just have healed. */
+  /** Every entry (with its current form), rooms.last_seq and the reactions of each room, oldest first. Retries: the proxy may just have healed. */
   async rooms(roomIds: readonly string[]): Promise<Map<string, RoomTruth>> {
     for (let attempt = 1; ; attempt++) {
       const pool = neonPool(this.stack.databaseUrl, this.stack.neonWsProxy || undefined, 1);
@@ -37,24 +37,59 @@ export class Truth {
             client_msg_id: string;
             text: string;
             created_at: Date | string;
+            kind: string;
+            target: string | null;
+            reply_to: string | null;
+            data: Record<string, unknown> | null;
+            edited_at: Date | string | null;
+            version: number;
+            deleted: boolean;
+            reply_count: number;
+            last_reply_seq: string | null;
+            updated_seq: string | null;
           }>(
-            "SELECT seq, id, user_id, client_msg_id, text, created_at FROM messages WHERE tenant = $1 AND room_id = $2 ORDER BY seq",
+            `SELECT seq, id, user_id, client_msg_id, text, created_at, kind, target, reply_to, data, edited_at, version, deleted,
+                    reply_count, last_reply_seq, updated_seq
+             FROM messages WHERE tenant = $1 AND room_id = $2 ORDER BY seq`,
             [TENANT, roomId],
           );
           const state = await pool.query<{ last_seq: string }>("SELECT last_seq FROM rooms WHERE tenant = $1 AND room_id = $2", [
             TENANT,
             roomId,
           ]);
-          const stored: StoredRow[] = rows.map((r) => ({
-            seq: Number(r.seq),
-            id: r.id,
-            userId: r.user_id,
-            clientMsgId: r.client_msg_id,
-            text: r.text,
-            createdAt: (r.created_at instanceof Date ? r.created_at : new Date(r.created_at)).toISOString(),
-          }));
+          const reacted = await pool.query<{ target_seq: string; emoji: string; user_id: string }>(
+            "SELECT target_seq, emoji, user_id FROM reactions WHERE tenant = $1 AND room_id = $2 ORDER BY target_seq, emoji, user_id",
+            [TENANT, roomId],
+          );
+          const iso = (v: Date | string): string => (v instanceof Date ? v : new Date(v)).toISOString();
+          const stored: StoredRow[] = rows.map((r) => {
+            const row: StoredRow = {
+              seq: Number(r.seq),
+              id: r.id,
+              userId: r.user_id,
+              clientMsgId: r.client_msg_id,
+              text: r.text,
+              createdAt: iso(r.created_at),
+              kind: r.kind,
+              version: Number(r.version),
+              deleted: r.deleted,
+              replyCount: Number(r.reply_count),
+            };
+            if (r.target !== null) row.target = Number(r.target);
+            if (r.reply_to !== null) row.replyTo = Number(r.reply_to);
+            if (r.data !== null) row.data = r.data;
+            if (r.edited_at !== null) row.editedAt = iso(r.edited_at);
+            if (r.last_reply_seq !== null) row.lastReplySeq = Number(r.last_reply_seq);
+            if (r.updated_seq !== null) row.updatedSeq = Number(r.updated_seq);
+            return row;
+          });
           const lastSeq = state.rows[0] ? Number(state.rows[0].last_seq) : null;
-          out.set(roomId, { rows: stored, lastSeq });
+          const reactions: ReactionRow[] = reacted.rows.map((r) => ({
+            target: Number(r.target_seq),
+            emoji: r.emoji,
+            userId: r.user_id,
+          }));
+          out.set(roomId, { rows: stored, lastSeq, reactions });
         }
         return out;
       } catch (e) {
