@@ -105,6 +105,14 @@ export const SERVERS = {
     product: true,
     color: "#2da44e",
   },
+  ppbare: {
+    label: "the runtime alone on the product path: a Durable Object per room that accepts hibernatable sockets and sends one frame, none of our code (bench/fixture/bare.ts)",
+    short: "bare runtime (product path)",
+    vars: {},
+    product: true,
+    bare: true,
+    color: "#6e7781",
+  },
   ppfresh: {
     label: "ours on the product path, a server of its own for the idle-memory measurement, PG_IDLE_MS=500",
     short: "ours (product path, own server)",

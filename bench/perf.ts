@@ -23,6 +23,8 @@ export interface PerfReport {
   lag: Array<{ server: ServerKey; rate: number; acked: number; visible: number; afterAckP50: number; afterAckP99: number }>;
   writers: ThroughputRecord[];
   idle: RoomsRecord[];
+  /** The same idle measurement on the bare runtime (bench/fixture/bare.ts). */
+  idleBare: RoomsRecord[];
   /**
    * The floors under the tail: ping→pong through the product path (answered by the runtime, no
    * room code), and a one-row INSERT committed with fsync from Node through the same wsproxy, at
@@ -42,6 +44,7 @@ export async function perfScenarios(ctx: Context): Promise<PerfReport> {
     lag: [],
     writers: [],
     idle: [],
+    idleBare: [],
     floors: { ping: await pings(ctx, "pp"), pgCommit: await pgCommitFloor(ctx, plan.perfRounds === 1 ? 60 : 300) },
   };
   for (let round = 0; round < rounds; round++) {
@@ -71,10 +74,12 @@ export async function perfScenarios(ctx: Context): Promise<PerfReport> {
     report.writers = await throughput(ctx, ["pp"]);
     // Per room and per socket apart: the same rooms with 1 and with 4 sockets each, a fresh server
     // each time; the difference is what the extra sockets hold, the rest is the rooms'.
-    for (const perRoom of [1, 4]) {
-      if (perRoom !== 1) await ctx.restart("ppfresh");
-      ctx.plan = { ...plan, manyRooms: plan.perfIdleRooms ?? 100, socketsPerRoom: [perRoom] };
-      report.idle.push(...(await manyRooms(ctx, "ppfresh")));
+    for (const [server, into] of [["ppfresh", report.idle], ["ppbare", report.idleBare]] as const) {
+      for (const perRoom of [1, 4]) {
+        if (perRoom !== 1) await ctx.restart(server);
+        ctx.plan = { ...plan, manyRooms: plan.perfIdleRooms ?? 100, socketsPerRoom: [perRoom] };
+        into.push(...(await manyRooms(ctx, server)));
+      }
     }
   } finally {
     ctx.plan = plan;

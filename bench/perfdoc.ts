@@ -4,6 +4,7 @@ import { SERVERS, type ServerKey } from "./context.js";
 import type { Results } from "./document.js";
 import { machineLine } from "./machine.js";
 import type { PerfReport } from "./perf.js";
+import type { RoomsRecord } from "./scale.js";
 import { type Table, tableToMarkdown } from "./report.js";
 import type { RateRecord } from "./scenarios.js";
 import { int, median, ms, ratio } from "./stats.js";
@@ -103,26 +104,36 @@ export const perfTables = (r: Results): Table[] => {
       ];
     }),
   });
-  const loaded = p.idle.filter((x) => x.rooms > 0);
-  const bases = p.idle.filter((x) => x.rooms === 0);
-  const [one, many] = loaded;
-  if (one && many && bases.length >= 2) {
-    const growth = (x: typeof one, i: number) => x.workerdKiB - (bases[i]?.workerdKiB ?? Number.NaN);
+  const split = (records: readonly RoomsRecord[]) => {
+    const loaded = records.filter((x) => x.rooms > 0);
+    const bases = records.filter((x) => x.rooms === 0);
+    const [one, many] = loaded;
+    if (!one || !many || bases.length < 2) return undefined;
+    const growth = (x: RoomsRecord, i: number) => x.workerdKiB - (bases[i]?.workerdKiB ?? Number.NaN);
     const perSocket = (growth(many, 1) - growth(one, 0)) / Math.max(1, many.opened - one.opened);
     const perRoom = (growth(one, 0) - perSocket * one.opened) / Math.max(1, one.rooms);
-    tables.push({
-      title: "Idle rooms and sockets in workerd's memory, product path: per room and per socket apart",
-      headers: ["rooms", "sockets open", "workerd RSS MiB (fresh server → loaded)", "growth MiB", "growth per socket KiB (all in)"],
-      numeric: [true, true, true, true, true],
-      rows: loaded.map((x, i) => [
+    return { loaded, bases, growth, perSocket, perRoom, idleS: one.idleS };
+  };
+  const ours = split(p.idle);
+  const bare = split(p.idleBare ?? []);
+  if (ours) {
+    const rows = (label: string, s: NonNullable<typeof ours>) =>
+      s.loaded.map((x, i) => [
+        label,
         int(x.rooms),
         `${int(x.opened)}/${int(x.sockets)}`,
-        `${((bases[i]?.workerdKiB ?? Number.NaN) / 1024).toFixed(1)} → ${(x.workerdKiB / 1024).toFixed(1)}`,
-        (growth(x, i) / 1024).toFixed(1),
-        int(growth(x, i) / Math.max(1, x.opened)),
-      ]),
+        `${((s.bases[i]?.workerdKiB ?? Number.NaN) / 1024).toFixed(1)} → ${(x.workerdKiB / 1024).toFixed(1)}`,
+        (s.growth(x, i) / 1024).toFixed(1),
+        i === 0 ? int(s.perSocket) : "",
+        i === 0 ? int(s.perRoom) : "",
+      ]);
+    tables.push({
+      title: "Idle rooms and sockets in workerd's memory, product path: per room and per socket apart, ours vs the bare runtime",
+      headers: ["server", "rooms", "sockets open", "workerd RSS MiB (fresh → loaded)", "growth MiB", "KiB per idle socket", "KiB per idle room"],
+      numeric: [false, true, true, true, true, true, true],
+      rows: [...rows("ours", ours), ...(bare ? rows("bare runtime (fixture)", bare) : [])],
       notes: [
-        `From the two rows: **${int(perSocket)} KiB per idle socket** (the slope: extra sockets in the same rooms) and **${int(perRoom)} KiB per idle room** (a room object with its storage, whatever its sockets). RSS of the workerd process after ${one.idleS} s idle, a fresh server for each row, PG_IDLE_MS=500 (no room keeps a Postgres connection). Goal (issue 16): ≤ 50 KiB per idle socket.`,
+        `Per socket = the slope between the two rows of a server (the same rooms with 1 and with 4 sockets each); per room = the rest. RSS of the workerd process after ${ours.idleS} s idle, a fresh server for each row; ours with PG_IDLE_MS=500 (no room keeps a Postgres connection). The bare runtime is a Durable Object per room that accepts hibernatable sockets and sends one frame (bench/fixture/bare.ts): what workerd itself holds. Goal (issue 16): ≤ 50 KiB per idle socket.`,
       ],
     });
   }
@@ -133,7 +144,7 @@ export const perfSection = (r: Results): string => {
   const tables = perfTables(r);
   const head = `## ${PERF_TITLE}\n\n`;
   if (!tables.length) return `${head}Not measured in this run (\`--only perf\` measures it).\n`;
-  const servers = ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppfresh", "ours", "mirror"] as const;
+  const servers = ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppfresh", "ppbare", "ours", "mirror"] as const;
   return `${head}Measured by \`${r.command}\`${r.quick ? " (quick: smoke-test durations, numbers are rough)" : ""} on ${machineLine(r.machine)}, ${r.date}, code ${r.machine.code}, load average at start ${r.machine.loadAvg}, ${r.machine.postgres}. The **product path** runs the bundle \`wrangler deploy\` uploads (\`wrangler deploy --dry-run\`) under Miniflare directly (tools/local/workerd.ts): the same workerd, bindings and Durable Objects, without \`wrangler dev\` and its inspector proxy. Servers: ${servers.map((k) => `**${SERVERS[k].short}** = ${SERVERS[k].label}`).join("; ")}.
 
 ${tables.map((t) => tableToMarkdown(t)).join("\n\n")}

@@ -75,6 +75,8 @@ const freePort = (): Promise<number> =>
 
 /** The benchmark fixture's wrangler config (bench/fixture/): the product plus baseline seams. */
 const FIXTURE_CONFIG = "bench/fixture/wrangler.toml";
+/** The bare runtime baseline (bench/fixture/bare.ts): a Durable Object per room and nothing else. */
+const BARE_CONFIG = "bench/fixture/bare-wrangler.toml";
 
 /** Worker vars for one server: the stack's, plus that server's switch. */
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
   if (only.has("cursors") || only.has("roomlist")) wanted.add("ours");
   // The slow-consumer memory measurement, likewise: its RSS growth is then only its own.
   if (only.has("slow")) wanted.add("slowmem");
-  if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ours", "mirror", "ppfresh"] as const) wanted.add(k);
+  if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
   if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf"].includes(s)))
     throw new Error("--splice writes only the cursors, roomlist, slow and perf sections: use it with --only of those");
 
@@ -215,7 +217,7 @@ async function main(): Promise<void> {
       persistDirs.push(dir);
       const port = await freePort();
       const server = SERVERS[key];
-      const config = "fixture" in server && server.fixture ? FIXTURE_CONFIG : undefined;
+      const config = "bare" in server && server.bare ? BARE_CONFIG : "fixture" in server && server.fixture ? FIXTURE_CONFIG : undefined;
       const start = "product" in server && server.product ? startWorkerd : startWrangler;
       servers.set(key, await start({ port, vars: varsFor(local, key), persistTo: dir, output: "ignore", config }));
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);

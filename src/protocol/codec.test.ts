@@ -6,6 +6,7 @@ import {
   decodeProtocolVersion,
   decodeRoomId,
   decodeSeqCursor,
+  utf8Length,
 } from "./codec.js";
 
 describe("decodeClientFrame", () => {
@@ -126,5 +127,11 @@ describe("change frames (edit, delete, react) and replies", () => {
 
   it.each(["👍", "❤️", "👍🏽", "👨‍👩‍👧", "🇫🇷", "1️⃣", ":tada:", ":+1:"])("accepts the emoji %s", (emoji) => {
     expect(frame({ type: "react", clientMsgId: "c", target: 1, emoji }).ok).toBe(true);
+  });
+});
+
+describe("utf8Length", () => {
+  it.each(["", "ascii", "é", "€", "😀", "a😀b€é", "\ud83d", "x\udc00y", "😀".repeat(100), "ab\ud83d"])("equals TextEncoder's byte count for %j", (text) => {
+    expect(utf8Length(text)).toBe(new TextEncoder().encode(text).length);
   });
 });

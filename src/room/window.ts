@@ -72,13 +72,23 @@ export class RecentWindow {
   }
 
   private trim(): void {
-    while (this.messages.length > this.maxMessages || (this.bytes > this.maxBytes && this.messages.length > 1)) {
-      const dropped = this.messages.shift();
+    // One splice for everything that fell out (shifting entry by entry was a per-message cost).
+    let drop = 0;
+    let bytes = this.bytes;
+    while (
+      drop < this.messages.length - 1 &&
+      (this.messages.length - drop > this.maxMessages || bytes > this.maxBytes)
+    ) {
+      const dropped = this.messages[drop];
       if (!dropped) break;
-      this.bytes -= sizeOf(dropped);
+      bytes -= sizeOf(dropped);
       this.bySend.delete(sendKey(dropped.userId, dropped.clientMsgId));
       this.reactors.delete(dropped.seq);
+      drop++;
     }
+    if (drop === 0) return;
+    this.messages.splice(0, drop);
+    this.bytes = bytes;
   }
 
   /** The held entry at `seq`, if any. */

@@ -13,6 +13,8 @@ interface Options {
   port: number;
   vars: Record<string, string>;
   persistTo: string;
+  /** Set to open workerd's V8 inspector on this port (bench/profile.ts takes CPU profiles through it). */
+  inspectorPort?: number;
 }
 
 const options = JSON.parse(process.env.CHAT_MINIFLARE ?? "{}") as Options;
@@ -27,6 +29,7 @@ const mf = new Miniflare({
   port: options.port,
   defaultPersistRoot: options.persistTo,
   durableObjectsPersist: join(options.persistTo, "do"),
+  ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
 });
 await mf.ready;
 console.log(`ready ${options.host}:${options.port}`);

@@ -37,7 +37,7 @@ const bundle = (config: string): Promise<string> => {
   return dir;
 };
 
-export async function startWorkerd(options: WranglerOptions, timeoutMs = 60_000): Promise<WranglerServer> {
+export async function startWorkerd(options: WranglerOptions & { inspectorPort?: number }, timeoutMs = 60_000): Promise<WranglerServer> {
   const host = options.host ?? "127.0.0.1";
   const url = `http://${host}:${options.port}`;
   const config = resolve(ROOT, options.config ?? "wrangler.toml");
@@ -48,7 +48,15 @@ export async function startWorkerd(options: WranglerOptions, timeoutMs = 60_000)
     stdio: ["ignore", options.output ?? "ignore", options.output ?? "ignore"],
     env: {
       ...process.env,
-      CHAT_MINIFLARE: JSON.stringify({ config, bundlePath, host, port: options.port, vars: options.vars, persistTo: options.persistTo }),
+      CHAT_MINIFLARE: JSON.stringify({
+        config,
+        bundlePath,
+        host,
+        port: options.port,
+        vars: options.vars,
+        persistTo: options.persistTo,
+        inspectorPort: options.inspectorPort,
+      }),
     },
   });
   let spawnError: Error | undefined;
