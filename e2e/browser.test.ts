@@ -17,6 +17,7 @@ import {
   baseUrl,
   inParallel,
   killServer,
+  mintToken,
   postPatiently,
   sleep,
   startServer,
@@ -386,6 +387,33 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
     const server = await allMessages(testUser(bobId).client, roomId);
     expect(server.find((m) => m.seq === seq)).toMatchObject({ text: "the final plan", version: 1, replyCount: 1 });
     expect(server.find((m) => m.seq === doomed)).toMatchObject({ deleted: true, text: "" });
+  });
+
+  it("a room's admin may delete anyone's message from the page (a member only their own), and both pages show the tombstone", async () => {
+    const roomId = uniqueRoom("admin-delete");
+    const adminId = uniqueRoom("admin");
+    const memberId = uniqueRoom("member");
+    // Whoever creates a room is its admin.
+    const created = await fetch(`${baseUrl()}/v1/rooms`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await mintToken(adminId)}`, "content-type": "application/json" },
+      body: JSON.stringify({ roomId, visibility: "public" }),
+    });
+    expect(created.status).toBe(201);
+    const admin = await open(adminId, roomId);
+    const member = await open(memberId, roomId);
+    await type(member, "please remove this");
+    await waitForText(admin, "please remove this");
+    await type(admin, "the admin's own");
+    await waitForText(member, "the admin's own");
+    const [theirs, own] = (await shownMessages(admin)).map((m) => m.seq);
+    // The admin's page learns its role from the rooms list (refreshed every few seconds).
+    await admin.waitForSelector(`#messages > li[data-seq="${theirs}"] button.delete`, { timeout: 15_000 });
+    expect(await member.$$(`#messages > li[data-seq="${own}"] button.delete`)).toHaveLength(0);
+    await admin.click(`#messages > li[data-seq="${theirs}"] button.delete`);
+    await waitForLine(member, theirs ?? 0, "the tombstone", (l) => l.deleted && l.text === "message deleted");
+    await waitForLine(admin, theirs ?? 0, "the tombstone", (l) => l.deleted);
+    expect(await lineState(member, own ?? 0)).toMatchObject({ deleted: false, text: "the admin's own" });
   });
 
   it("reloading a page restores its history: the same messages, none twice, and older ones load on demand", async () => {
