@@ -4,6 +4,34 @@ import { MAX_INTERNAL_RETRIES, newClientMsgId, Outbox } from "./outbox.js";
 const ids = (outbox: Outbox) => outbox.pending.map((p) => p.clientMsgId);
 
 describe("Outbox", () => {
+  it("holds changes (edit, delete, react) in the same order as sends, each with its type, target and shown text", () => {
+    const outbox = new Outbox();
+    outbox.enqueue("a", "hello");
+    outbox.enqueue("b", { type: "edit", target: 1, text: "hello!" });
+    outbox.enqueue("c", { type: "react", target: 1, emoji: "👍", remove: true });
+    outbox.enqueue("d", { type: "delete", target: 1 });
+    outbox.enqueue("e", { type: "send", text: "in the thread", replyTo: 1 });
+    expect(outbox.pending.map((p) => [p.clientMsgId, p.type, p.text])).toEqual([
+      ["a", "send", "hello"],
+      ["b", "edit", "hello!"],
+      ["c", "react", "👍"],
+      ["d", "delete", ""],
+      ["e", "send", "in the thread"],
+    ]);
+    expect(outbox.pending[2]?.action).toEqual({ type: "react", target: 1, emoji: "👍", remove: true });
+    expect(outbox.pending[4]?.action).toEqual({ type: "send", text: "in the thread", replyTo: 1 });
+    expect(outbox.next(0)?.clientMsgId).toBe("a");
+    expect(outbox.next(0)).toBeUndefined();
+  });
+
+  it("conflict (a deleted target, a reaction already so) is terminal: rejected at once, never retried", () => {
+    const outbox = new Outbox();
+    outbox.enqueue("a", { type: "edit", target: 1, text: "x" });
+    outbox.next(0);
+    expect(outbox.fail("a", { code: "conflict", message: "message 1 was deleted" }, 0)).toMatchObject({ kind: "rejected" });
+    expect(outbox.size).toBe(0);
+  });
+
   it("keeps the user's order: only the head is on the wire, the next waits for its ack", () => {
     const outbox = new Outbox();
     outbox.enqueue("a", "first");
