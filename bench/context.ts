@@ -105,6 +105,13 @@ export const SERVERS = {
     product: true,
     color: "#2da44e",
   },
+  ppmirror50: {
+    label: "ours on the product path with the Redis mirror on and MIRROR_LINGER_MS=50",
+    short: "mirror on, linger 50 ms (product path)",
+    vars: { MIRROR_LINGER_MS: "50" },
+    product: true,
+    color: "#4ac26b",
+  },
   ppbare: {
     label: "the runtime alone on the product path: a Durable Object per room that accepts hibernatable sockets and sends one frame, none of our code (bench/fixture/bare.ts)",
     short: "bare runtime (product path)",

@@ -55,10 +55,12 @@ export async function perfScenarios(ctx: Context): Promise<PerfReport> {
   const redisUrl = ctx.stack.redis?.redisUrl;
   for (let round = 0; round < rounds; round++) {
     for (const { rate, durationMs } of plan.perfMirrorRates ?? []) {
-      const servers: ServerKey[] = rotate(["pp", "ppmirror", "ppmirror0", "ours", "mirror"] as const, round);
+      const servers: ServerKey[] = rotate(["pp", "ppmirror", "ppmirror0", "ppmirror50", "ours", "mirror"] as const, round);
       for (const server of servers) {
         const watch =
-          redisUrl && (server === "ppmirror" || server === "ppmirror0") ? (room: string) => ({ redisUrl, streamKey: streamKeyOf(room) }) : undefined;
+          redisUrl && (server === "ppmirror" || server === "ppmirror0" || server === "ppmirror50")
+            ? (room: string) => ({ redisUrl, streamKey: streamKeyOf(room) })
+            : undefined;
         const record = await rateOnce(ctx, server, rate, durationMs, watch);
         report.mirror.push(record);
         if (record.mirror) {

@@ -3,7 +3,6 @@
 import { SERVERS, type ServerKey } from "./context.js";
 import type { Results } from "./document.js";
 import { machineLine } from "./machine.js";
-import type { PerfReport } from "./perf.js";
 import type { RoomsRecord } from "./scale.js";
 import { type Table, tableToMarkdown } from "./report.js";
 import type { RateRecord } from "./scenarios.js";
@@ -56,10 +55,17 @@ export const perfTables = (r: Results): Table[] => {
   const mrates = [...new Set(p.mirror.map((c) => c.rate))];
   tables.push({
     title: "The mirror on the ack path: product path vs wrangler dev",
-    headers: ["msg/s", "path", "send→ack p50 off / on ms", "on ÷ off (p50)", "p99 off / on ms", "workerd CPU off / on", "sustained"],
-    numeric: [true, false, true, true, true, true, false],
+    headers: ["msg/s", "path", "send→ack p50 off / on ms", "on ÷ off (p50)", "p99 off / on ms", "workerd CPU off / on", "Upstash shim + wsproxy CPU off / on", "Redis CPU on", "machine off / on", "sustained"],
+    numeric: [true, false, true, true, true, true, true, true, true, false],
     rows: mrates.flatMap((rate) =>
-      ([["pp", "ppmirror", "product path, linger 10 ms (default)"], ["pp", "ppmirror0", "product path, no linger"], ["ours", "mirror", "wrangler dev (default linger)"]] as const).map(([off, on, path]) => {
+      (
+        [
+          ["pp", "ppmirror", "product path, linger 10 ms (default)"],
+          ["pp", "ppmirror0", "product path, no linger"],
+          ["pp", "ppmirror50", "product path, linger 50 ms"],
+          ["ours", "mirror", "wrangler dev (default linger)"],
+        ] as const
+      ).map(([off, on, path]) => {
         const a = of(p.mirror, off, rate);
         const b = of(p.mirror, on, rate);
         return [
@@ -69,6 +75,9 @@ export const perfTables = (r: Results): Table[] => {
           ratio(roundRatio(b, a, (x) => x.ack.p50)),
           `${ms(med(a.map((x) => x.ack.p99)))} / ${ms(med(b.map((x) => x.ack.p99)))}`,
           `${pct(med(a.map((x) => x.cpu.workerdPct)))} / ${pct(med(b.map((x) => x.cpu.workerdPct)))}`,
+          `${pct(med(a.map((x) => x.cpu.mainPct)))} / ${pct(med(b.map((x) => x.cpu.mainPct)))}`,
+          pct(med(b.map((x) => x.cpu.redisPct))),
+          `${pct(med(a.map((x) => x.cpu.machinePct)))} / ${pct(med(b.map((x) => x.cpu.machinePct)))}`,
           [...a, ...b].every((x) => x.sustained) ? "yes" : [...a, ...b].filter((x) => !x.sustained).map((x) => x.why).join("; "),
         ];
       }),
@@ -76,7 +85,7 @@ export const perfTables = (r: Results): Table[] => {
     notes: [
       "Goal (issue 16): on the product path, ack p50 with the mirror ≤ 1.1× without. Under wrangler dev every outbound fetch also passes its inspector proxy.",
       ...(p.lag.length
-        ? [`Mirror lag on the product path (ack → entry visible in the stream, XREAD BLOCK, median over rounds): ${(["ppmirror", "ppmirror0"] as const)
+        ? [`Mirror lag on the product path (ack → entry visible in the stream, XREAD BLOCK, median over rounds): ${(["ppmirror", "ppmirror0", "ppmirror50"] as const)
             .flatMap((server) =>
               [...new Set(p.lag.map((l) => l.rate))].map((rate) => {
                 const ls = p.lag.filter((l) => l.server === server && l.rate === rate);
@@ -144,7 +153,7 @@ export const perfSection = (r: Results): string => {
   const tables = perfTables(r);
   const head = `## ${PERF_TITLE}\n\n`;
   if (!tables.length) return `${head}Not measured in this run (\`--only perf\` measures it).\n`;
-  const servers = ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppfresh", "ppbare", "ours", "mirror"] as const;
+  const servers = ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppmirror50", "ppfresh", "ppbare", "ours", "mirror"] as const;
   return `${head}Measured by \`${r.command}\`${r.quick ? " (quick: smoke-test durations, numbers are rough)" : ""} on ${machineLine(r.machine)}, ${r.date}, code ${r.machine.code}, load average at start ${r.machine.loadAvg}, ${r.machine.postgres}. The **product path** runs the bundle \`wrangler deploy\` uploads (\`wrangler deploy --dry-run\`) under Miniflare directly (tools/local/workerd.ts): the same workerd, bindings and Durable Objects, without \`wrangler dev\` and its inspector proxy. Servers: ${servers.map((k) => `**${SERVERS[k].short}** = ${SERVERS[k].label}`).join("; ")}.
 
 ${tables.map((t) => tableToMarkdown(t)).join("\n\n")}

@@ -81,7 +81,7 @@ const BARE_CONFIG = "bench/fixture/bare-wrangler.toml";
 /** Worker vars for one server: the stack's, plus that server's switch. */
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
   const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
-  if (key !== "mirror" && key !== "ppmirror" && key !== "ppmirror0") {
+  if (!["mirror", "ppmirror", "ppmirror0", "ppmirror50"].includes(key)) {
     delete vars.UPSTASH_REDIS_REST_URL;
     delete vars.UPSTASH_REDIS_REST_TOKEN;
   }
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
   if (only.has("cursors") || only.has("roomlist")) wanted.add("ours");
   // The slow-consumer memory measurement, likewise: its RSS growth is then only its own.
   if (only.has("slow")) wanted.add("slowmem");
-  if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
+  if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppmirror50", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
   if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf"].includes(s)))
     throw new Error("--splice writes only the cursors, roomlist, slow and perf sections: use it with --only of those");
 

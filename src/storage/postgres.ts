@@ -22,7 +22,7 @@ import {
   type Visibility,
 } from "./types.js";
 import type { Profile, ProfilePatch } from "./profiles.js";
-import { COMMIT_STATEMENT } from "./statements.js";
+import { COMMIT_STATEMENT, statementName } from "./statements.js";
 import { withTimeout } from "./timeout.js";
 import { sendKey } from "../room/pipeline.js";
 
@@ -447,8 +447,8 @@ export class PostgresStore implements MessageStore {
   }
 
   /** A hot statement: named (prepared once per connection) unless the fixture measures without. */
-  private statement(name: string, text: string, values: unknown[]): { name?: string; text: string; values: unknown[] } {
-    return this.prepared ? { name, text, values } : { text, values };
+  private statement(prefix: string, text: string, values: unknown[]): { name?: string; text: string; values: unknown[] } {
+    return this.prepared ? { name: statementName(prefix, text), text, values } : { text, values };
   }
 
   private async withClient<T>(what: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -632,7 +632,7 @@ export class PostgresStore implements MessageStore {
         await c.query("ROLLBACK");
         throw new StorageError(`the batch was planned for ${effects.expectedDuplicates} resends, found ${duplicates}`, "failed");
       }
-      await c.query(this.statement("chat_effects_v6", EFFECTS_SQL, effectParams(room, effects)));
+      await c.query(this.statement("chat_effects_", EFFECTS_SQL, effectParams(room, effects)));
       await c.query("COMMIT");
       return rows;
     });
@@ -659,7 +659,7 @@ export class PostgresStore implements MessageStore {
   ): Promise<BatchLookup> {
     const { rows } = await this.withClient("looking up the messages a batch changes", (c) =>
       c.query<LookupRow>(
-        this.statement("chat_lookup_v6", LOOKUP_SQL, [
+        this.statement("chat_lookup_", LOOKUP_SQL, [
           room.tenant,
           room.roomId,
           [...targets],
@@ -701,7 +701,7 @@ export class PostgresStore implements MessageStore {
   async saveCursors(room: RoomKey, cursors: ReadonlyArray<{ userId: string; seq: number }>): Promise<void> {
     if (cursors.length === 0) return;
     await this.withClient("saving read cursors", (c) =>
-      c.query(this.statement("chat_save_cursors_v6", SAVE_CURSORS_SQL, [room.tenant, room.roomId, cursors.map((x) => x.userId), cursors.map((x) => x.seq)])),
+      c.query(this.statement("chat_save_cursors_", SAVE_CURSORS_SQL, [room.tenant, room.roomId, cursors.map((x) => x.userId), cursors.map((x) => x.seq)])),
     );
   }
 
@@ -736,9 +736,7 @@ export class PostgresStore implements MessageStore {
     const text = `SELECT ${COLUMNS_WITH_REACTIONS} FROM messages m
          WHERE m.tenant = $1 AND m.room_id = $2 AND m.seq > $3 AND m.seq <= $4 ${thread}
          ORDER BY m.seq ${order} LIMIT $5`;
-    // Four texts (order × thread), so four names.
-    const name = `chat_history_${q.thread === undefined ? "room" : "thread"}_${order.toLowerCase()}_v6`;
-    const { rows } = await this.withClient("reading history", (c) => c.query<MessageRow>(this.statement(name, text, params)));
+    const { rows } = await this.withClient("reading history", (c) => c.query<MessageRow>(this.statement("chat_history_", text, params)));
     const messages = rows.map((row) => toEntry(room.roomId, row));
     return q.from === "oldest" ? messages : messages.reverse();
   }
