@@ -236,15 +236,29 @@ export function testUser(userId: string, options: Partial<ChatClientOptions> & {
   return { userId, client, control, http };
 }
 
-/** Every message of a room over REST (pages of 1000 from seq 0), as a new client would read it. */
-export async function allMessages(client: ChatClient, roomId: string): Promise<Message[]> {
-  const out: Message[] = [];
-  for (let page = 0; page < 100; page++) {
-    const { messages, latestSeq } = await client.fetchMessages(roomId, { after: out.at(-1)?.seq ?? 0, limit: 1000 });
-    out.push(...messages);
-    if (messages.length === 0 || (out.at(-1)?.seq ?? 0) >= latestSeq) return out;
+/**
+ * Every message of a room over REST (pages of 1000 from seq 0), as a new client would read it.
+ * With `through`: a seq known to be committed (an ack, a live frame), read again until the pages
+ * reach it. A page after a cursor may come from the Redis mirror, which may lag the room by its
+ * write delay (src/api/app.ts, "Edge read path"; commits linger MIRROR_LINGER_MS to share a
+ * request), so a read right after an ack may not have it yet.
+ */
+export async function allMessages(client: ChatClient, roomId: string, options: { through?: number } = {}): Promise<Message[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const out: Message[] = [];
+    let latest = 0;
+    for (let page = 0; ; page++) {
+      if (page >= 100) throw new Error("more than 100 pages of history");
+      const { messages, latestSeq } = await client.fetchMessages(roomId, { after: out.at(-1)?.seq ?? 0, limit: 1000 });
+      out.push(...messages);
+      latest = latestSeq;
+      if (messages.length === 0 || (out.at(-1)?.seq ?? 0) >= latestSeq) break;
+    }
+    if (options.through === undefined || latest >= options.through) return out;
+    if (Date.now() > deadline) throw new Error(`REST history of ${roomId} did not reach seq ${options.through} in 10 s (latestSeq ${latest})`);
+    await sleep(25);
   }
-  throw new Error("more than 100 pages of history");
 }
 
 /** Seqs of a list, and whether they run first, first+1, … with nothing missing or repeated. */
