@@ -5,6 +5,7 @@
 //
 //   flock /tmp/edge-chat-cpu.lock npm run bench:profile -- --writers 16 --seconds 5 [--mirror] [--out FILE]
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -167,7 +168,10 @@ async function main(): Promise<void> {
     }
     const text = lines.join("\n");
     console.log(text);
-    if (args.out) await writeFile(args.out, `${text}\n`);
+    if (args.out) {
+      const command = `npm run bench:profile -- ${process.argv.slice(2).join(" ")}`;
+      await writeFile(args.out, `### ${command}\n\nProduct path (tools/local/workerd.ts), ${new Date().toISOString()}, Node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "?"}). Sampling CPU profile of workerd's isolate (200 µs) through its inspector; self time per function of the bundle (names and lines are the bundle's; src/room/sockets.ts broadcast includes the native WebSocket sends it makes).\n\n${text}\n`);
+    }
   } finally {
     await server.stop();
     await stack.close();
