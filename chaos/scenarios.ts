@@ -187,7 +187,7 @@ export const SCENARIOS: readonly Scenario[] = [
         atMs: Math.round(0.7 * loadMs),
         label: "cut after the next commit statement; one send over HTTP, never retried",
         run: async (ctx) => {
-          await ctx.env.pg({ mode: "cut-after", pattern: "INSERT INTO messages", once: true });
+          await ctx.env.pg({ mode: "cut-after", pattern: COMMIT_STATEMENT, once: true });
           const room = ctx.rooms[0];
           const sender = ctx.clients().find((c) => c.record.room === room && c.desired !== "gone" && c.userId.startsWith("w"));
           const outcome = (await sender?.sendOnce()) ?? "no sender";
