@@ -15,7 +15,8 @@ const PUBLIC_DIR = "public/sdk";
  * What we aim for; a bigger bundle still builds, with a warning. The list, sends and reconnects
  * were about 9 kB; read cursors, typing, presence and profiles brought it to about 12 kB.
  */
-const GZIP_BUDGET_BYTES = 13 * 1024;
+// 16 kB since the message lifecycle (edits, deletes, reactions, threads: 12.4 → 14.6 kB); the package check (check:package) holds the same budget.
+const GZIP_BUDGET_BYTES = 16 * 1024;
 
 await rm(OUT_DIR, { recursive: true, force: true });
 

@@ -185,9 +185,9 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
   const limit = decoded(decodeLimit("limit", c.req.query("limit"))) ?? DEFAULT_HISTORY_LIMIT;
   const thread = decoded(decodeSeqCursor("thread", c.req.query("thread")));
   if (thread === 0) throw new ChatError(ErrorCode.BadRequest, "thread must be the seq of a message (a positive integer)");
-  // Edge read path: a page after a cursor is answered from the Redis mirror when its trimmed
+  // Edge read path: a full page after a cursor is answered from the Redis mirror when its trimmed
   // window still holds after+1 (then, written in order, it is contiguous), without waking the
-  // room. It may end before the newest message by at most the mirror's lag. The stream holds
+  // room. The stream holds
   // messages only while they are unchanged (storage/redis.ts), so a page with an edited, deleted
   // or reacted-to message has a hole and is served by the room, in current form.
   const mirror = mirrorOf(c.env);
@@ -196,7 +196,11 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
       logger(c.env).warn({ event: "edge_read_fallback", tenant: room.tenant, room: room.roomId, op: "edge_read", ...errorFields(error) });
       return undefined;
     });
-    if (fromRedis) {
+    // Only a full page: one that ends before the stream's top cannot be missing anything the
+    // stream lags by. A page that reaches the top (the tip of the room, which a client reads right
+    // after its own sends) goes to the room, so REST reads never trail the acks (read your writes),
+    // whatever the mirror's lag or linger.
+    if (fromRedis && fromRedis.messages.length === limit) {
       c.header("x-chat-source", "redis");
       return c.json({ messages: fromRedis.messages, latestSeq: fromRedis.topSeq });
     }
