@@ -161,7 +161,7 @@ describe("delete", () => {
     const a2 = await TestSocket.open(roomId, { user: "alice", since: 5 });
     await a2.ready();
     expect(await commit(a2, { type: "edit", clientMsgId: "e9", target: 1, text: "back" })).toMatchObject({ code: "conflict" });
-    expect(await commit(a2, { type: "react", clientMsgId: "r9", target: 1, emoji: "👍" })).toMatchObject({ code: "conflict" });
+    expect(await commit(a2, { type: "react", clientMsgId: "r9", target: 1, emoji: "👍" })).toMatchObject({ code: "conflict", reason: "deleted" });
     expect(await commit(a2, { type: "send", clientMsgId: "s9", text: "re", replyTo: 1 })).toMatchObject({ code: "conflict" });
     expect(await commit(a2, { type: "delete", clientMsgId: "d2", target: 1 })).toMatchObject({ code: "conflict" });
     expect(ackSeq(await commit(a2, { type: "delete", clientMsgId: "d1", target: 1 }))).toBe(5);
@@ -217,6 +217,10 @@ describe("delete", () => {
     const del = (token: string, seq: number, body?: unknown) => api(`/v1/rooms/${roomId}/messages/${seq}`, { token, method: "DELETE", ...(body ? { body } : {}) });
     expect((await del(max, s1)).status).toBe(403);
     expect((await del(mia, s3)).status).toBe(403);
+    // REST error bodies carry the reason too.
+    expect((await api(`/v1/rooms/${roomId}/messages/${s3}/reactions`, { token: max, body: { clientMsgId: "x1", emoji: "👍", remove: true } })).body).toMatchObject({
+      error: { code: "conflict", reason: "not_reacted" },
+    });
     expect((await del(mia, s1)).status).toBe(201);
     // Without a body the clientMsgId comes from the target: a retried DELETE is the same delete.
     expect((await del(mia, s1)).status).toBe(200);
@@ -257,9 +261,9 @@ describe("reactions", () => {
     expect(ackSeq(await commit(bob, { type: "react", clientMsgId: "r2", target: 1, emoji: "👍" }))).toBe(3);
     expect(ackSeq(await commit(bob, { type: "react", clientMsgId: "r3", target: 1, emoji: ":tada:" }))).toBe(4);
     // Idempotent: a second 👍 by bob is a conflict, a resend is the original, nothing is counted twice.
-    expect(await commit(bob, { type: "react", clientMsgId: "r4", target: 1, emoji: "👍" })).toMatchObject({ code: "conflict" });
+    expect(await commit(bob, { type: "react", clientMsgId: "r4", target: 1, emoji: "👍" })).toMatchObject({ code: "conflict", reason: "already_reacted" });
     expect(ackSeq(await commit(bob, { type: "react", clientMsgId: "r2", target: 1, emoji: "👍" }))).toBe(3);
-    expect(await commit(alice, { type: "react", clientMsgId: "r5", target: 1, emoji: ":tada:", remove: true })).toMatchObject({ code: "conflict" });
+    expect(await commit(alice, { type: "react", clientMsgId: "r5", target: 1, emoji: ":tada:", remove: true })).toMatchObject({ code: "conflict", reason: "not_reacted" });
     await alice.untilSeq(4);
     expect(alice.messages().find((m) => m.seq === 3)).toMatchObject({ kind: "reaction", emoji: "👍", count: 2, userId: "bob" });
     // Bad emoji: two graphemes, plain text, oversized shortcode, a space.

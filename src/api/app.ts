@@ -96,7 +96,10 @@ const decoded = <T>(result: Decoded<T>): T => {
 const unwrap = <T>(result: RoomResult<T>): T => (result.ok ? result.value : throwFailure(result));
 
 const throwFailure = (f: Failure): never => {
-  throw new ChatError(f.code, f.message, f.retryAfterMs === undefined ? undefined : { retryAfterMs: f.retryAfterMs });
+  throw new ChatError(f.code, f.message, {
+    ...(f.retryAfterMs === undefined ? {} : { retryAfterMs: f.retryAfterMs }),
+    ...(f.reason === undefined ? {} : { reason: f.reason }),
+  });
 };
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -462,7 +465,7 @@ app.onError((error, c) => {
     c.set("errorCode", error.code);
     const headers: Record<string, string> = {};
     if (error.retryAfterMs !== undefined) headers["retry-after"] = String(Math.ceil(error.retryAfterMs / 1000));
-    return c.json(errorBody(error.code, error.message), error.status as 400, headers);
+    return c.json(errorBody(error.code, error.message, error.reason), error.status as 400, headers);
   }
   // Never leak internals: the client gets a code, the log gets the error's class (no message:
   // it could quote a statement or a command, and with them what users wrote).

@@ -5,13 +5,13 @@
 // `room.messages` is not decided here: the list applies each change entry as it arrives, from
 // whichever socket or page it comes (timeline.ts, with the protocol's applyChange).
 
-import { ErrorCode } from "../protocol/errors.js";
+import { ErrorCode, ErrorReason } from "../protocol/errors.js";
 import type { AckFrame, Message } from "../protocol/frames.js";
 import { DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT } from "../protocol/limits.js";
 import { type AnyEntry, isMessage, type MessagesPage } from "./decode.js";
 import { ChatClientError } from "./errors.js";
 import { newClientMsgId, type PendingAction } from "./outbox.js";
-import type { Settle } from "./sender.js";
+import type { RefusedChange, Settle } from "./sender.js";
 
 /** What an edit, delete, react or unreact resolves with. */
 export interface ChangeResult {
@@ -122,7 +122,7 @@ export class Changes {
     action: PendingAction & { target: number },
     options: ChangeOptions,
     operation: string,
-    refused?: (failure: { code: ErrorCode; message: string }) => boolean,
+    refused?: (failure: RefusedChange) => boolean,
   ): Promise<ChangeResult> {
     const target = action.target;
     const clientMsgId = options.clientMsgId ?? newClientMsgId();
@@ -145,12 +145,13 @@ export class Changes {
 
   /**
    * Whether a refused reaction leaves the state as asked: `conflict` answers both "you reacted
-   * with it already" (or "you did not react", for a removal) and "the message was deleted". The
-   * protocol has no separate code for the first, so the second is told apart by the list (the
-   * target is a tombstone) or by the server's message naming the deletion.
+   * with it already" (or "you did not react", for a removal) and "the message was deleted"; the
+   * error's `reason` says which. A server from before reasons is told apart by the list (the target
+   * is a tombstone) or by its message naming the deletion.
    */
-  #alreadyDone(target: number, failure: { code: ErrorCode; message: string }): boolean {
+  #alreadyDone(target: number, failure: RefusedChange): boolean {
     if (failure.code !== ErrorCode.Conflict) return false;
+    if (failure.reason !== undefined) return failure.reason === ErrorReason.AlreadyReacted || failure.reason === ErrorReason.NotReacted;
     const held = this.list.get(target);
     if (held && isMessage(held) && held.deleted) return false;
     return !/\bdeleted\b/.test(failure.message);

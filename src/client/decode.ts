@@ -7,7 +7,7 @@
 // shipped is kept by its envelope alone, so its seq still counts; a frame type added later is
 // recognised as such, so the room can skip it quietly instead of reporting the server as broken.
 
-import { ErrorCode, isErrorCode } from "../protocol/errors.js";
+import { ErrorCode, isErrorCode, isErrorReason } from "../protocol/errors.js";
 import {
   type AckFrame,
   type Entry,
@@ -297,6 +297,8 @@ export const readServerFrame = (raw: unknown): FrameReading => {
         message: parsed.message,
         ...(typeof parsed.clientMsgId === "string" ? { clientMsgId: parsed.clientMsgId } : {}),
         ...(isSeq(parsed.retryAfterMs) ? { retryAfterMs: parsed.retryAfterMs } : {}),
+        // A reason this SDK does not know is dropped: the code alone decides then.
+        ...(isErrorReason(parsed.reason) ? { reason: parsed.reason } : {}),
       });
     }
     case ServerFrameType.Pong:

@@ -13,7 +13,7 @@ import {
   encodeFrame,
   utf8Length,
 } from "../protocol/codec.js";
-import { ErrorCode } from "../protocol/errors.js";
+import { ErrorCode, type ErrorReason } from "../protocol/errors.js";
 import {
   type AckFrame,
   type ClientFrame,
@@ -29,6 +29,13 @@ import { type AnyEntry, isMessage } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { newClientMsgId, Outbox, type PendingAction, type PendingSend } from "./outbox.js";
 import { clearTimer, type Timer } from "./timers.js";
+
+/** What the server said when it refused a change: its code, message and (for some conflicts) reason. */
+export interface RefusedChange {
+  code: ErrorCode;
+  message: string;
+  reason?: ErrorReason;
+}
 
 /** The socket, as the sender sees it (Connection implements it). */
 export interface SenderWire {
@@ -91,7 +98,7 @@ export interface Settle<T> {
   /** From the ack, once its entry is in the list (or older than the list, or the room ended). */
   committed: (ack: AckFrame) => T;
   /** A refusal that counts as success (see SendWaiter.accept): its result, or undefined to reject. */
-  refused?: (failure: { code: ErrorCode; message: string }) => T | undefined;
+  refused?: (failure: RefusedChange) => T | undefined;
 }
 
 /** The frame that puts an action on the wire. */
@@ -203,7 +210,7 @@ export class Sender {
         ...(refused === undefined
           ? {}
           : {
-              accept: (failure: { code: ErrorCode; message: string }) => {
+              accept: (failure: RefusedChange) => {
                 const result = refused(failure);
                 if (result === undefined) return false;
                 resolve(result);
@@ -276,7 +283,7 @@ export class Sender {
     }
     if (outcome.kind === "rejected") {
       this.#sends.delete(clientMsgId);
-      if (!waiter.accept?.({ code: frame.code, message: frame.message })) {
+      if (!waiter.accept?.({ code: frame.code, message: frame.message, ...(frame.reason === undefined ? {} : { reason: frame.reason }) })) {
         waiter.reject(new ChatClientError(frame.code, `unable to ${waiter.operation}; ${frame.message}`, { clientMsgId, ...retryAfter }));
       }
     }

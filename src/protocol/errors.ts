@@ -24,6 +24,25 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * Why a change was refused with `conflict`, where a client acts differently on each: a reaction
+ * that is already as asked is done, a deleted message is gone. Sent beside the code (`reason` on
+ * error frames and HTTP error bodies); a client that does not know a reason treats it as the code.
+ */
+export const ErrorReason = {
+  /** The message the change names was deleted. */
+  Deleted: "deleted",
+  /** The user reacted with this emoji already (an add). */
+  AlreadyReacted: "already_reacted",
+  /** The user had not reacted with this emoji (a removal). */
+  NotReacted: "not_reacted",
+} as const;
+
+export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
+
+export const isErrorReason = (value: unknown): value is ErrorReason =>
+  typeof value === "string" && Object.values(ErrorReason).includes(value as ErrorReason);
+
 export const httpStatusOf: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
@@ -61,12 +80,14 @@ export class ChatError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; retryAfterMs?: number },
+    options?: { cause?: unknown; retryAfterMs?: number; reason?: ErrorReason },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.retryAfterMs = options?.retryAfterMs;
+    this.reason = options?.reason;
   }
   readonly retryAfterMs: number | undefined;
+  readonly reason: ErrorReason | undefined;
 
   get status(): number {
     return httpStatusOf[this.code];
@@ -75,7 +96,9 @@ export class ChatError extends Error {
 
 /** The HTTP error body: `{"error":{"code":"...","message":"..."}}`. */
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+  error: { code: ErrorCode; message: string; reason?: ErrorReason };
 }
 
-export const errorBody = (code: ErrorCode, message: string): ErrorBody => ({ error: { code, message } });
+export const errorBody = (code: ErrorCode, message: string, reason?: ErrorReason): ErrorBody => ({
+  error: reason === undefined ? { code, message } : { code, message, reason },
+});

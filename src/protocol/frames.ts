@@ -1,7 +1,7 @@
 // The wire protocol: every frame type in one `as const` table, unions derived from it.
 // Imported by the server and by the browser SDK, so a wire change is one edit here.
 
-import type { ErrorCode } from "./errors.js";
+import type { ErrorCode, ErrorReason } from "./errors.js";
 
 /**
  * The room's one stream. Everything that takes a seq is an entry of it, and every entry has a
@@ -234,6 +234,8 @@ export interface ErrorFrame {
   clientMsgId?: string;
   /** Present with `rate_limited`: when a retry may succeed. */
   retryAfterMs?: number;
+  /** Present with some `conflict`s: which one (src/protocol/errors.ts ErrorReason). */
+  reason?: ErrorReason;
 }
 
 export interface PongFrame {

@@ -9,7 +9,7 @@
 // (writer.ts, "Fencing"), and the commit checks the duplicate set it was planned with.
 
 import { EntryKind } from "../protocol/frames.js";
-import { ErrorCode } from "../protocol/errors.js";
+import { ErrorCode, ErrorReason } from "../protocol/errors.js";
 import { MAX_REACTIONS_PER_MESSAGE } from "../protocol/limits.js";
 import type { BatchEffects, BatchLookup, MessageUpdate, TargetState } from "../storage/types.js";
 import type { Role } from "../storage/types.js";
@@ -30,7 +30,7 @@ export interface PlannedInput {
 
 export type Verdict<T> =
   | { ok: true; entry: T; seq: number | undefined; text: string; data: Record<string, unknown> | undefined }
-  | { ok: false; entry: T; code: ErrorCode; message: string };
+  | { ok: false; entry: T; code: ErrorCode; message: string; reason?: ErrorReason };
 
 export interface Plan<T> {
   /** One verdict per entry, in batch order. Accepted ones with `seq` undefined are stored already (resends). */
@@ -71,8 +71,8 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
   const removed = new Map<string, { target: number; emoji: string; userId: string }>();
   let next = lastSeq;
 
-  const refuse = (entry: T, code: ErrorCode, message: string): void => {
-    verdicts.push({ ok: false, entry, code, message });
+  const refuse = (entry: T, code: ErrorCode, message: string, reason?: ErrorReason): void => {
+    verdicts.push(reason === undefined ? { ok: false, entry, code, message } : { ok: false, entry, code, message, reason });
   };
   const touch = (t: Working, seq: number): MessageUpdate => {
     t.update ??= { seq: t.seq, version: t.version, deleted: t.deleted, replyDelta: 0, updatedSeq: seq };
@@ -80,11 +80,11 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
     return t.update;
   };
   /** The target as a message that may be changed, or the refusal. */
-  const messageAt = (seq: number | undefined, what: string): Working | { code: ErrorCode; message: string } => {
+  const messageAt = (seq: number | undefined, what: string): Working | { code: ErrorCode; message: string; reason?: ErrorReason } => {
     const t = seq === undefined ? undefined : working.get(seq);
     if (!t) return { code: ErrorCode.NotFound, message: `unable to ${what}; there is no message ${seq} in this room` };
     if (t.kind !== EntryKind.Message) return { code: ErrorCode.BadRequest, message: `unable to ${what}; entry ${seq} is a ${t.kind}, not a message` };
-    if (t.deleted) return { code: ErrorCode.Conflict, message: `unable to ${what}; message ${seq} was deleted` };
+    if (t.deleted) return { code: ErrorCode.Conflict, message: `unable to ${what}; message ${seq} was deleted`, reason: ErrorReason.Deleted };
     return t;
   };
 
@@ -103,7 +103,7 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
       case EntryKind.Message: {
         const parent = messageAt(entry.replyTo, "reply");
         if (!("seq" in parent)) {
-          refuse(entry, parent.code, parent.message);
+          refuse(entry, parent.code, parent.message, parent.reason);
           continue;
         }
         if (parent.replyTo !== null) {
@@ -120,7 +120,7 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
       case EntryKind.Edit: {
         const t = messageAt(entry.target, "edit");
         if (!("seq" in t)) {
-          refuse(entry, t.code, t.message);
+          refuse(entry, t.code, t.message, t.reason);
           continue;
         }
         if (t.userId !== entry.userId) {
@@ -140,7 +140,7 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
       case EntryKind.Delete: {
         const t = messageAt(entry.target, "delete");
         if (!("seq" in t)) {
-          refuse(entry, t.code, t.message);
+          refuse(entry, t.code, t.message, t.reason);
           continue;
         }
         if (t.userId !== entry.userId && entry.role !== "admin") {
@@ -175,7 +175,7 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
       case EntryKind.Reaction: {
         const t = messageAt(entry.target, "react");
         if (!("seq" in t)) {
-          refuse(entry, t.code, t.message);
+          refuse(entry, t.code, t.message, t.reason);
           continue;
         }
         const emoji = typeof entry.data?.emoji === "string" ? entry.data.emoji : "";
@@ -183,11 +183,11 @@ export const planBatch = <T extends PlannedInput>(entries: readonly T[], lookup:
         const key = `${emoji} ${entry.userId}`;
         const has = t.reacted.has(key);
         if (!remove && has) {
-          refuse(entry, ErrorCode.Conflict, `unable to react; you reacted with ${emoji} already`);
+          refuse(entry, ErrorCode.Conflict, `unable to react; you reacted with ${emoji} already`, ErrorReason.AlreadyReacted);
           continue;
         }
         if (remove && !has) {
-          refuse(entry, ErrorCode.Conflict, `unable to remove the reaction; you did not react with ${emoji}`);
+          refuse(entry, ErrorCode.Conflict, `unable to remove the reaction; you did not react with ${emoji}`, ErrorReason.NotReacted);
           continue;
         }
         const count = (t.counts.get(emoji) ?? 0) + (remove ? -1 : 1);

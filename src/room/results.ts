@@ -1,7 +1,7 @@
 // What room calls return across RPC. Errors thrown over RPC lose their type, so the room
 // returns failures as values with a code from the shared error table.
 
-import type { ErrorCode } from "../protocol/errors.js";
+import type { ErrorCode, ErrorReason } from "../protocol/errors.js";
 import type { Entry } from "../protocol/frames.js";
 
 export interface Failure {
@@ -10,9 +10,11 @@ export interface Failure {
   /** Safe to show to clients: "unable to <operation>; <reason>". */
   message: string;
   retryAfterMs?: number;
+  reason?: ErrorReason;
 }
 
-export const failure = (code: ErrorCode, message: string): Failure => ({ ok: false, code, message });
+export const failure = (code: ErrorCode, message: string, reason?: ErrorReason): Failure =>
+  reason === undefined ? { ok: false, code, message } : { ok: false, code, message, reason };
 
 export type RoomResult<T> = { ok: true; value: T } | Failure;
 

@@ -745,6 +745,7 @@ const answerOf = (outcome: SendOutcome, clientMsgId: string): ServerFrame =>
         message: outcome.message,
         clientMsgId,
         ...(outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs }),
+        ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
       };
 
 const failureResponse = (code: ErrorCode, message: string): Response =>

@@ -380,7 +380,7 @@ export class Writer {
     for (const v of plan.verdicts) {
       const index = entries.indexOf(v.entry);
       if (!v.ok) {
-        refused.set(index, failure(v.code, v.message));
+        refused.set(index, failure(v.code, v.message, v.reason));
         continue;
       }
       accepted.push({ ...v.entry, text: v.text, ...(v.data === undefined ? {} : { data: v.data }) });

@@ -18,7 +18,7 @@
 // store. `commitFrame` checks a client's change like the room's planner (not_found, forbidden,
 // conflict) and `answer` puts the result on a socket, as ack + entry or as an error frame.
 
-import { ErrorCode } from "../../protocol/errors.js";
+import { ErrorCode, ErrorReason } from "../../protocol/errors.js";
 import {
   type AckFrame,
   type ClientFrame,
@@ -144,7 +144,13 @@ export class FakeSocket implements WebSocketLike {
   answer(frame: EntryFrame, options: { messageFrame?: boolean; ack?: boolean } = {}): Entry | ErrorFrame {
     const result = this.server.commitFrame(this.server.userId, frame);
     if ("error" in result) {
-      const error: ErrorFrame = { type: "error", code: result.error.code, message: result.error.message, clientMsgId: frame.clientMsgId };
+      const error: ErrorFrame = {
+        type: "error",
+        code: result.error.code,
+        message: result.error.message,
+        clientMsgId: frame.clientMsgId,
+        ...(result.error.reason === undefined ? {} : { reason: result.error.reason }),
+      };
       this.deliver(error);
       return error;
     }
@@ -285,7 +291,7 @@ export class FakeServer {
    * room's codes: not_found, bad_request, forbidden, conflict). A repeated clientMsgId returns the
    * original entry (`created: false`), whatever happened since.
    */
-  commitFrame(userId: string, frame: EntryFrame): { entry: Entry; created: boolean } | { error: { code: ErrorCode; message: string } } {
+  commitFrame(userId: string, frame: EntryFrame): { entry: Entry; created: boolean } | { error: { code: ErrorCode; message: string; reason?: ErrorReason } } {
     const existing = this.store.find((e) => e.userId === userId && e.clientMsgId === frame.clientMsgId);
     if (existing && isKnownEntry(existing)) return { entry: existing, created: false };
     const seq = this.store.length + 1;
@@ -297,7 +303,9 @@ export class FakeServer {
       clientMsgId: frame.clientMsgId,
       createdAt: new Date(Date.UTC(2026, 0, 1) + seq).toISOString(),
     };
-    const refuse = (code: ErrorCode, message: string) => ({ error: { code, message } });
+    const refuse = (code: ErrorCode, message: string, reason?: ErrorReason) => ({
+      error: reason === undefined ? { code, message } : { code, message, reason },
+    });
     const named = frame.type === "send" ? frame.replyTo : frame.target;
     let target: Message | undefined;
     if (named !== undefined) {
@@ -305,7 +313,7 @@ export class FakeServer {
       if (!entry) return refuse(ErrorCode.NotFound, `unable to change it; there is no message ${named} in this room`);
       if (!isMessage(entry)) return refuse(ErrorCode.BadRequest, `unable to change it; entry ${named} is a ${entry.kind}, not a message`);
       target = this.currentForm(named, userId);
-      if (target?.deleted) return refuse(ErrorCode.Conflict, `unable to change it; message ${named} was deleted`);
+      if (target?.deleted) return refuse(ErrorCode.Conflict, `unable to change it; message ${named} was deleted`, ErrorReason.Deleted);
     }
     let entry: Entry;
     switch (frame.type) {
@@ -332,9 +340,9 @@ export class FakeServer {
       case "react": {
         const key = `${frame.target} ${frame.emoji}`;
         const users = this.#reactors.get(key) ?? new Set<string>();
-        if (!frame.remove && users.has(userId)) return refuse(ErrorCode.Conflict, `unable to react; you reacted with ${frame.emoji} already`);
+        if (!frame.remove && users.has(userId)) return refuse(ErrorCode.Conflict, `unable to react; you reacted with ${frame.emoji} already`, ErrorReason.AlreadyReacted);
         if (frame.remove && !users.has(userId)) {
-          return refuse(ErrorCode.Conflict, `unable to remove the reaction; you did not react with ${frame.emoji}`);
+          return refuse(ErrorCode.Conflict, `unable to remove the reaction; you did not react with ${frame.emoji}`, ErrorReason.NotReacted);
         }
         if (frame.remove) users.delete(userId);
         else users.add(userId);
