@@ -355,3 +355,21 @@ describe("Writer: deletes and the mirror", () => {
     expect(h.events.slice(-3)).toEqual(["hold 1", "publish 2", "release"]);
   });
 });
+
+describe("Writer: repeats in a planned batch", () => {
+  it("a resend that lands in the same batch as its first copy and a change is answered with the first copy's seq (it was never answered: found by the chaos checker)", async () => {
+    const pg = new FakePostgres();
+    const h = harness(pg, new FakeStorage());
+    expect(seqOf(await h.send("a"))).toBe(1);
+    // Submitted in one turn: one batch holding an edit (so it is planned), a send and its resend.
+    const edit = h.submitEntry({ kind: "edit", clientMsgId: "e1", text: "a2", target: 1 });
+    const first = h.send("b");
+    const again = h.send("b");
+    const outcomes = await Promise.race([
+      Promise.all([edit, first, again]).then((all) => all.map(seqOf)),
+      new Promise<string[]>((resolve) => setTimeout(() => resolve(["never delivered"]), 500)),
+    ]);
+    expect(outcomes).toEqual([2, 3, 3]);
+    expect(await again).toMatchObject({ ok: true, duplicate: true });
+  });
+});

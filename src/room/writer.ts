@@ -233,6 +233,8 @@ export class Writer {
   private async commit(batch: PendingEntry[]): Promise<void> {
     const { unique: deduped, repeats } = dedupeBatch(batch);
     let unique = deduped;
+    /** For each entry of `unique`, its index in `deduped` (planning replaces refused and rewritten entries). */
+    let origin = deduped.map((_, index) => index);
     /** Refusals of planned changes, by their index in `deduped` (nothing committed for them). */
     const refused = new Map<number, Failure>();
     let results: Array<{ message: Entry; duplicate: boolean }>;
@@ -249,11 +251,12 @@ export class Writer {
       if (deduped.some(needsPlan)) {
         const planned = await this.plan(deduped, createdAt, refused);
         unique = planned.accepted;
+        origin = planned.origin;
         effects = planned.effects;
         release = planned.release;
         for (const [index, f] of refused) deduped[index]?.deliver(f);
         if (unique.length === 0) {
-          this.deliverRepeats(repeats, deduped, refused, []);
+          this.deliverRepeats(repeats, refused, new Map());
           release?.();
           return;
         }
@@ -322,15 +325,17 @@ export class Writer {
       const result = results[index];
       if (result) pending.deliver({ ok: true, ...result });
     });
-    this.deliverRepeats(repeats, deduped, refused, unique.map((pending, index) => ({ pending, result: results[index] })));
+    this.deliverRepeats(repeats, refused, new Map(origin.map((at, index) => [at, results[index]] as const)));
   }
 
-  /** Repeats within the batch share their first copy's outcome. */
+  /**
+   * Repeats within the batch share their first copy's outcome, found by the first copy's index in
+   * the deduplicated batch (planning hands the writer new objects, so identity would not find it).
+   */
   private deliverRepeats(
     repeats: Array<{ item: PendingEntry; original: number }>,
-    deduped: PendingEntry[],
     refused: Map<number, Failure>,
-    done: Array<{ pending: PendingEntry; result: { message: Entry; duplicate: boolean } | undefined }>,
+    results: Map<number, { message: Entry; duplicate: boolean } | undefined>,
   ): void {
     for (const { item, original } of repeats) {
       const no = refused.get(original);
@@ -338,9 +343,10 @@ export class Writer {
         item.deliver(no);
         continue;
       }
-      const first = deduped[original];
-      const result = done.find((d) => d.pending === first)?.result;
+      const result = results.get(original);
+      // Every first copy is either refused or committed; anything else would leave a sender waiting forever.
       if (result) item.deliver({ ok: true, message: result.message, duplicate: true });
+      else item.deliver(failure(ErrorCode.Internal, "unable to commit the message; its first copy has no outcome"));
     }
   }
 
@@ -352,7 +358,7 @@ export class Writer {
     entries: PendingEntry[],
     createdAt: string,
     refused: Map<number, Failure>,
-  ): Promise<{ accepted: PendingEntry[]; effects: BatchEffects; release: (() => void) | undefined }> {
+  ): Promise<{ accepted: PendingEntry[]; origin: number[]; effects: BatchEffects; release: (() => void) | undefined }> {
     const users = [...new Set(entries.map((e) => e.userId))];
     const lookup = await this.store().lookupBatch(this.room, namedSeqs(entries), users, entries);
     let plan = planBatch(entries, lookup, this.last, createdAt);
@@ -377,6 +383,7 @@ export class Writer {
       }
     }
     const accepted: PendingEntry[] = [];
+    const origin: number[] = [];
     for (const v of plan.verdicts) {
       const index = entries.indexOf(v.entry);
       if (!v.ok) {
@@ -384,8 +391,9 @@ export class Writer {
         continue;
       }
       accepted.push({ ...v.entry, text: v.text, ...(v.data === undefined ? {} : { data: v.data }) });
+      origin.push(index);
     }
-    return { accepted, effects: plan.effects, release };
+    return { accepted, origin, effects: plan.effects, release };
   }
 
   /**
