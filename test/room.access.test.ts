@@ -229,6 +229,41 @@ describe("bounded memory per socket", () => {
     for (const s of [back, polite, ...writers]) s.close();
   });
 
+  it("the 4 MiB bound counts UTF-8 bytes: a socket that never reports, sent messages of 3-byte characters, is closed (4503) after about 4 MiB, not after 4 Mi UTF-16 units (~11.5 MiB)", async () => {
+    const roomId = uniqueRoom("slow-utf8");
+    const silent = await TestSocket.open(roomId, { user: "silent", since: 0 });
+    await silent.ready();
+    const text = "€".repeat(4000); // 4,000 characters, 12,000 bytes of UTF-8
+    const writers = await Promise.all(Array.from({ length: 4 }, (_, w) => TestSocket.open(roomId, { user: `w${w}`, since: 0 })));
+    await Promise.all(writers.map((s) => s.ready()));
+    const reported = new Map<TestSocket, number>();
+    const report = setInterval(() => {
+      for (const s of writers) {
+        const last = s.seqs().at(-1) ?? 0;
+        if (last > (reported.get(s) ?? 0)) {
+          reported.set(s, last);
+          s.send({ type: "received", seq: last });
+        }
+      }
+    }, 5);
+    // 700 messages ≈ 8.4 MB of UTF-8 but only ≈ 2.9 Mi UTF-16 units: counted in units, the
+    // silent socket would never reach the bound.
+    const perWriter = 175;
+    for (let i = 0; i < perWriter; i++) {
+      for (const [w, s] of writers.entries()) s.send({ type: "send", clientMsgId: `w${w}-${i}`, text });
+    }
+    try {
+      await eventually("silent socket closed", () => silent.closed, 20_000);
+    } finally {
+      clearInterval(report);
+    }
+    expect(silent.closed?.code).toBe(4503);
+    // Each message frame is over 12,000 bytes, so at most 4 MiB / 12,000 ≈ 350 of them fit.
+    expect(silent.seqs().length).toBeLessThanOrEqual(Math.ceil((4 * 1024 * 1024) / 12_000));
+    expect(silent.seqs().length).toBeGreaterThan(300);
+    for (const s of writers) s.close();
+  });
+
   it("a socket that keeps sending invalid frames is closed (4400) after a burst of typed errors; another socket is unaffected", async () => {
     const roomId = uniqueRoom("garbage");
     const bad = await TestSocket.open(roomId, { user: "bad", since: 0 });

@@ -2,7 +2,7 @@
 // keeps live frames behind `ready` while a socket joins. Every frame to a socket goes through
 // here, so nothing can overtake `ready`.
 
-import { encodeFrame } from "../protocol/codec.js";
+import { encodeFrame, utf8Length } from "../protocol/codec.js";
 import { closeCodeOf, ErrorCode } from "../protocol/errors.js";
 import { ServerFrameType, type ServerFrame } from "../protocol/frames.js";
 import { MAX_JOIN_BUFFER_FRAMES, MAX_UNCONFIRMED_BYTES } from "../protocol/limits.js";
@@ -46,9 +46,10 @@ export class SocketHub {
   /** Sockets between accept and `ready`: frames for them wait here, in order. */
   private readonly joining = new Map<WebSocket, string[]>();
   /**
-   * What each socket was sent since it last said `received` (UTF-16 units, close to bytes for
-   * most text). The Workers WebSocket has no `bufferedAmount`, and workerd buffers without limit
-   * for a client that stops reading, so this count is the only bound on a slow socket's memory.
+   * What each socket was sent since it last said `received`, in UTF-8 bytes: what workerd holds
+   * for it. (UTF-16 units would let text of 3-byte characters pin nearly 3× the limit.) The
+   * Workers WebSocket has no `bufferedAmount`, and workerd buffers without limit for a client
+   * that stops reading, so this count is the only bound on a slow socket's memory.
    * Memory only: after a wake-up every socket starts from 0 again (lenient, never unsafe).
    */
   private readonly unconfirmed = new Map<WebSocket, number>();
@@ -91,12 +92,15 @@ export class SocketHub {
   }
 
   send(ws: WebSocket, frame: ServerFrame): void {
-    this.sendEncoded(ws, encodeFrame(frame));
+    const encoded = encodeFrame(frame);
+    this.sendEncoded(ws, encoded, utf8Length(encoded));
   }
 
   /** The same frames to every socket of the room, in order. */
   broadcast(frames: readonly string[]): void {
-    for (const ws of this.ctx.getWebSockets()) for (const frame of frames) this.sendEncoded(ws, frame);
+    // Each frame's size is measured once, not once per socket.
+    const sized = frames.map((frame) => [frame, utf8Length(frame)] as const);
+    for (const ws of this.ctx.getWebSockets()) for (const [frame, bytes] of sized) this.sendEncoded(ws, frame, bytes);
   }
 
   /**
@@ -104,9 +108,10 @@ export class SocketHub {
    * sockets only): a client that predates them would report them as protocol errors.
    */
   broadcastFrom(minProtocol: number, frames: readonly string[]): void {
+    const sized = frames.map((frame) => [frame, utf8Length(frame)] as const);
     for (const ws of this.ctx.getWebSockets()) {
       if ((attachmentOf(ws)?.protocol ?? 1) < minProtocol) continue;
-      for (const frame of frames) this.sendEncoded(ws, frame);
+      for (const [frame, bytes] of sized) this.sendEncoded(ws, frame, bytes);
     }
   }
 
@@ -166,7 +171,8 @@ export class SocketHub {
     for (const ws of this.ctx.getWebSockets(userId)) this.end(ws, code, reason);
   }
 
-  private sendEncoded(ws: WebSocket, frame: string): void {
+  /** `bytes` is the frame's UTF-8 size (utf8Length), measured by the caller. */
+  private sendEncoded(ws: WebSocket, frame: string, bytes: number): void {
     const buffer = this.joining.get(ws);
     if (buffer) {
       buffer.push(frame);
@@ -175,7 +181,7 @@ export class SocketHub {
       if (buffer.length > this.limits.maxJoinBuffer) this.end(ws, ErrorCode.Unavailable, "the join took too long; reconnect");
       return;
     }
-    const sent = (this.unconfirmed.get(ws) ?? 0) + frame.length;
+    const sent = (this.unconfirmed.get(ws) ?? 0) + bytes;
     if (sent > this.limits.maxUnconfirmed) {
       this.end(ws, ErrorCode.Unavailable, "too far behind: reconnect with since=<your last seq>");
       return;
