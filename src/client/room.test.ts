@@ -806,7 +806,7 @@ describe("entries of other kinds, and servers of other protocol versions", () =>
 });
 
 describe("flow control", () => {
-  it("a client reading a long burst says `received` every 64 entries, with the seq of the last one it processed", async () => {
+  it("a client reading a long burst says `received` every 64 frames (here all of them entries), with the seq of the last one it processed", async () => {
     const s = setup();
     const room = await join(s);
     for (let i = 0; i < 200; i++) s.server.latest.deliver({ type: "message", message: s.server.commit(`burst ${i}`).message });

@@ -13,9 +13,10 @@ export const MAX_READY_MESSAGES = 1000;
 export const MAX_READY_BYTES = 1024 * 1024;
 
 /**
- * Flow control (the `received` frame): a socket that has been sent more than this many bytes
- * since its last report is closed with `unavailable` (4503) and resumes with `since`. The SDK
- * reports every RECEIVED_EVERY entries, far below it.
+ * Flow control (the `received` frame): a socket that has been sent more than this many UTF-8
+ * bytes (of frames of every type after `ready`) since its last report is closed with
+ * `unavailable` (4503) and resumes with `since`. The SDK reports every RECEIVED_EVERY frames
+ * of any type, far below it.
  */
 export const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 export const RECEIVED_EVERY = 64;
