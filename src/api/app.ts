@@ -25,7 +25,7 @@ import {
 } from "../protocol/codec.js";
 import { ChatError, ErrorCode, errorBody, httpStatusOf, isErrorCode } from "../protocol/errors.js";
 import { PROTOCOL_VERSION } from "../protocol/frames.js";
-import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT } from "../protocol/limits.js";
+import { DEFAULT_HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_HISTORY_LIMIT, USER_ID_PATTERN } from "../protocol/limits.js";
 import type { Failure, RoomResult } from "../room/results.js";
 import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
@@ -34,7 +34,7 @@ import { readProfiles, rememberClaimedName, writeProfile } from "../storage/prof
 import type { RoomKey } from "../storage/types.js";
 import { errorFields, logger } from "../observability/log.js";
 import { metrics } from "../observability/metrics.js";
-import { bearerToken, mintDevToken, type Principal, USER_ID_PATTERN, verifyToken } from "./auth.js";
+import { bearerToken, mintDevToken, type Principal, verifyToken } from "./auth.js";
 import { readBodyCapped } from "./body.js";
 import { apiCors, securityHeaders, tenantCors } from "./cors.js";
 import { enforceLimit, ipLimitKey, userLimitKey } from "../limits.js";

@@ -16,6 +16,7 @@ import {
 } from "jose";
 import { type Config, DEFAULT_TENANT, TENANT_ID_PATTERN, type TenantConfig } from "../config.js";
 import { ChatError, ErrorCode } from "../protocol/errors.js";
+import { USER_ID_PATTERN } from "../protocol/limits.js";
 
 export interface Principal {
   userId: string;
@@ -23,9 +24,6 @@ export interface Principal {
   /** The token's `name` claim (a display name), used until the user sets a profile. */
   name?: string;
 }
-
-/** User ids are shown to other users and used in keys: keep them printable and bounded. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:-]{1,64}$/;
 
 /** Clock skew tolerated on `exp` / `nbf`, in seconds. */
 const CLOCK_TOLERANCE_S = 30;

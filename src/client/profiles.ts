@@ -3,13 +3,10 @@
 // same tick goes into one `GET /v1/users?ids=…` (up to 100 per request), and an answer is kept
 // for `maxAgeMs`, so rendering a page of history costs one request, not fifty.
 
-import { MAX_PROFILE_BATCH } from "../protocol/limits.js";
+import { MAX_PROFILE_BATCH, USER_ID_PATTERN } from "../protocol/limits.js";
 import type { Profile } from "./decode.js";
 import { ChatClientError } from "./errors.js";
 import { clearTimer, type Timer } from "./timers.js";
-
-/** A user id as the server accepts it (docs/protocol.md, "Authentication": the token's `sub`). */
-const USER_ID = /^[A-Za-z0-9_.@:-]{1,64}$/;
 
 /** How long a profile is served from the cache before it is asked for again. */
 export const PROFILE_MAX_AGE_MS = 5 * 60_000;
@@ -63,7 +60,7 @@ export class Profiles {
    * nameLabel.textContent = profile.name ?? message.userId;
    */
   get(userId: string): Promise<Profile> {
-    if (!USER_ID.test(userId)) {
+    if (!USER_ID_PATTERN.test(userId)) {
       return Promise.reject(
         new ChatClientError("bad_request", `unable to read a profile; ${JSON.stringify(userId)} is not a user id`),
       );

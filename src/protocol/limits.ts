@@ -1,6 +1,11 @@
 // Wire limits, shared by the server (enforcement) and the client SDK (early, friendly errors).
 
 export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+/**
+ * A user id (the token's `sub`, path segments of the user and member routes). User ids are shown
+ * to other users and used in keys: printable and bounded.
+ */
+export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:-]{1,64}$/;
 export const MAX_TEXT_CHARS = 4000;
 export const MAX_CLIENT_MSG_ID_CHARS = 64;
 /** Largest client frame the server parses; anything larger is refused before JSON.parse. */
