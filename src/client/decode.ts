@@ -25,6 +25,7 @@ import {
   ServerFrameType,
   type TypingFrame,
 } from "../protocol/frames.js";
+import { isRecord } from "../protocol/json.js";
 
 /**
  * An entry of a kind this SDK does not know (added to the server after it shipped). Only its
@@ -161,9 +162,6 @@ export type FrameReading =
 
 /** The protocol version of a `ready` without `protocol`: the first contract had none. */
 const FIRST_PROTOCOL = 1;
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 
