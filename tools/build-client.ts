@@ -1,52 +1,76 @@
-// Builds the browser SDK: one minified ESM file (esbuild) plus .d.ts files (tsc, see
-// tsconfig.client.json), prints its gzipped size, and copies it to public/sdk/ for the demo page.
-// CLI: `npm run build:client`.
+// Builds the SDK package `@edge-chat/client` (packages/client) from src/client, its one source:
+// two minified ESM entry points (esbuild) — the SDK, and its React bindings, which import the SDK
+// from "./index.js" rather than carrying a second copy — plus .d.ts files (tsc, one per source
+// file, see tsconfig.client.json). Prints the gzipped sizes against their budgets and copies the
+// SDK to public/sdk/ for the demo page.
+// CLI: `npm run build:client`; with `--check` (tools/pack-check.ts, CI) a size over budget fails.
 
 import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
-const OUT_DIR = "dist/client";
-const BUNDLE = `${OUT_DIR}/chat-client.js`;
+const PACKAGE_DIR = "packages/client";
+const OUT_DIR = `${PACKAGE_DIR}/dist`;
 const PUBLIC_DIR = "public/sdk";
+
 /**
- * What we aim for; a bigger bundle still builds, with a warning. The list, sends and reconnects
- * were about 9 kB; read cursors, typing, presence and profiles brought it to about 12 kB.
+ * Gzipped size budgets (level 9), documented in packages/client/README.md. The list, sends and
+ * reconnects were about 9 kB; read cursors, typing, presence and profiles brought the SDK to
+ * about 12 kB. The React entry is a few hooks over the SDK's events.
  */
 // 16 kB since the message lifecycle (edits, deletes, reactions, threads: 12.4 → 14.6 kB); the package check (check:package) holds the same budget.
-const GZIP_BUDGET_BYTES = 16 * 1024;
+const GZIP_BUDGETS = { "index.js": 16 * 1024, "react.js": 1.5 * 1024 } as const;
+
+const check = process.argv.includes("--check");
 
 await rm(OUT_DIR, { recursive: true, force: true });
 
-await build({
-  entryPoints: ["src/client/index.ts"],
-  outfile: BUNDLE,
+const common = {
   bundle: true,
   format: "esm",
   // The SDK must run in browsers, Node, Deno and Workers alike: no Node built-ins may sneak in.
   platform: "neutral",
-  target: ["es2022"],
+  target: "es2022",
   minify: true,
   sourcemap: "linked",
   legalComments: "none",
   logLevel: "warning",
-});
+} as const;
 
-// Declarations: tsc writes one .d.ts per source file under types/; a stub next to the bundle
-// re-exports them so `import { ChatClient } from ".../chat-client.js"` is typed.
+await build({ ...common, entryPoints: ["src/client/index.ts"], outfile: `${OUT_DIR}/index.js` });
+
+/** The React entry imports the SDK through its public entry; in the package that is the sibling file. */
+const sdkIsExternal: Plugin = {
+  name: "sdk-is-external",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: "./index.js", external: true }));
+  },
+};
+await build({ ...common, entryPoints: ["src/client/react.ts"], outfile: `${OUT_DIR}/react.js`, external: ["react"], plugins: [sdkIsExternal] });
+
+// Declarations: tsc writes one .d.ts per source file under dist/types/; a stub per entry point
+// re-exports them, so both entries name the same declarations (one ChatClient type, not two).
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 execFileSync(process.execPath, [tsc, "-p", "tsconfig.client.json"], { stdio: "inherit" });
-await writeFile(`${OUT_DIR}/chat-client.d.ts`, 'export * from "./types/client/index.js";\n');
+await writeFile(`${OUT_DIR}/index.d.ts`, 'export * from "./types/client/index.js";\n');
+await writeFile(`${OUT_DIR}/react.d.ts`, 'export * from "./types/client/react.js";\n');
 
 await mkdir(PUBLIC_DIR, { recursive: true });
-await copyFile(BUNDLE, `${PUBLIC_DIR}/chat-client.js`);
-await copyFile(`${BUNDLE}.map`, `${PUBLIC_DIR}/chat-client.js.map`);
+await copyFile(`${OUT_DIR}/index.js`, `${PUBLIC_DIR}/chat-client.js`);
+await copyFile(`${OUT_DIR}/index.js.map`, `${PUBLIC_DIR}/chat-client.js.map`);
 
-const bytes = await readFile(BUNDLE);
-const gzipped = gzipSync(bytes, { level: 9 }).length;
 const kB = (n: number) => `${(n / 1024).toFixed(1)} kB`;
-console.log(`${BUNDLE}  ${kB(bytes.length)}  (gzip ${kB(gzipped)}, budget ${kB(GZIP_BUDGET_BYTES)})`);
-console.log(`copied to ${PUBLIC_DIR}/chat-client.js; types in ${OUT_DIR}/chat-client.d.ts`);
-if (gzipped > GZIP_BUDGET_BYTES) console.warn(`warning: the SDK is over its gzip budget by ${kB(gzipped - GZIP_BUDGET_BYTES)}`);
+let over = false;
+for (const [file, budget] of Object.entries(GZIP_BUDGETS)) {
+  const bytes = await readFile(`${OUT_DIR}/${file}`);
+  const gzipped = gzipSync(bytes, { level: 9 }).length;
+  console.log(`${OUT_DIR}/${file}  ${kB(bytes.length)}  (gzip ${kB(gzipped)}, budget ${kB(budget)})`);
+  if (gzipped > budget) {
+    over = true;
+    console.error(`${check ? "error" : "warning"}: ${file} is over its gzip budget by ${kB(gzipped - budget)} (GZIP_BUDGETS in tools/build-client.ts)`);
+  }
+}
+console.log(`copied to ${PUBLIC_DIR}/chat-client.js; package in ${PACKAGE_DIR} (npm pack ${PACKAGE_DIR})`);
+if (over && check) process.exit(1);
