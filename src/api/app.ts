@@ -36,6 +36,7 @@ import { errorFields, logger } from "../observability/log.js";
 import { metrics } from "../observability/metrics.js";
 import { bearerToken, mintDevToken, type Principal, verifyToken } from "./auth.js";
 import { readBodyCapped } from "./body.js";
+import { openApiDocument } from "./openapi.js";
 import { apiCors, securityHeaders, tenantCors } from "./cors.js";
 import { enforceLimit, ipLimitKey, userLimitKey } from "../limits.js";
 
@@ -129,6 +130,8 @@ const mirrorOf = (env: Env): UpstashMirror | undefined => {
 };
 
 app.get("/healthz", (c) => c.json({ ok: true }));
+// The REST API as OpenAPI 3.1 (src/api/openapi.ts); public, like the routes' shapes in docs/protocol.md.
+app.get("/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
 app.post("/v1/dev/token", async (c) => {
   const config = readConfig(c.env);

@@ -1,0 +1,353 @@
+// The REST API as OpenAPI 3.1, served at GET /openapi.json. The bodies' schemas are the ones in
+// src/protocol/schemas.ts (which src/api/openapi.test.ts holds to the codec the server validates
+// with), and the same test checks that every route the Hono app registers is described here and
+// that nothing here is missing from the app, and validates every example. So a route added to
+// app.ts without an entry below fails CI with the route's name.
+//
+// Written by hand (no generator library): the server's validator is the hand-written codec, and
+// a schema library in the Worker or the SDK would add weight and a second source of truth.
+
+import { MAX_HISTORY_LIMIT, MAX_PROFILE_BATCH } from "../protocol/limits.js";
+import {
+  ClientFrameSchemas,
+  DevTokenRequestSchema,
+  EntrySchema,
+  ErrorBodySchema,
+  MemberSchema,
+  PresenceEntrySchema,
+  ProfileSchema,
+  ProfileUpdateSchema,
+  ReadRequestSchema,
+  RoleRequestSchema,
+  RoomIdSchema,
+  RoomInitSchema,
+  RoomSchema,
+  RoomSummarySchema,
+  RoomUpdateSchema,
+  SendRequestSchema,
+  ServerFrameSchemas,
+  UserIdSchema,
+} from "../protocol/schemas.js";
+
+type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json | undefined };
+type Schema = { readonly [key: string]: unknown };
+
+interface Param {
+  name: string;
+  in: "path" | "query";
+  schema: Schema;
+  required?: boolean;
+  description?: string;
+}
+
+/** One route of the app: what it takes, what it answers, and an example of each. */
+export interface Operation {
+  method: "get" | "post" | "put" | "patch" | "delete";
+  /** OpenAPI path ({roomId}); the test maps it to Hono's (:roomId). */
+  path: string;
+  summary: string;
+  /** false: no token (health, the spec, dev tokens). */
+  auth: boolean;
+  params?: Param[];
+  request?: { schema: Schema; example: Json };
+  /** The success status, its body's schema and an example. */
+  response: { status: number; description: string; schema?: Schema; example?: Json };
+  /** Error codes this route documents besides 401/429 (every authenticated route has those). */
+  errors?: number[];
+}
+
+const ROOM: Param = { name: "roomId", in: "path", required: true, schema: RoomIdSchema };
+const USER: Param = { name: "userId", in: "path", required: true, schema: UserIdSchema };
+const LIMIT: Param = { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT }, description: `1–${MAX_HISTORY_LIMIT}` };
+const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({ type: "object", required, properties });
+const seq = { type: "integer", minimum: 0 } as const;
+
+const message = {
+  roomId: "lobby",
+  seq: 42,
+  id: "0f8b1c2e-4d1a-4f7e-9a51-2b8e8d2f9c10",
+  kind: "message",
+  userId: "alice",
+  text: "hello",
+  clientMsgId: "c-1",
+  createdAt: "2026-12-03T12:00:00.000Z",
+} as const;
+const room = {
+  roomId: "launch",
+  name: "Launch plan",
+  visibility: "private",
+  metadata: { team: "core" },
+  createdBy: "alice",
+  createdAt: "2026-12-03T12:00:00.000Z",
+  latestSeq: 0,
+  role: "admin",
+} as const;
+const member = { userId: "bob", role: "member", joinedAt: "2026-12-03T12:00:00.000Z" } as const;
+const profile = { userId: "alice", name: "Alice", avatarUrl: "https://example.com/alice.png", data: { pronouns: "she/her" }, updatedAt: "2026-12-03T12:00:00.000Z" } as const;
+
+export const OPERATIONS: readonly Operation[] = [
+  { method: "get", path: "/healthz", summary: "liveness", auth: false, response: { status: 200, description: "up", schema: obj({ ok: { const: true } }), example: { ok: true } } },
+  { method: "get", path: "/openapi.json", summary: "this document", auth: false, response: { status: 200, description: "OpenAPI 3.1", schema: { type: "object" } } },
+  {
+    method: "post",
+    path: "/v1/dev/token",
+    summary: "mint a token for any user id (DEV_TOKENS=true only; tenants without keys of their own)",
+    auth: false,
+    request: { schema: DevTokenRequestSchema, example: { userId: "alice" } },
+    response: { status: 200, description: "a token", schema: obj({ token: { type: "string" } }), example: { token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln" } },
+    errors: [400, 404],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/messages",
+    summary: "a page of history: with after, seq > after oldest first; without, the newest limit",
+    auth: true,
+    params: [ROOM, { name: "after", in: "query", schema: seq }, LIMIT],
+    response: {
+      status: 200,
+      description: "ascending by seq; header x-chat-source: redis | room",
+      schema: obj({ messages: { type: "array", items: EntrySchema }, latestSeq: seq }),
+      example: { messages: [message], latestSeq: 42 },
+    },
+    errors: [400, 403, 404, 503],
+  },
+  {
+    method: "post",
+    path: "/v1/rooms/{roomId}/messages",
+    summary: "send a message (the same pipeline as a WebSocket send); a repeated clientMsgId answers 200 with the original",
+    auth: true,
+    params: [ROOM],
+    request: { schema: SendRequestSchema, example: { clientMsgId: "c-1", text: "hello" } },
+    response: { status: 201, description: "committed", schema: obj({ message: EntrySchema }), example: { message } },
+    errors: [400, 403, 404, 413, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/ws",
+    summary: "WebSocket upgrade (token, since | last and v in the query; frames: x-frames in this document)",
+    auth: true,
+    params: [
+      ROOM,
+      { name: "token", in: "query", schema: { type: "string" }, description: "browsers cannot set headers on a WebSocket" },
+      { name: "since", in: "query", schema: seq },
+      { name: "last", in: "query", schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT } },
+      { name: "v", in: "query", schema: { type: "integer", minimum: 1 }, description: "the client's protocol version (absent: 1)" },
+    ],
+    response: { status: 101, description: "switching protocols; the first frame is ready" },
+    errors: [400, 403, 404],
+  },
+  {
+    method: "post",
+    path: "/v1/rooms",
+    summary: "create a room; the creator is its admin",
+    auth: true,
+    request: { schema: RoomInitSchema, example: { roomId: "launch", name: "Launch plan", visibility: "private", metadata: { team: "core" } } },
+    response: { status: 201, description: "created", schema: obj({ room: RoomSchema }), example: { room } },
+    errors: [400, 409, 413],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms",
+    summary: "the caller's rooms, each with its read cursor and exact unread count",
+    auth: true,
+    params: [LIMIT],
+    response: {
+      status: 200,
+      description: "one query; its cost grows with the rooms, not the messages",
+      schema: obj({ rooms: { type: "array", items: RoomSummarySchema } }),
+      example: { rooms: [{ roomId: "launch", name: "Launch plan", visibility: "private", role: "admin", latestSeq: 42, readSeq: 40, unread: 2 }] },
+    },
+    errors: [400, 503],
+  },
+  { method: "get", path: "/v1/rooms/{roomId}", summary: "a room (readers)", auth: true, params: [ROOM], response: { status: 200, description: "the room", schema: obj({ room: RoomSchema }), example: { room } }, errors: [403, 404] },
+  {
+    method: "patch",
+    path: "/v1/rooms/{roomId}",
+    summary: "change name, visibility or metadata (admins); turning a room private closes non-members' sockets",
+    auth: true,
+    params: [ROOM],
+    request: { schema: RoomUpdateSchema, example: { visibility: "public" } },
+    response: { status: 200, description: "the room after the change", schema: obj({ room: RoomSchema }), example: { room: { ...room, visibility: "public" } } },
+    errors: [400, 403, 404, 413],
+  },
+  {
+    method: "delete",
+    path: "/v1/rooms/{roomId}",
+    summary: "delete a room (admins); purge=true also removes its history and frees the id",
+    auth: true,
+    params: [ROOM, { name: "purge", in: "query", schema: { enum: ["true", "false"] } }],
+    response: { status: 200, description: "deleted; every socket is closed (4404)", schema: obj({ deleted: { const: true }, purged: { type: "boolean" } }), example: { deleted: true, purged: false } },
+    errors: [400, 403, 404],
+  },
+  {
+    method: "post",
+    path: "/v1/rooms/{roomId}/join",
+    summary: "become a member of a public room",
+    auth: true,
+    params: [ROOM],
+    response: { status: 200, description: "your membership", schema: obj({ member: MemberSchema }), example: { member } },
+    errors: [403, 404],
+  },
+  {
+    method: "post",
+    path: "/v1/rooms/{roomId}/leave",
+    summary: "leave a room (the last admin cannot)",
+    auth: true,
+    params: [ROOM],
+    response: { status: 200, description: "whether you were a member", schema: obj({ removed: { type: "boolean" } }), example: { removed: true } },
+    errors: [404, 409],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/members",
+    summary: "the room's members (readers)",
+    auth: true,
+    params: [ROOM, LIMIT],
+    response: { status: 200, description: "members", schema: obj({ members: { type: "array", items: MemberSchema } }), example: { members: [member] } },
+    errors: [400, 403, 404],
+  },
+  {
+    method: "put",
+    path: "/v1/rooms/{roomId}/members/{userId}",
+    summary: "add a member or change a role (admins)",
+    auth: true,
+    params: [ROOM, USER],
+    request: { schema: RoleRequestSchema, example: { role: "member" } },
+    response: { status: 200, description: "the membership", schema: obj({ member: MemberSchema }), example: { member } },
+    errors: [400, 403, 404, 409],
+  },
+  {
+    method: "delete",
+    path: "/v1/rooms/{roomId}/members/{userId}",
+    summary: "remove a member (admins, or yourself); their sockets are closed (4403)",
+    auth: true,
+    params: [ROOM, USER],
+    response: { status: 200, description: "whether they were a member", schema: obj({ removed: { type: "boolean" } }), example: { removed: true } },
+    errors: [400, 403, 404, 409],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/status",
+    summary: "where the room and its mirror are (readers)",
+    auth: true,
+    params: [ROOM],
+    response: {
+      status: 200,
+      description: "status",
+      schema: obj({ latestSeq: seq, mirroredSeq: { type: ["integer", "null"] }, mirrorLag: { type: ["integer", "null"] }, sockets: seq, users: seq }),
+      example: { latestSeq: 42, mirroredSeq: 42, mirrorLag: 0, sockets: 3, users: 2 },
+    },
+    errors: [403, 404],
+  },
+  {
+    method: "put",
+    path: "/v1/rooms/{roomId}/read",
+    summary: "move your read cursor forward (durable before it answers; never moves back)",
+    auth: true,
+    params: [ROOM],
+    request: { schema: ReadRequestSchema, example: { seq: 42 } },
+    response: { status: 200, description: "your cursor and the exact unread count", schema: obj({ readSeq: seq, unread: seq }), example: { readSeq: 42, unread: 0 } },
+    errors: [400, 403, 404],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/presence",
+    summary: "who is online now (readers)",
+    auth: true,
+    params: [ROOM],
+    response: {
+      status: 200,
+      description: "occupancy",
+      schema: obj({ users: seq, sockets: seq, presence: { type: "array", items: PresenceEntrySchema } }),
+      example: { users: 2, sockets: 3, presence: [{ userId: "alice" }, { userId: "bob", data: { status: "away" } }] },
+    },
+    errors: [403, 404],
+  },
+  {
+    method: "put",
+    path: "/v1/users/me",
+    summary: "set your profile; a field left out keeps its value, null clears it",
+    auth: true,
+    request: { schema: ProfileUpdateSchema, example: { name: "Alice", avatarUrl: "https://example.com/alice.png" } },
+    response: { status: 200, description: "the stored profile", schema: obj({ profile: ProfileSchema }), example: { profile } },
+    errors: [400, 413, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/users/{userId}",
+    summary: "a profile of your tenant (an empty one for an unknown user)",
+    auth: true,
+    params: [USER],
+    response: { status: 200, description: "the profile", schema: obj({ profile: ProfileSchema }), example: { profile } },
+    errors: [400, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/users",
+    summary: "profiles in the order asked",
+    auth: true,
+    params: [{ name: "ids", in: "query", required: true, schema: { type: "string" }, description: `1–${MAX_PROFILE_BATCH} user ids, comma-separated` }],
+    response: { status: 200, description: "profiles", schema: obj({ profiles: { type: "array", items: ProfileSchema } }), example: { profiles: [profile] } },
+    errors: [400, 503],
+  },
+];
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "bad_request",
+  401: "unauthorized: no token, or an invalid or expired one",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  429: "rate_limited (Retry-After header)",
+  503: "unavailable: retry later (sends: with the same clientMsgId)",
+};
+
+const errorResponse = (status: number) => ({
+  description: STATUS_TEXT[status] ?? String(status),
+  content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorBody" } } },
+});
+
+/** The document; `servers` is the origin it is served from. */
+export const openApiDocument = (origin?: string) => {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of OPERATIONS) {
+    const errors = [...new Set([...(op.errors ?? []), ...(op.auth ? [401, 429] : [])])].sort();
+    paths[op.path] ??= {};
+    (paths[op.path] as Record<string, unknown>)[op.method] = {
+      operationId: `${op.method}${op.path.replace(/[{}]/g, "").replace(/[/.](\w)/g, (_, c: string) => c.toUpperCase())}`,
+      summary: op.summary,
+      ...(op.auth ? {} : { security: [] }),
+      ...(op.params ? { parameters: op.params } : {}),
+      ...(op.request
+        ? { requestBody: { required: true, content: { "application/json": { schema: op.request.schema, example: op.request.example } } } }
+        : {}),
+      responses: {
+        [op.response.status]: {
+          description: op.response.description,
+          ...(op.response.schema ? { content: { "application/json": { schema: op.response.schema, ...(op.response.example === undefined ? {} : { example: op.response.example }) } } } : {}),
+        },
+        ...Object.fromEntries(errors.map((s) => [s, errorResponse(s)])),
+      },
+    };
+  }
+  return {
+    openapi: "3.1.0",
+    jsonSchemaDialect: "https://json-schema.org/draft/2020-12/schema",
+    info: {
+      title: "edge-chat",
+      version: "1",
+      description:
+        "A strongly consistent realtime chat backend. Bodies are at most 16 KiB (413 beyond). Keywords x-maxUtf16Length, x-maxJsonBytes and x-httpUrl are explained in src/protocol/schemas.ts. WebSocket frames: x-frames.",
+    },
+    ...(origin ? { servers: [{ url: origin }] } : {}),
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+      schemas: { ErrorBody: ErrorBodySchema, Entry: EntrySchema, Room: RoomSchema, Member: MemberSchema, Profile: ProfileSchema },
+    },
+    /** The WebSocket protocol of GET /v1/rooms/{roomId}/ws: a JSON Schema per frame (docs/protocol.md has the rules). */
+    "x-frames": { client: ClientFrameSchemas, server: ServerFrameSchemas },
+  };
+};
