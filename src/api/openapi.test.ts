@@ -10,16 +10,26 @@ import { describe, expect, it } from "vitest";
 import {
   type Decoded,
   decodeClientFrame,
+  decodeDeleteRequest,
+  decodeEditRequest,
   decodeProfileUpdate,
+  decodeReactRequest,
   decodeReadRequest,
   decodeRole,
   decodeRoomInit,
   decodeRoomUpdate,
   decodeSendRequest,
 } from "../protocol/codec.js";
+import { ClientFrameType, EntryKind, ServerFrameType } from "../protocol/frames.js";
+import { MAX_EMOJI_BYTES, SHORTCODE_PATTERN } from "../protocol/limits.js";
 import {
   ClientFrameSchema,
+  ClientFrameSchemas,
+  DeleteRequestSchema,
+  EditRequestSchema,
+  EntrySchemas,
   ProfileUpdateSchema,
+  ReactRequestSchema,
   ReadRequestSchema,
   RoleRequestSchema,
   RoomInitSchema,
@@ -61,6 +71,17 @@ ajv.addKeyword({
     } catch {
       return false;
     }
+  },
+});
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+ajv.addKeyword({
+  keyword: "x-emoji",
+  type: "string",
+  schemaType: "boolean",
+  validate: (_: boolean, value: string) => {
+    if (value.length === 0 || utf8.encode(value).length > MAX_EMOJI_BYTES) return false;
+    if (SHORTCODE_PATTERN.test(value)) return true;
+    return [...graphemes.segment(value)].length === 1 && value.isWellFormed() && /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u.test(value);
   },
 });
 ajv.addFormat("date-time", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
@@ -124,14 +145,23 @@ describe("OpenAPI: routes", () => {
     const bodies = OPERATIONS.filter((op) => op.request).map((op) => `${op.method.toUpperCase()} ${op.path}`);
     // Each of these has its codec ≡ schema property test below (the dev token's body is checked in app.ts).
     expect(bodies.sort()).toEqual([
+      "DELETE /v1/rooms/{roomId}/messages/{seq}",
       "PATCH /v1/rooms/{roomId}",
+      "PATCH /v1/rooms/{roomId}/messages/{seq}",
       "POST /v1/dev/token",
       "POST /v1/rooms",
       "POST /v1/rooms/{roomId}/messages",
+      "POST /v1/rooms/{roomId}/messages/{seq}/reactions",
       "PUT /v1/rooms/{roomId}/members/{userId}",
       "PUT /v1/rooms/{roomId}/read",
       "PUT /v1/users/me",
     ]);
+  });
+
+  it("every frame type and entry kind of the protocol (frames.ts) has its schema, and nothing else does", () => {
+    expect(Object.keys(ClientFrameSchemas).sort(), "ClientFrameType ↔ ClientFrameSchemas in src/protocol/schemas.ts").toEqual(Object.values(ClientFrameType).sort());
+    expect(Object.keys(ServerFrameSchemas).sort(), "ServerFrameType ↔ ServerFrameSchemas in src/protocol/schemas.ts").toEqual(Object.values(ServerFrameType).sort());
+    expect(Object.keys(EntrySchemas).sort(), "EntryKind ↔ EntrySchemas in src/protocol/schemas.ts").toEqual(Object.values(EntryKind).sort());
   });
 });
 
@@ -205,8 +235,15 @@ const fieldValues: Record<string, readonly unknown[]> = {
   avatarUrl: urls,
   data: objects,
   stop: [true, false, 1, null],
-  type: ["send", "ping", "received", "read", "typing", "presence", "hello", 1],
+  replyTo: [1, 42, 0, -1, 1.5, "3", null, 2 ** 53],
+  target: [1, 42, 0, -1, 1.5, "3", null, 2 ** 53],
+  emoji: ["👍", "👍🏽", "🇫🇷", "1️⃣", "👨‍👩‍👧", ":thumbs_up:", ":+1:", ":Bad:", "::", `:${"a".repeat(33)}:`, "a", "", "👍👍", "\uD83D", "❤", "x".repeat(40)],
+  remove: [true, false, 1, null],
+  // Every client frame type the protocol has, and one it does not.
+  type: [...Object.values(ClientFrameType), "hello", 1],
 };
+/** Field names a generated body may carry even where its schema does not list them (catches a field the codec learns first). */
+const ANY_FIELDS = Object.keys(fieldValues).filter((f) => f !== "type");
 
 /** A body with a random subset of `fields`, each a random value (usually one of its own, sometimes of another type). */
 const generateBody = (random: Random, fields: readonly string[], fixed: Record<string, unknown> = {}): unknown => {
@@ -219,6 +256,10 @@ const generateBody = (random: Random, fields: readonly string[], fixed: Record<s
     body[field] = random() < 0.85 ? pick(random, own) : pick(random, others);
   }
   if (random() < 0.1) body[pick(random, ["extra", "sq", "nme"])] = 1;
+  if (random() < 0.1) {
+    const field = pick(random, ANY_FIELDS);
+    body[field] = pick(random, fieldValues[field] ?? strings);
+  }
   // Through JSON, as the server receives it.
   return JSON.parse(JSON.stringify(body));
 };
@@ -261,28 +302,29 @@ describe("request bodies: codec ≡ schema", () => {
   agree("PUT /v1/rooms/{roomId}/members/{userId}", decodeRole, RoleRequestSchema, (r) => generateBody(r, ["role"]));
   agree("PUT /v1/rooms/{roomId}/read", decodeReadRequest, ReadRequestSchema, (r) => generateBody(r, ["seq"]));
   agree("PUT /v1/users/me", decodeProfileUpdate, ProfileUpdateSchema, (r) => generateBody(r, ["name", "avatarUrl", "data"]));
+  agree("PATCH /v1/rooms/{roomId}/messages/{seq}", decodeEditRequest, EditRequestSchema, (r) => generateBody(r, ["clientMsgId", "text"]));
+  agree("DELETE /v1/rooms/{roomId}/messages/{seq}", decodeDeleteRequest, DeleteRequestSchema, (r) => generateBody(r, ["clientMsgId"]));
+  agree("POST /v1/rooms/{roomId}/messages/{seq}/reactions", decodeReactRequest, ReactRequestSchema, (r) =>
+    generateBody(r, ["clientMsgId", "emoji", "remove"]),
+  );
 });
 
 describe("WebSocket client frames: codec ≡ schema", () => {
-  const frameFields: Record<string, readonly string[]> = {
-    send: ["clientMsgId", "text"],
-    ping: [],
-    received: ["seq"],
-    read: ["seq"],
-    typing: ["stop"],
-    presence: ["data"],
-  };
+  // The fields each frame's schema names; a frame type without a schema gets any of them.
+  const frameFields: Record<string, readonly string[]> = Object.fromEntries(
+    Object.entries(ClientFrameSchemas).map(([type, schema]) => [type, Object.keys(schema.properties).filter((f) => f !== "type")]),
+  );
   agree(
     "client frames",
     (frame) => decodeClientFrame(JSON.stringify(frame)),
     ClientFrameSchema,
     (r) => {
       const type = pick(r, fieldValues.type ?? []);
-      const fields = typeof type === "string" ? (frameFields[type] ?? ["seq"]) : ["seq"];
+      const fields = typeof type === "string" ? (frameFields[type] ?? ANY_FIELDS) : ["seq"];
       const body = generateBody(r, fields, r() < 0.05 ? {} : { type });
       return body;
     },
-    6000,
+    10_000,
   );
 });
 
@@ -299,6 +341,26 @@ describe("WebSocket server frames: golden frames validate", () => {
     clientMsgId: "c-1",
     createdAt: "2026-12-03T12:00:00.000Z",
   };
+  const entries = [
+    message,
+    { ...message, seq: 2, replyTo: 1, reactions: [{ emoji: "👍", count: 2, me: true }], editedAt: message.createdAt, version: 1, updatedSeq: 4 },
+    { ...message, seq: 3, deleted: true, text: "" },
+    { ...message, seq: 4, kind: "edit", text: "hi!", clientMsgId: "e-1", target: 1, version: 1 },
+    { ...message, seq: 5, kind: "delete", text: "", clientMsgId: "d-1", target: 3, redacts: [3] },
+    { ...message, seq: 6, kind: "reaction", text: "👍", clientMsgId: "r-1", target: 1, emoji: "👍", count: 1 },
+    { ...message, seq: 7, kind: "system", userId: "alice", text: "alice added bob as member", clientMsgId: "sys-7", event: "member_added", subject: "bob", role: "member" },
+  ];
+  it("entries of every kind validate against their kind's schema and the envelope", () => {
+    for (const entry of entries) {
+      const own = compile(EntrySchemas[entry.kind as keyof typeof EntrySchemas]);
+      expect(own(entry), `${entry.kind}: ${ajv.errorsText(own.errors)}`).toBe(true);
+      const frame = compile(ServerFrameSchemas.message);
+      expect(frame({ type: "message", message: entry })).toBe(true);
+    }
+    expect(new Set(entries.map((e) => e.kind))).toEqual(new Set(Object.values(EntryKind)));
+    const edit = compile(EntrySchemas.edit);
+    expect(edit({ ...message, kind: "edit" }), "an edit without its target is refused").toBe(false);
+  });
   const golden = [
     { type: "ready", roomId: "r", messages: [], latestSeq: 0, truncated: false, protocol: 2, readSeq: 0, unread: 0, presence: [{ userId: "alice" }] },
     { type: "ready", roomId: "r", messages: [message], latestSeq: 1, truncated: false, protocol: 2, readSeq: 0, unread: 1, presence: [{ userId: "bob", data: { s: 1 } }] },

@@ -10,13 +10,17 @@
 import { MAX_HISTORY_LIMIT, MAX_PROFILE_BATCH } from "../protocol/limits.js";
 import {
   ClientFrameSchemas,
+  DeleteRequestSchema,
   DevTokenRequestSchema,
+  EditRequestSchema,
   EntrySchema,
+  EntrySchemas,
   ErrorBodySchema,
   MemberSchema,
   PresenceEntrySchema,
   ProfileSchema,
   ProfileUpdateSchema,
+  ReactRequestSchema,
   ReadRequestSchema,
   RoleRequestSchema,
   RoomIdSchema,
@@ -49,7 +53,8 @@ export interface Operation {
   /** false: no token (health, the spec, dev tokens). */
   auth: boolean;
   params?: Param[];
-  request?: { schema: Schema; example: Json };
+  /** `optional`: the body may be left out (DELETE of a message). */
+  request?: { schema: Schema; example: Json; optional?: boolean };
   /** The success status, its body's schema and an example. */
   response: { status: number; description: string; schema?: Schema; example?: Json };
   /** Error codes this route documents besides 401/429 (every authenticated route has those). */
@@ -58,6 +63,7 @@ export interface Operation {
 
 const ROOM: Param = { name: "roomId", in: "path", required: true, schema: RoomIdSchema };
 const USER: Param = { name: "userId", in: "path", required: true, schema: UserIdSchema };
+const SEQ: Param = { name: "seq", in: "path", required: true, schema: { type: "integer", minimum: 1 }, description: "the seq of the message" };
 const LIMIT: Param = { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT }, description: `1–${MAX_HISTORY_LIMIT}` };
 const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({ type: "object", required, properties });
 const seq = { type: "integer", minimum: 0 } as const;
@@ -72,6 +78,7 @@ const message = {
   clientMsgId: "c-1",
   createdAt: "2026-12-03T12:00:00.000Z",
 } as const;
+const edit = { ...message, seq: 43, id: "3c9e2a71-5b4d-4e8f-9a6b-1d2c3e4f5a6b", kind: "edit", text: "hello, edited", clientMsgId: "e-1", target: 42, version: 1 } as const;
 const room = {
   roomId: "launch",
   name: "Launch plan",
@@ -100,9 +107,14 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: "get",
     path: "/v1/rooms/{roomId}/messages",
-    summary: "a page of history: with after, seq > after oldest first; without, the newest limit",
+    summary: "a page of history (entries of every kind, messages in their current form): with after, seq > after oldest first; without, the newest limit; with thread, that thread's replies",
     auth: true,
-    params: [ROOM, { name: "after", in: "query", schema: seq }, LIMIT],
+    params: [
+      ROOM,
+      { name: "after", in: "query", schema: seq },
+      LIMIT,
+      { name: "thread", in: "query", schema: { type: "integer", minimum: 1 }, description: "the seq of a thread's parent: its replies only (never from the mirror)" },
+    ],
     response: {
       status: 200,
       description: "ascending by seq; header x-chat-source: redis | room",
@@ -120,6 +132,46 @@ export const OPERATIONS: readonly Operation[] = [
     request: { schema: SendRequestSchema, example: { clientMsgId: "c-1", text: "hello" } },
     response: { status: 201, description: "committed", schema: obj({ message: EntrySchema }), example: { message } },
     errors: [400, 403, 404, 413, 503],
+  },
+  {
+    method: "patch",
+    path: "/v1/rooms/{roomId}/messages/{seq}",
+    summary: "edit your message: commits an edit entry (exactly once per clientMsgId; 200 for a resend)",
+    auth: true,
+    params: [ROOM, SEQ],
+    request: { schema: EditRequestSchema, example: { clientMsgId: "e-1", text: "hello, edited" } },
+    response: { status: 201, description: "the edit entry", schema: obj({ message: EntrySchemas.edit }), example: { message: edit } },
+    errors: [400, 403, 404, 413, 503],
+  },
+  {
+    method: "delete",
+    path: "/v1/rooms/{roomId}/messages/{seq}",
+    summary: "delete a message (yours, or any as an admin): commits a delete entry; the body is optional (clientMsgId defaults to delete:<seq>)",
+    auth: true,
+    params: [ROOM, SEQ],
+    request: { schema: DeleteRequestSchema, example: { clientMsgId: "d-1" }, optional: true },
+    response: {
+      status: 201,
+      description: "the delete entry",
+      schema: obj({ message: EntrySchemas.delete }),
+      example: { message: { ...message, seq: 44, id: "7d0f4c55-1c1e-4d7e-8a0b-3a4c9f1e2b77", kind: "delete", text: "", clientMsgId: "d-1", target: 42, redacts: [42, 43] } },
+    },
+    errors: [400, 403, 404, 503],
+  },
+  {
+    method: "post",
+    path: "/v1/rooms/{roomId}/messages/{seq}/reactions",
+    summary: "react to a message with one emoji or a :shortcode: (remove: true takes it back)",
+    auth: true,
+    params: [ROOM, SEQ],
+    request: { schema: ReactRequestSchema, example: { clientMsgId: "r-1", emoji: "👍" } },
+    response: {
+      status: 201,
+      description: "the reaction entry, with the emoji's count after it",
+      schema: obj({ message: EntrySchemas.reaction }),
+      example: { message: { ...message, seq: 45, id: "5e2d1b9a-0c3f-4a6e-b1d2-8f7e6a5c4b3d", kind: "reaction", text: "👍", clientMsgId: "r-1", target: 42, emoji: "👍", count: 1 } },
+    },
+    errors: [400, 403, 404, 503],
   },
   {
     method: "get",
@@ -320,7 +372,7 @@ export const openApiDocument = (origin?: string) => {
       ...(op.auth ? {} : { security: [] }),
       ...(op.params ? { parameters: op.params } : {}),
       ...(op.request
-        ? { requestBody: { required: true, content: { "application/json": { schema: op.request.schema, example: op.request.example } } } }
+        ? { requestBody: { required: !op.request.optional, content: { "application/json": { schema: op.request.schema, example: op.request.example } } } }
         : {}),
       responses: {
         [op.response.status]: {
@@ -345,7 +397,14 @@ export const openApiDocument = (origin?: string) => {
     paths,
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
-      schemas: { ErrorBody: ErrorBodySchema, Entry: EntrySchema, Room: RoomSchema, Member: MemberSchema, Profile: ProfileSchema },
+      schemas: {
+        ErrorBody: ErrorBodySchema,
+        Entry: EntrySchema,
+        ...Object.fromEntries(Object.entries(EntrySchemas).map(([kind, schema]) => [`Entry_${kind}`, schema])),
+        Room: RoomSchema,
+        Member: MemberSchema,
+        Profile: ProfileSchema,
+      },
     },
     /** The WebSocket protocol of GET /v1/rooms/{roomId}/ws: a JSON Schema per frame (docs/protocol.md has the rules). */
     "x-frames": { client: ClientFrameSchemas, server: ServerFrameSchemas },

@@ -8,12 +8,16 @@
 //   x-maxUtf16Length  at most N UTF-16 code units (JavaScript's string length; maxLength counts code points)
 //   x-maxJsonBytes    the value's JSON (JSON.stringify) is at most N bytes of UTF-8 and holds no NUL (\u0000)
 //   x-httpUrl         parses as a URL (WHATWG) with the scheme http or https
+//   x-emoji           one emoji: a single grapheme cluster holding an Extended_Pictographic or
+//                     Regional_Indicator code point (or U+20E3), well-formed UTF-16, at most
+//                     MAX_EMOJI_BYTES of UTF-8 — or a :shortcode: matching SHORTCODE_PATTERN
 // Limits are spelled from limits.ts, so a limit changes in one place.
 
 import { METADATA_MAX_BYTES, ROOM_NAME_MAX_CHARS } from "./codec.js";
 import {
   MAX_AVATAR_URL_CHARS,
   MAX_CLIENT_MSG_ID_CHARS,
+  MAX_EMOJI_BYTES,
   MAX_PRESENCE_DATA_BYTES,
   MAX_PROFILE_DATA_BYTES,
   MAX_PROFILE_NAME_CHARS,
@@ -21,7 +25,7 @@ import {
 } from "./limits.js";
 
 /** Vendor keywords used below (see the file comment); a validator that checks the schemas must know them. */
-export const SCHEMA_VENDOR_KEYWORDS = ["x-maxUtf16Length", "x-maxJsonBytes", "x-httpUrl"] as const;
+export const SCHEMA_VENDOR_KEYWORDS = ["x-maxUtf16Length", "x-maxJsonBytes", "x-httpUrl", "x-emoji"] as const;
 
 
 /** No NUL and no unpaired surrogate (Postgres `text` could not store them as sent). With the `u` flag. */
@@ -29,6 +33,13 @@ const STORABLE = "^[^\\u0000\\uD800-\\uDFFF]*$";
 
 const seq = { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "a position in the room's sequence (0 = before the first entry)" } as const;
 const timestamp = { type: "string", format: "date-time" } as const;
+/** The seq of a message (a change's `target`, a reply's `replyTo`): a positive integer. */
+const target = { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "the seq of a message" } as const;
+const emoji = {
+  type: "string",
+  "x-emoji": true,
+  description: `one emoji (a single grapheme, at most ${MAX_EMOJI_BYTES} bytes of UTF-8) or a :shortcode: of a-z 0-9 _ + - (1–32)`,
+} as const;
 
 export const RoomIdSchema = { type: "string", pattern: "^[A-Za-z0-9_-]{1,128}$", description: "1–128 of A-Z a-z 0-9 _ -" } as const;
 export const UserIdSchema = { type: "string", pattern: "^[A-Za-z0-9_.@:-]{1,64}$", description: "the token's sub: 1–64 of A-Z a-z 0-9 _ . @ : -" } as const;
@@ -64,7 +75,20 @@ const text = {
 export const SendRequestSchema = {
   type: "object",
   required: ["clientMsgId", "text"],
-  properties: { clientMsgId, text },
+  properties: { clientMsgId, text, replyTo: { ...target, description: "reply in the thread of this message (not itself a reply, not deleted)" } },
+} as const;
+
+/** `PATCH /v1/rooms/{roomId}/messages/{seq}`: the new text of your message. decodeEditRequest. */
+export const EditRequestSchema = { type: "object", required: ["clientMsgId", "text"], properties: { clientMsgId, text } } as const;
+
+/** `DELETE /v1/rooms/{roomId}/messages/{seq}`: optional body; without one the clientMsgId is `delete:<seq>`. decodeDeleteRequest. */
+export const DeleteRequestSchema = { type: "object", required: ["clientMsgId"], properties: { clientMsgId } } as const;
+
+/** `POST /v1/rooms/{roomId}/messages/{seq}/reactions`. decodeReactRequest. */
+export const ReactRequestSchema = {
+  type: "object",
+  required: ["clientMsgId", "emoji"],
+  properties: { clientMsgId, emoji, remove: { const: true, description: "present: take the reaction back" } },
 } as const;
 
 const roomName = {
@@ -126,23 +150,68 @@ export const DevTokenRequestSchema = {
 
 // --- response bodies ---------------------------------------------------------------------------
 
+const envelope = {
+  roomId: RoomIdSchema,
+  seq: { ...seq, minimum: 1 },
+  id: { type: "string" },
+  kind: { type: "string", description: "message, edit, delete, reaction, system; kinds added later are more entries on the same stream" },
+  userId: { type: "string", description: "who did it (a user id, or system)" },
+  text: { type: "string", description: "the message, or a human-readable summary of another kind" },
+  clientMsgId: { type: "string" },
+  createdAt: timestamp,
+} as const;
+const ENVELOPE_FIELDS = ["roomId", "seq", "id", "kind", "userId", "text", "clientMsgId", "createdAt"] as const;
+
 /**
- * An entry of the room's stream. `kind` is `message` today; clients must keep an entry of a kind
- * they do not know by its envelope (its seq still counts), so the schema does not close the list.
+ * An entry of the room's stream: the envelope every kind carries. Clients must keep an entry of
+ * a kind they do not know by its envelope (its seq still counts), so this schema does not close
+ * the list of kinds; EntrySchemas below has each known kind's own fields.
  */
-export const EntrySchema = {
-  type: "object",
-  required: ["roomId", "seq", "id", "kind", "userId", "text", "clientMsgId", "createdAt"],
-  properties: {
-    roomId: RoomIdSchema,
-    seq: { ...seq, minimum: 1 },
-    id: { type: "string" },
-    kind: { type: "string", description: "message; kinds added later are more entries on the same stream" },
-    userId: UserIdSchema,
-    text: { type: "string", description: "the message, or a human-readable summary of another kind" },
-    clientMsgId: { type: "string" },
-    createdAt: timestamp,
-  },
+export const EntrySchema = { type: "object", required: ENVELOPE_FIELDS, properties: envelope } as const;
+
+const entryOf = <K extends string, P extends Record<string, unknown>, R extends readonly string[]>(kind: K, properties: P, required: R) =>
+  ({ type: "object", required: [...ENVELOPE_FIELDS, ...required], properties: { ...envelope, kind: { const: kind }, ...properties } }) as const;
+
+/** Each known kind of entry (frames.ts EntryKind), as history, `ready` and live frames carry it. */
+export const EntrySchemas = {
+  message: entryOf(
+    "message",
+    {
+      replyTo: target,
+      editedAt: timestamp,
+      version: { type: "integer", minimum: 1 },
+      deleted: { const: true, description: "a tombstone: text is empty" },
+      reactions: {
+        type: "array",
+        items: {
+          type: "object",
+          required: ["emoji", "count"],
+          properties: { emoji: { type: "string" }, count: { type: "integer", minimum: 0 }, me: { const: true } },
+        },
+      },
+      replyCount: { type: "integer", minimum: 0 },
+      lastReplySeq: target,
+      updatedSeq: { ...target, description: "the seq of the last change already applied to this form" },
+    },
+    [],
+  ),
+  edit: entryOf("edit", { target, version: { type: "integer", minimum: 1 } }, ["target", "version"]),
+  delete: entryOf("delete", { target, redacts: { type: "array", items: target } }, ["target", "redacts"]),
+  reaction: entryOf("reaction", { target, emoji: { type: "string" }, remove: { const: true }, count: { type: "integer", minimum: 0 } }, [
+    "target",
+    "emoji",
+    "count",
+  ]),
+  system: entryOf(
+    "system",
+    {
+      event: { type: "string", description: "member_joined, member_left, member_added, member_removed, role_changed, room_updated, …" },
+      subject: { type: "string" },
+      role: { enum: ["admin", "member", "viewer"] },
+      changes: { type: "object", properties: { name: { type: "string" }, visibility: { enum: ["public", "private"] }, metadata: { const: true } } },
+    },
+    ["event"],
+  ),
 } as const;
 
 export const ErrorBodySchema = {
@@ -229,7 +298,10 @@ const frame = <T extends string, P extends Record<string, unknown>, R extends re
  * 16 KiB and any binary frame are refused unparsed (too_large, bad_request).
  */
 export const ClientFrameSchemas = {
-  send: frame("send", { clientMsgId, text }, ["clientMsgId", "text"]),
+  send: frame("send", SendRequestSchema.properties, ["clientMsgId", "text"]),
+  edit: frame("edit", { clientMsgId, target, text }, ["clientMsgId", "target", "text"], true),
+  delete: frame("delete", { clientMsgId, target }, ["clientMsgId", "target"], true),
+  react: frame("react", { clientMsgId, target, emoji, remove: ReactRequestSchema.properties.remove }, ["clientMsgId", "target", "emoji"], true),
   ping: frame("ping", {}, []),
   received: frame("received", { seq }, ["seq"]),
   read: frame("read", { seq }, ["seq"], true),
