@@ -6,6 +6,6 @@ export default defineConfig({
   test: {
     name: "client",
     environment: "node",
-    include: ["src/client/**/*.test.ts", "tools/local/**/*.test.ts"],
+    include: ["src/client/**/*.test.ts", "tools/*.test.ts", "tools/local/**/*.test.ts"],
   },
 });

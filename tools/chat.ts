@@ -7,10 +7,11 @@ import { clearLine, createInterface, cursorTo, type Interface } from "node:readl
 import { parseArgs } from "node:util";
 import { WebSocket as NodeWebSocket } from "ws";
 import { ChatClient, ChatClientError, type Message, type Room, type WebSocketConstructor } from "../src/client/index.js";
+import { COMMANDS_HELP, parseLine, serverProblem, unknownCommand } from "./chat-lib.js";
 
 const USAGE = `usage: npm run chat -- --room <room> --user <name> [--url http://127.0.0.1:8787] [--last 20]
 
-Type a line to send it. Commands: /older [n]  load older messages · /pending  list unacked sends · /quit`;
+Type a line to send it; ${COMMANDS_HELP}`;
 
 const { values } = parseArgs({
   options: {
@@ -70,6 +71,14 @@ const client = new ChatClient({
   WebSocket: (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? NodeWebSocket,
 });
 
+// Before anything else: a server that is not running is the usual first-hour mistake, and the
+// SDK would only report it as a failed token request.
+const problem = await serverProblem(baseUrl);
+if (problem) {
+  console.error(`! ${problem}`);
+  process.exit(1);
+}
+
 let room: Room;
 try {
   print(`* joining ${roomId} at ${baseUrl} as ${userId}…`);
@@ -126,26 +135,35 @@ const quit = async (code = 0): Promise<never> => {
 };
 
 input.on("line", (line) => {
-  const text = line.trimEnd();
-  if (text === "") return input.prompt();
-  if (text === "/quit") return void quit();
-  if (text === "/pending") {
-    if (room.pending.length === 0) print("  (nothing pending)");
-    for (const p of room.pending) print(`  ${short(p.clientMsgId)} ${p.status} ×${p.attempts}: ${p.text}`);
-    return input.prompt();
+  const command = parseLine(line);
+  switch (command.kind) {
+    case "empty":
+      break;
+    case "quit":
+      return void quit();
+    case "help":
+      print(`  ${COMMANDS_HELP}`);
+      break;
+    case "unknown":
+      print(unknownCommand(command.name));
+      break;
+    case "pending":
+      if (room.pending.length === 0) print("  (nothing pending)");
+      for (const p of room.pending) print(`  ${short(p.clientMsgId)} ${p.status} ×${p.attempts}: ${p.text}`);
+      break;
+    case "older":
+      room.loadOlder(command.count).then(
+        (added) => {
+          for (const m of added) print(show(m));
+          print(`* loaded ${added.length} older messages${room.hasOlder ? "" : " (that is the beginning)"}`);
+        },
+        (e: unknown) => print(`! ${e instanceof Error ? e.message : String(e)}`),
+      );
+      break;
+    case "send":
+      send(command.text);
+      break;
   }
-  const older = /^\/older(?:\s+(\d+))?$/.exec(text);
-  if (older) {
-    room.loadOlder(Number(older[1] ?? 50)).then(
-      (added) => {
-        for (const m of added) print(show(m));
-        print(`* loaded ${added.length} older messages${room.hasOlder ? "" : " (that is the beginning)"}`);
-      },
-      (e: unknown) => print(`! ${e instanceof Error ? e.message : String(e)}`),
-    );
-    return input.prompt();
-  }
-  send(text);
   input.prompt();
 });
 
