@@ -1,6 +1,6 @@
 // Small network helpers shared by the local services and harnesses.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { connect } from "node:net";
+import { connect, createServer as createNetServer } from "node:net";
 import type { Server as NetServer } from "node:net";
 
 /** Listens and resolves with the bound port (pass 0 for a random free one). */
@@ -67,4 +67,13 @@ export function redact(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** Why host:port cannot be listened on now (EADDRINUSE, EACCES, …), or undefined when it can. */
+export function listenProblem(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = createNetServer();
+    server.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    server.listen(port, host, () => server.close(() => resolve(undefined)));
+  });
 }

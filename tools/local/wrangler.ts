@@ -92,7 +92,10 @@ export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000
     cwd: ROOT,
     detached: true, // own process group: `kill -- -pgid` reaches workerd too
     stdio: ["ignore", options.output ?? "ignore", options.output ?? "ignore"],
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
+    // CLOUDFLARE_CF_FETCH_ENABLED and WRANGLER_SEND_METRICS: it would otherwise go to the internet.
+    // WRANGLER_HIDE_BANNER: the banner is where wrangler runs its update check and prints
+    // "update available" on every start; our versions are pinned on purpose (README, "Toolchain").
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" },
   });
   // A failed spawn (no node_modules/.bin/wrangler, EAGAIN) is an 'error' event: unhandled, it would
   // kill the harness; handled, waitHealthy reports it.
