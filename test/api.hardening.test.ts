@@ -301,6 +301,15 @@ describe("CORS and security headers", () => {
     expect(script.headers.get("x-content-type-options")).toBe("nosniff");
   });
 
+  it("the demo page links its favicon, which is served as SVG (the CSP's img-src 'self' allows it)", async () => {
+    const html = await (await workerFetch(`${BASE}/`)).text();
+    expect(html).toContain('<link rel="icon" href="/favicon.svg" type="image/svg+xml" />');
+    const icon = await workerFetch(`${BASE}/favicon.svg`);
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get("content-type")).toMatch(/^image\/svg\+xml/);
+    expect(await icon.text()).toMatch(/^<svg /);
+  });
+
   it("the demo page and its files are not served unless DEMO_PAGE=true: / and /app.js answer 404 JSON", async () => {
     for (const path of ["/", "/index.html", "/app.js", "/style.css", "/sdk/chat-client.js"]) {
       const res = await workerFetchWith({ DEMO_PAGE: "false" }, `${BASE}${path}`);
