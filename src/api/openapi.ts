@@ -390,7 +390,7 @@ export const openApiDocument = (origin?: string) => {
       title: "edge-chat",
       version: "1",
       description:
-        "A strongly consistent realtime chat backend. Bodies are at most 16 KiB (413 beyond). Keywords x-maxUtf16Length, x-maxJsonBytes and x-httpUrl are explained in src/protocol/schemas.ts. WebSocket frames: x-frames.",
+        "A strongly consistent realtime chat backend. Bodies are at most 16 KiB (413 beyond). Keywords x-maxUtf16Length, x-maxJsonBytes, x-httpUrl and x-emoji are explained in src/protocol/schemas.ts. WebSocket frames: x-frames.",
     },
     ...(origin ? { servers: [{ url: origin }] } : {}),
     security: [{ bearer: [] }],
