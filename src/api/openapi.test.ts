@@ -5,7 +5,7 @@
 //     (what the server runs) and by the schema (what other clients read).
 // ajv runs here, in Node, never in the Worker (it compiles validators with new Function).
 
-import Ajv2020, { type ValidateFunction } from "ajv/dist/2020.js";
+import type { ValidateFunction } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
 import {
   type Decoded,
@@ -21,7 +21,6 @@ import {
   decodeSendRequest,
 } from "../protocol/codec.js";
 import { ClientFrameType, EntryKind, ServerFrameType } from "../protocol/frames.js";
-import { MAX_EMOJI_BYTES, SHORTCODE_PATTERN } from "../protocol/limits.js";
 import {
   ClientFrameSchema,
   ClientFrameSchemas,
@@ -38,54 +37,11 @@ import {
   ServerFrameSchema,
   ServerFrameSchemas,
 } from "../protocol/schemas.js";
+import { schemaValidator } from "../protocol/schema-validator.js";
 import { app } from "./app.js";
 import { OPERATIONS, openApiDocument } from "./openapi.js";
 
-// strictRequired is off: "at least one of" is written as anyOf of required lists, which it would flag.
-const ajv = new Ajv2020({ strict: true, strictRequired: false, allErrors: true, allowUnionTypes: true });
-// The vendor keywords of src/protocol/schemas.ts, with the meaning written there.
-ajv.addKeyword({
-  keyword: "x-maxUtf16Length",
-  type: "string",
-  schemaType: "number",
-  validate: (max: number, value: string) => value.length <= max,
-});
-const utf8 = new TextEncoder();
-ajv.addKeyword({
-  keyword: "x-maxJsonBytes",
-  type: "object",
-  schemaType: "number",
-  validate: (max: number, value: unknown) => {
-    const json = JSON.stringify(value);
-    return utf8.encode(json).length <= max && !json.includes("\\u0000");
-  },
-});
-ajv.addKeyword({
-  keyword: "x-httpUrl",
-  type: "string",
-  schemaType: "boolean",
-  validate: (_: boolean, value: string) => {
-    try {
-      const { protocol } = new URL(value);
-      return protocol === "http:" || protocol === "https:";
-    } catch {
-      return false;
-    }
-  },
-});
-const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
-ajv.addKeyword({
-  keyword: "x-emoji",
-  type: "string",
-  schemaType: "boolean",
-  validate: (_: boolean, value: string) => {
-    if (value.length === 0 || utf8.encode(value).length > MAX_EMOJI_BYTES) return false;
-    if (SHORTCODE_PATTERN.test(value)) return true;
-    return [...graphemes.segment(value)].length === 1 && value.isWellFormed() && /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u.test(value);
-  },
-});
-ajv.addFormat("date-time", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/);
-
+const ajv = schemaValidator();
 const compile = (schema: object): ValidateFunction => ajv.compile(schema);
 
 /** Hono's `/v1/rooms/:roomId` as OpenAPI's `/v1/rooms/{roomId}`. */
