@@ -18,9 +18,10 @@ const PUBLIC_DIR = "public/sdk";
 /**
  * Gzipped size budgets (level 9), documented in packages/client/README.md. The list, sends and
  * reconnects were about 9 kB; read cursors, typing, presence and profiles brought the SDK to
- * about 12 kB. The React entry is a few hooks over the SDK's events.
+ * about 12 kB; edits, deletes, reactions, replies and system entries to 14.6 kB. A feature that
+ * needs more raises the budget here, in its own commit that says why. The React entry is a few
+ * hooks over the SDK's events.
  */
-// 16 kB since the message lifecycle (edits, deletes, reactions, threads: 12.4 → 14.6 kB); the package check (check:package) holds the same budget.
 const GZIP_BUDGETS = { "index.js": 16 * 1024, "react.js": 1.5 * 1024 } as const;
 
 const check = process.argv.includes("--check");
