@@ -140,7 +140,7 @@ void client.join(42);
   await writeFile(
     join(app, "src/App.tsx"),
     `import { ChatClient } from "@edge-chat/client";
-import { useMessages, usePresence, useRoom, useTyping, useUnread } from "@edge-chat/client/react";
+import { useMessages, usePresence, useRoom, useTimeline, useTyping, useUnread } from "@edge-chat/client/react";
 
 export function App({ client, roomId }: { client: ChatClient | undefined; roomId: string | undefined }) {
   const { room, state, error } = useRoom(client, roomId, { last: 50 });
@@ -148,8 +148,10 @@ export function App({ client, roomId }: { client: ChatClient | undefined; roomId
   const { unread } = useUnread(room);
   const typists = useTyping(room);
   const online = usePresence(room);
+  const lines = useTimeline(room);
   return (
     <main>
+      <ol>{lines.map((l) => <li key={l.seq}>{l.text}</li>)}</ol>
       <p>{state}{error ? \` (\${error.code})\` : ""}</p>
       <p>{online.size} online, {unread} unread{typists.length > 0 ? \`, \${typists.join(", ")} typing\` : ""}</p>
       <ul>{messages.map((m) => <li key={m.seq}>{m.userId}: {m.text}</li>)}</ul>

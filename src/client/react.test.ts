@@ -7,7 +7,7 @@ import { act, createElement, StrictMode } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ChatClient } from "./client.js";
-import { useMessages, usePresence, useRoom, useTyping, useUnread } from "./react.js";
+import { useMessages, usePresence, useRoom, useTimeline, useTyping, useUnread } from "./react.js";
 import { deliverFrom, flush, type Harness, harness } from "./testing/harness.js";
 
 // Tells React this is a test environment, so act() flushes effects and updates.
@@ -19,6 +19,7 @@ function Chat({ client, roomId }: { client: ChatClient; roomId: string | undefin
   const { unread } = useUnread(room);
   const typists = useTyping(room);
   const online = usePresence(room);
+  const lines = useTimeline(room);
   return createElement(
     "main",
     null,
@@ -27,14 +28,17 @@ function Chat({ client, roomId }: { client: ChatClient; roomId: string | undefin
     createElement("p", { id: "unread" }, String(unread)),
     createElement("p", { id: "typing" }, typists.join(",")),
     createElement("p", { id: "online" }, [...online.keys()].join(",")),
-    createElement("ul", null, ...messages.map((m) => createElement("li", { key: m.seq }, `${m.userId}: ${m.text}`))),
+    createElement("ul", null, ...messages.map((m) => createElement("li", { key: m.seq }, `${m.userId}: ${m.text}${m.deleted ? " (deleted)" : ""}`))),
+    createElement("button", { id: "older", type: "button", onClick: () => void room?.loadOlder(20) }, "older"),
+    createElement("ol", null, ...lines.map((l) => createElement("li", { key: l.seq, className: "line" }, l.kind === "system" ? `* ${l.text}` : l.text))),
   );
 }
 
 let container: HTMLElement;
 let root: Root;
 const text = (id: string) => container.querySelector(`#${id}`)?.textContent;
-const lines = () => Array.from(container.querySelectorAll("li"), (li) => li.textContent);
+const lines = () => Array.from(container.querySelectorAll("ul li"), (li) => li.textContent);
+const timeline = () => Array.from(container.querySelectorAll("ol li"), (li) => li.textContent);
 
 const render = async (h: Harness, roomId: string | undefined, strict = false) => {
   const chat = createElement(Chat, { client: h.client, roomId });
@@ -122,6 +126,50 @@ describe("React bindings", () => {
     await render(h, undefined, true);
     expect(text("state")).toBe("idle");
     expect(open()).toHaveLength(0);
+  });
+
+  it("useMessages re-renders on an edit and a delete of a message it holds; useTimeline shows system entries in their place", async () => {
+    const h = harness();
+    h.server.commitMany(40);
+    await render(h, "r1");
+    await act(async () => {
+      await flush();
+      h.server.latest.ready({ maxMessages: 20 });
+      await flush();
+    });
+    await act(async () => flush()); // a `last` join fills to its 50 over REST if ready was cut short
+    const held = lines().length;
+    expect(held).toBeGreaterThan(0);
+    const newest = h.server.store.at(-1)?.seq ?? 0;
+    const change = (frame: Parameters<typeof h.server.commitFrame>[1], userId: string) => {
+      const result = h.server.commitFrame(userId, frame);
+      if ("error" in result) throw new Error(result.error.message);
+      h.server.latest.deliver({ type: "message", message: result.entry });
+    };
+    const author = h.server.store.at(-1)?.userId ?? "bob";
+    await act(async () => change({ type: "edit", clientMsgId: "e-1", target: newest, text: "edited!" }, author));
+    expect(lines().at(-1)).toBe(`${author}: edited!`);
+    await act(async () => change({ type: "delete", clientMsgId: "d-1", target: newest }, author));
+    expect(lines().at(-1)).toBe(`${author}:  (deleted)`);
+    await act(async () => {
+      h.server.latest.deliver({ type: "message", message: h.server.commitSystem("member_joined", "carol") });
+    });
+    expect(timeline().at(-1)).toBe("* carol member_joined");
+    expect(lines()).toHaveLength(held); // a system entry is a line of the timeline, not a message
+  });
+
+  it("useMessages re-renders when loadOlder puts older messages in front (the `older` event)", async () => {
+    const h = harness();
+    h.server.commitMany(80);
+    await render(h, "r1");
+    await answerReady(h);
+    expect(lines()).toHaveLength(50);
+    await act(async () => {
+      (container.querySelector("#older") as HTMLButtonElement).click();
+      await flush();
+    });
+    expect(lines()).toHaveLength(70);
+    expect(lines()[0]).toBe(`${h.server.store[10]?.userId}: ${h.server.store[10]?.text}`);
   });
 
   it("a join that fails shows its error code and no room", async () => {

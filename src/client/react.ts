@@ -16,6 +16,7 @@ import {
   type PresenceData,
   type Room,
   type RoomEvents,
+  type TimelineLine,
 } from "./index.js";
 
 /** What {@link useRoom} returns: the joined room once `ready` is applied, its state, and why a join failed. */
@@ -117,17 +118,22 @@ function useRoomValue<T>(room: Room | undefined, events: readonly (keyof RoomEve
 }
 
 const NO_MESSAGES: readonly Message[] = [];
+const NO_LINES: readonly TimelineLine[] = [];
 const NO_TYPISTS: readonly string[] = [];
 const NO_PRESENCE: ReadonlyMap<string, PresenceData | undefined> = new Map();
 const NO_UNREAD = { unread: 0, readSeq: 0 } as const;
-const MESSAGE_EVENTS = ["message"] as const;
+// What changes each list: a new message, a change to one it holds (edit, delete, reaction, reply
+// count), an older page in front of it, and for the timeline a system entry.
+const MESSAGE_EVENTS = ["message", "update", "older"] as const;
+const TIMELINE_EVENTS = ["message", "update", "older", "system"] as const;
 const TYPING_EVENTS = ["typing"] as const;
 const PRESENCE_EVENTS = ["presence"] as const;
 const UNREAD_EVENTS = ["unread"] as const;
 
 /**
- * The room's messages, ordered by seq, contiguous, without duplicates (`room.messages`); a new
- * array whenever one joins the list, including older pages from `room.loadOlder()`.
+ * The room's messages, ordered by seq, contiguous, without duplicates (`room.messages`), in their
+ * current form; a new array whenever one joins the list, one of them changes (edited, deleted,
+ * reacted to, replied to), or `room.loadOlder()` puts older ones in front.
  *
  * @example
  * const messages = useMessages(room);
@@ -135,6 +141,18 @@ const UNREAD_EVENTS = ["unread"] as const;
  */
 export function useMessages(room: Room | undefined): readonly Message[] {
   return useRoomValue(room, MESSAGE_EVENTS, (r) => r.messages, NO_MESSAGES);
+}
+
+/**
+ * What a chat shows as lines (`room.timeline`): the messages and the system entries ("alice
+ * joined", role and room changes) in their place, by seq.
+ *
+ * @example
+ * const lines = useTimeline(room);
+ * return <ul>{lines.map((l) => <li key={l.seq}>{l.kind === "system" ? <i>{l.text}</i> : `${l.userId}: ${l.text}`}</li>)}</ul>;
+ */
+export function useTimeline(room: Room | undefined): readonly TimelineLine[] {
+  return useRoomValue(room, TIMELINE_EVENTS, (r) => r.timeline, NO_LINES);
 }
 
 /**

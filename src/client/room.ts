@@ -48,6 +48,11 @@ export interface RoomEvents {
   /** A system entry joined `room.timeline` ("alice joined"): membership and room changes, in their place. */
   system: [entry: SystemEntry];
   /**
+   * `loadOlder()` put older messages in front of `room.messages` (and `room.timeline`), which no
+   * `message` event reports (those come in seq order only): a view that renders the list re-reads it.
+   */
+  older: [messages: readonly Message[]];
+  /**
    * An entry of any kind joined the room's stream, in the same order and with the same guarantees
    * as `message` (which fires right after it for a message). Kinds this SDK does not know (added to
    * the server later) come only here, with their envelope: seq, userId, a `text` summary, createdAt.
@@ -495,7 +500,10 @@ export class Room {
    * if (room.hasOlder) await room.loadOlder(50);
    */
   loadOlder(limit: number = DEFAULT_HISTORY_LIMIT): Promise<Message[]> {
-    return this.#history.loadOlder(limit);
+    return this.#history.loadOlder(limit).then((added) => {
+      if (added.length > 0) this.#events.emit("older", added);
+      return added;
+    });
   }
 
   /**
