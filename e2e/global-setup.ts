@@ -42,7 +42,7 @@ const freePort = async (): Promise<number> => {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
   // The page must load the SDK as it is in this tree, not a stale bundle (public/sdk is generated).
-  const build = spawnSync(process.execPath, ["--import", "tsx", "tools/build-client.ts"], { cwd: ROOT, stdio: "inherit" });
+  const build = spawnSync(process.execPath, ["--import", "tsx", "tools/build-client.ts", "--js-only"], { cwd: ROOT, stdio: "inherit" });
   if (build.status !== 0) throw new Error(`npm run build:client failed (exit ${build.status ?? build.signal})`);
 
   const stack = await startLocalStack({ purpose: "test" });

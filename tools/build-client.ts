@@ -1,12 +1,15 @@
 // Builds the SDK package `@edge-chat/client` (packages/client) from src/client, its one source:
 // two minified ESM entry points (esbuild) — the SDK, and its React bindings, which import the SDK
-// from "./index.js" rather than carrying a second copy — plus .d.ts files (tsc, one per source
-// file, see tsconfig.client.json). Prints the gzipped sizes against their budgets and copies the
-// SDK to public/sdk/ for the demo page.
-// CLI: `npm run build:client`; with `--check` (tools/pack-check.ts, CI) a size over budget fails.
+// from "./index.js" rather than carrying a second copy — and one .d.ts per entry: index.d.ts
+// bundled (dts-bundle-generator: the SDK's and the protocol's declarations in one file, no
+// imports), react.d.ts as tsc writes it (it imports its types from "./index.js", so both entries
+// name the same ChatClient and Room). Prints the gzipped sizes against their budgets and copies
+// the SDK to public/sdk/ for the demo page.
+// CLI: `npm run build:client`; `--check` (tools/pack-check.ts, CI): a size over budget fails;
+// `--js-only` (npm run dev, the e2e setup: the demo page needs only the bundle) skips the types.
 
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { gzipSync } from "node:zlib";
 import { build, type Plugin } from "esbuild";
@@ -25,6 +28,7 @@ const PUBLIC_DIR = "public/sdk";
 const GZIP_BUDGETS = { "index.js": 16 * 1024, "react.js": 1.5 * 1024 } as const;
 
 const check = process.argv.includes("--check");
+const jsOnly = process.argv.includes("--js-only");
 
 await rm(OUT_DIR, { recursive: true, force: true });
 
@@ -51,12 +55,18 @@ const sdkIsExternal: Plugin = {
 };
 await build({ ...common, entryPoints: ["src/client/react.ts"], outfile: `${OUT_DIR}/react.js`, external: ["react"], plugins: [sdkIsExternal] });
 
-// Declarations: tsc writes one .d.ts per source file under dist/types/; a stub per entry point
-// re-exports them, so both entries name the same declarations (one ChatClient type, not two).
-const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
-execFileSync(process.execPath, [tsc, "-p", "tsconfig.client.json"], { stdio: "inherit" });
-await writeFile(`${OUT_DIR}/index.d.ts`, 'export * from "./types/client/index.js";\n');
-await writeFile(`${OUT_DIR}/react.d.ts`, 'export * from "./types/client/react.js";\n');
+if (!jsOnly) {
+  // tsc checks the SDK on its own (DOM and ES2024 only) and writes one .d.ts per file under
+  // dist/types/, of which the package keeps react.d.ts; the bundler writes index.d.ts.
+  const require = createRequire(import.meta.url);
+  execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.client.json"], { stdio: "inherit" });
+  await copyFile(`${OUT_DIR}/types/client/react.d.ts`, `${OUT_DIR}/react.d.ts`);
+  const bundler = require.resolve("dts-bundle-generator/dist/bin/dts-bundle-generator.js");
+  execFileSync(process.execPath, [bundler, "--project", "tsconfig.client.json", "--no-banner", "--silent", "-o", `${OUT_DIR}/index.d.ts`, "src/client/index.ts"], {
+    stdio: "inherit",
+  });
+  await rm(`${OUT_DIR}/types`, { recursive: true, force: true });
+}
 
 await mkdir(PUBLIC_DIR, { recursive: true });
 await copyFile(`${OUT_DIR}/index.js`, `${PUBLIC_DIR}/chat-client.js`);

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   // The demo page loads the SDK from public/sdk/, which is generated (not committed): build it first.
-  const build = spawnSync(process.execPath, ["--import", "tsx", "tools/build-client.ts"], { stdio: "inherit" });
+  const build = spawnSync(process.execPath, ["--import", "tsx", "tools/build-client.ts", "--js-only"], { stdio: "inherit" });
   if (build.status !== 0) throw new Error(`the client build failed (exit ${build.status ?? build.signal}); see above`);
   const stack = await startLocalStack({ purpose: "dev" });
   // wrangler's banner (and its "update available" nag) is hidden (tools/local/wrangler.ts); the

@@ -56,8 +56,15 @@ try {
   const tarball = packed[0];
   if (!tarball) throw new Error("pack-check: npm pack listed no tarball");
   const files = tarball.files.map((f) => f.path);
-  for (const required of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/react.js", "dist/react.d.ts", "dist/types/client/index.d.ts"]) {
+  for (const required of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/react.js", "dist/react.d.ts"]) {
     if (!files.includes(required)) throw new Error(`pack-check: the tarball lacks ${required} (it has: ${files.join(", ")})`);
+  }
+  // The declarations are bundled: index.d.ts imports nothing, react.d.ts only "./index.js" and react.
+  const imports = (text: string) => [...text.matchAll(/from "([^"]+)"/g)].map((m) => m[1]);
+  const indexImports = imports(await readFile(join(PACKAGE_DIR, "dist/index.d.ts"), "utf8"));
+  const reactImports = imports(await readFile(join(PACKAGE_DIR, "dist/react.d.ts"), "utf8"));
+  if (indexImports.length > 0 || reactImports.some((i) => i !== "./index.js" && i !== "react")) {
+    throw new Error(`pack-check: the .d.ts are not bundled: index.d.ts imports ${indexImports.join(", ") || "nothing"}, react.d.ts ${reactImports.join(", ")}`);
   }
   const leaked = files.filter((f) => /\.test\.|\/testing\//.test(f));
   if (leaked.length > 0) throw new Error(`pack-check: tests are in the tarball: ${leaked.join(", ")}`);
