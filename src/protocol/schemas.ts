@@ -224,6 +224,7 @@ export const ErrorBodySchema = {
       properties: {
         code: { enum: ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "too_large", "rate_limited", "unavailable", "internal"] },
         message: { type: "string" },
+        reason: { enum: ["deleted", "already_reacted", "not_reacted"], description: "with some conflicts: which one" },
       },
     },
   },
@@ -341,6 +342,7 @@ export const ServerFrameSchemas = {
       message: { type: "string" },
       clientMsgId: { type: "string", description: "when the error is about a send" },
       retryAfterMs: { type: "integer", minimum: 0, description: "with rate_limited" },
+      reason: ErrorBodySchema.properties.error.properties.reason,
     },
     ["code", "message"],
   ),
