@@ -120,7 +120,7 @@ describe("upload, bind, download", () => {
     const history = (await api(`/v1/rooms/${roomId}/messages?limit=10`, { user: "carol" })).body as { messages: Message[] };
     expect(history.messages[0]?.parts).toEqual(live.parts);
     const late = await TestSocket.open(roomId, { user: "carol" });
-    expect((await late.ready()).messages[0]?.parts).toEqual(live.parts);
+    expect(((await late.ready()).messages[0] as Message | undefined)?.parts).toEqual(live.parts);
     if (hasRedis()) {
       await expect.poll(async () => (await mirroredStream(roomId))[0]?.parts, { timeout: 10_000 }).toEqual(live.parts);
     }
@@ -358,6 +358,29 @@ describe("lifecycle", () => {
     await sql("UPDATE attachments SET created_at = now() - interval '23 hours 30 minutes' WHERE tenant = 'default' AND room_id = $1", [roomId]);
     const res = await sendParts(roomId, "alice", "m", [{ type: "attachment", id: a.id }]);
     expect([res.status, codeOf(res)]).toEqual([404, "not_found"]);
+  });
+
+  it("deleting a message deletes its attachments' objects and records; its parts are gone from history and its attachment from downloads", async () => {
+    const roomId = uniqueRoom("att");
+    const a = await upload(roomId, text("to be deleted"), { user: "alice", type: "text/plain", name: "gone.txt" });
+    const keep = await upload(roomId, text("kept"), { user: "alice", type: "text/plain", name: "kept.txt" });
+    expect((await sendParts(roomId, "alice", "m1", [{ type: "text", text: "bye" }, { type: "attachment", id: a.id }])).status).toBe(201);
+    expect((await sendParts(roomId, "alice", "m2", [{ type: "attachment", id: keep.id }])).status).toBe(201);
+    // The `delete` frame (issue #14); the REST route says the same.
+    const socket = await TestSocket.open(roomId, { user: "alice" });
+    await socket.ready();
+    socket.send({ type: "delete", clientMsgId: "d1", target: 1 });
+    const answer = await eventually("delete outcome", () => socket.frames.find((f) => (f.type === "ack" || f.type === "error") && f.clientMsgId === "d1"));
+    expect(answer.type).toBe("ack");
+    socket.close();
+    await expect.poll(() => objectsOf("default", roomId), { timeout: 5000 }).toEqual([`t/default/r/${roomId}/${keep.id}`]);
+    expect((await rowsOf("default", roomId)).map((r) => r.id)).toEqual([keep.id]);
+    const history = (await api(`/v1/rooms/${roomId}/messages?limit=10`, { user: "bob" })).body as { messages: Message[] };
+    const tombstone = history.messages.find((m) => m.seq === 1);
+    expect(tombstone).toMatchObject({ deleted: true, text: "" });
+    expect(tombstone).not.toHaveProperty("parts");
+    const res = await workerFetch(`${BASE}/v1/rooms/${roomId}/attachments/${a.id}`, { headers: { authorization: `Bearer ${await tokenFor("bob")}` } });
+    expect(res.status).toBe(404);
   });
 
   it("purging a room deletes its objects and their records", async () => {

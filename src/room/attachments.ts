@@ -37,7 +37,7 @@ export interface RoomAttachmentsDeps {
   store(): AttachmentStore;
   config: AttachmentConfig;
   /** Throws unless `userId` may send here now (joins open rooms like a send does). */
-  authorizeSend(userId: string): Promise<void>;
+  authorizeSend(userId: string): Promise<unknown>;
   /** Throws unless `userId` may read the room now; answers its visibility. */
   authorizeRead(userId: string): Promise<Visibility>;
 }

@@ -586,6 +586,10 @@ export class Room extends DurableObject<Env> {
           this.mirror.committed();
           this.broadcast(entries);
           this.live.committed(entries);
+          // A deleted message's attachments go too (after the commit: the tombstone is durable,
+          // so nothing serves them any more; if this fails, the sweep finds them later).
+          const deleted = entries.flatMap((e) => (e.kind === EntryKind.Delete ? [e.target] : []));
+          if (deleted.length > 0) this.ctx.waitUntil(this.attachments.deleteForSeqs(deleted).catch((error: unknown) => this.failureOf(error, "unable to delete a message's attachments")));
         },
         announce: (entries) => this.broadcast(entries),
         lostRole: () => {

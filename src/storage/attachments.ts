@@ -273,26 +273,37 @@ export class AttachmentStore {
     ]);
   }
 
-  /** The oldest uploads never bound and older than `ttlS`, across tenants (the sweep). */
+  /**
+   * What the sweep removes, across tenants, oldest first: uploads never bound and older than
+   * `ttlS`, and uploads of deleted messages that the room did not get to delete (it does so
+   * right after the delete commits; this is the backstop).
+   */
   async expired(ttlS: number, limit: number): Promise<Array<RoomKey & { id: string }>> {
     const rows = await this.query<{ tenant: string; room_id: string; id: string }>(
       "listing expired uploads",
-      `SELECT tenant, room_id, id FROM attachments
-       WHERE bound_seq IS NULL AND created_at < now() - make_interval(secs => $1)
-       ORDER BY created_at LIMIT $2`,
+      `(SELECT tenant, room_id, id, created_at FROM attachments
+        WHERE bound_seq IS NULL AND created_at < now() - make_interval(secs => $1)
+        ORDER BY created_at LIMIT $2)
+       UNION ALL
+       (SELECT a.tenant, a.room_id, a.id, a.created_at FROM attachments a
+        JOIN messages m ON m.tenant = a.tenant AND m.room_id = a.room_id AND m.seq = a.bound_seq
+        WHERE a.bound_seq IS NOT NULL AND m.deleted
+        LIMIT $2)`,
       [ttlS, limit],
     );
     return rows.map((r) => ({ tenant: r.tenant, roomId: r.room_id, id: r.id }));
   }
 
-  /** Removes the rows of expired uploads, re-checking (in the statement) that they are still unbound and old. */
+  /** Removes the rows `expired` listed, re-checking (in the statement) that each still qualifies. */
   async removeExpired(items: ReadonlyArray<RoomKey & { id: string }>, ttlS: number): Promise<number> {
     if (items.length === 0) return 0;
     const rows = await this.query<{ id: string }>(
       "removing expired uploads",
       `DELETE FROM attachments a USING unnest($1::text[], $2::text[], $3::text[]) AS x(tenant, room_id, id)
        WHERE a.tenant = x.tenant AND a.room_id = x.room_id AND a.id = x.id
-         AND a.bound_seq IS NULL AND a.created_at < now() - make_interval(secs => $4)
+         AND ((a.bound_seq IS NULL AND a.created_at < now() - make_interval(secs => $4))
+              OR EXISTS (SELECT 1 FROM messages m WHERE m.tenant = a.tenant AND m.room_id = a.room_id
+                         AND m.seq = a.bound_seq AND m.deleted))
        RETURNING a.id`,
       [items.map((i) => i.tenant), items.map((i) => i.roomId), items.map((i) => i.id), ttlS],
     );
@@ -303,7 +314,10 @@ export class AttachmentStore {
   async get(room: RoomKey, id: string): Promise<AttachmentRecord | undefined> {
     const rows = await this.query<AttachmentRow>(
       "reading an upload",
-      `SELECT ${ROW} FROM attachments WHERE tenant = $1 AND room_id = $2 AND id = $3`,
+      // A deleted message's attachments are gone for every reader, even before their objects are.
+      `SELECT ${ROW} FROM attachments a WHERE tenant = $1 AND room_id = $2 AND id = $3
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.tenant = a.tenant AND m.room_id = a.room_id
+                         AND m.seq = a.bound_seq AND m.deleted)`,
       [room.tenant, room.roomId, id],
     );
     const row = rows[0];
