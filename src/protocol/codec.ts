@@ -119,7 +119,8 @@ export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
   if (input.parts !== undefined) {
     // A multipart send: the server writes `text` (the summary older clients read), so a client
     // cannot make the summary say something the parts do not.
-    if (input.text !== undefined) return fail(ErrorCode.BadRequest, "give text or parts, not both", clientMsgId);
+    // `text: ""` is accepted for clients whose frame type requires the field.
+    if (input.text !== undefined && input.text !== "") return fail(ErrorCode.BadRequest, "give text or parts, not both", clientMsgId);
     const parts = decodeSendParts(input.parts);
     if (!parts.ok) return fail(parts.error.code, parts.error.message, clientMsgId);
     body = { text: summaryOf(parts.value), parts: parts.value };

@@ -258,7 +258,7 @@ export type ServerFrame =
 export interface SendFrame {
   type: typeof ClientFrameType.Send;
   clientMsgId: string;
-  /** The message's text. With `parts`, leave it out: the server writes the summary (parts.ts). */
+  /** The message's text. With `parts`, leave it out or send "": the server writes the summary (parts.ts). */
   text: string;
   /** A multipart message: text, link and attachment parts (docs/protocol.md, "Multipart messages"). */
   parts?: SendPart[];
