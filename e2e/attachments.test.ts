@@ -83,7 +83,7 @@ describe.skipIf(!installed && !required)("attachments on the demo page in Chromi
       await page.waitForFunction(
         () => {
           const img = document.querySelector<HTMLImageElement>("#messages img.attachment-image");
-          return img !== null && img.complete && img.naturalWidth === 300 && img.naturalHeight === 200;
+          return img?.complete === true && img.naturalWidth === 300 && img.naturalHeight === 200;
         },
         undefined,
         { timeout: 30_000 },
