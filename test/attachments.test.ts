@@ -5,6 +5,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { sweepUnbound } from "../src/api/attachments.js";
+import { PostgresStore } from "../src/storage/postgres.js";
+import { EntryKind } from "../src/protocol/frames.js";
 import type { ErrorBody } from "../src/protocol/errors.js";
 import type { Message } from "../src/protocol/frames.js";
 import type { AttachmentPart } from "../src/protocol/parts.js";
@@ -19,6 +21,7 @@ import {
   sql,
   storedMessages,
   TestSocket,
+  testEnv,
   tokenFor,
   uniqueRoom,
   workerFetch,
@@ -333,6 +336,45 @@ describe("who may upload, send and download", () => {
     const both = await api(`/v1/rooms/${roomId}/messages`, { user: "alice", body: { clientMsgId: "m", text: "x", parts: [{ type: "text", text: "y" }] } });
     expect(codeOf(both)).toBe("bad_request");
     expect(await storedMessages(roomId)).toEqual([]);
+  });
+});
+
+describe("the commit statement's own guard (below the room's check)", () => {
+  it("commits nothing when an attachment part names another user's, a bound, or a missing upload, or one twice; binds in the same statement otherwise", async () => {
+    const roomId = uniqueRoom("att");
+    const mine = await upload(roomId, text("mine"), { user: "alice", type: "text/plain", name: "a.txt" });
+    const bobs = await upload(roomId, text("bob's"), { user: "bob", type: "text/plain", name: "b.txt" });
+    // The room's own writer holds an epoch; this test plays a writer that skipped the room's check.
+    const store = new PostgresStore({ connectionString: testEnv.DATABASE_URL, statementTimeoutMs: 5000, idleTimeoutMs: 1000, maxConnections: 1 });
+    try {
+      const [state] = await sql<{ writer_epoch: string; last_seq: string }>("SELECT writer_epoch, last_seq FROM rooms WHERE tenant = 'default' AND room_id = $1", [roomId]);
+      const epoch = Number(state?.writer_epoch);
+      const last = Number(state?.last_seq);
+      const entry = (clientMsgId: string, ids: string[]) => ({
+        id: crypto.randomUUID(),
+        kind: EntryKind.Message,
+        userId: "alice",
+        clientMsgId,
+        text: "x",
+        parts: ids.map((id) => ({ type: "attachment" as const, id, name: "a.txt", size: 4, contentType: "text/plain" })),
+      });
+      const key = { tenant: "default", roomId };
+      const now = new Date().toISOString();
+      for (const ids of [[bobs.id], [crypto.randomUUID()], [mine.id, mine.id]]) {
+        expect(await store.commitBatch(key, epoch, last, now, [entry(`bad-${ids.join("-")}`, ids)])).toEqual({ kind: "rejected" });
+      }
+      expect(await rowsOf("default", roomId)).toEqual([
+        { id: mine.id, bound_seq: null, user_id: "alice" },
+        { id: bobs.id, bound_seq: null, user_id: "bob" },
+      ]);
+      expect((await store.commitBatch(key, epoch, last, now, [entry("ok", [mine.id])])).kind).toBe("committed");
+      expect((await rowsOf("default", roomId))[0]?.bound_seq).toBe(String(last + 1));
+      // Bound now: a second message naming it is rejected too.
+      expect(await store.commitBatch(key, epoch, last + 1, now, [entry("again", [mine.id])])).toEqual({ kind: "rejected" });
+      expect(await storedMessages(roomId)).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
   });
 });
 
