@@ -13,7 +13,14 @@ const sender = () => {
   const written: ClientFrame[] = [];
   const s = new Sender(
     { roomId: "r1", reconnect: { baseMs: 100, maxMs: 1000 }, random: () => 0.5, ackTimeoutMs: 5_000, userId: () => "alice" },
-    { ready: true, write: (f) => (written.push(f), true), drop: () => undefined },
+    {
+      ready: true,
+      write: (f) => {
+        written.push(f);
+        return true;
+      },
+      drop: () => undefined,
+    },
     { get: () => undefined, firstSeq: 1, noteLatest: () => undefined },
     { pendingChanged: () => undefined, changed: () => undefined, report: () => undefined },
   );
