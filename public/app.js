@@ -477,6 +477,26 @@ const textOfParts = (message) =>
 
 const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
+/**
+ * Signed URLs by attachment id, reused while they have a minute left: a line is redrawn on every
+ * edit or reaction, and the same URL keeps the browser's cached image.
+ * @type {Map<string, { url: string, expiresAt: number }>}
+ */
+const signedUrls = new Map();
+
+/**
+ * @param {import("/sdk/chat-client.js").Room} room
+ * @param {string} id
+ * @returns {Promise<string>}
+ */
+const signedUrlOf = async (room, id) => {
+  const known = signedUrls.get(id);
+  if (known && known.expiresAt - Date.now() > 60_000) return known.url;
+  const fresh = await room.attachmentUrl(id);
+  signedUrls.set(id, { url: fresh.url, expiresAt: Date.parse(fresh.urlExpiresAt) });
+  return fresh.url;
+};
+
 /** @param {number} bytes */
 const sizeOf = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
 
@@ -515,7 +535,10 @@ const partsOf = (s, parts) => {
           img.height = Math.round((img.width / part.width) * part.height);
         }
         img.dataset.attachment = part.id;
-        room.attachmentUrl(part.id).then((a) => (img.src = a.url), () => (img.alt = `${part.name} (unavailable)`));
+        signedUrlOf(room, part.id).then(
+          (url) => (img.src = url),
+          () => (img.alt = `${part.name} (unavailable)`),
+        );
         nodes.push(img);
       } else {
         const a = /** @type {HTMLAnchorElement} */ (make("a", "attachment-file", `📄 ${part.name} (${sizeOf(part.size)})`));
@@ -524,15 +547,18 @@ const partsOf = (s, parts) => {
         // The signed URL expires after a few minutes: fetch a fresh one on click.
         a.addEventListener("click", (event) => {
           event.preventDefault();
-          room.attachmentUrl(part.id).then(
-            (fresh) => {
-              a.href = fresh.url;
-              window.location.assign(fresh.url);
+          signedUrlOf(room, part.id).then(
+            (url) => {
+              a.href = url;
+              window.location.assign(url);
             },
             (error) => showBanner(`Download failed: ${messageOf(error)}`),
           );
         });
-        room.attachmentUrl(part.id).then((fresh) => (a.href = fresh.url), () => {});
+        signedUrlOf(room, part.id).then(
+          (url) => (a.href = url),
+          () => {},
+        );
         nodes.push(a);
       }
     }
