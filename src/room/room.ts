@@ -98,7 +98,7 @@ export class Room extends DurableObject<Env> {
   /** Analytics Engine (a no-op without the binding): docs/observability.md. */
   private readonly metrics: ReturnType<typeof metrics>;
   /** Attachments (issue #17): uploads' records and the multipart send check (attachments.ts). */
-  private readonly attachments: RoomAttachments;
+  private attachments!: RoomAttachments;
   private attachmentStoreInstance: AttachmentStore | undefined;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
@@ -171,9 +171,9 @@ export class Room extends DurableObject<Env> {
     });
     this.attachments = new RoomAttachments({
       key: this.key,
-      bucket: env.ATTACHMENTS,
+      bucket: this.env.ATTACHMENTS,
       store: () => this.attachmentStore(),
-      config: attachmentConfig(env),
+      config: attachmentConfig(this.env),
       authorizeSend: (userId) => this.authorizeSend(userId),
       authorizeRead: async (userId) => (await this.authorize(userId, "read")).record.visibility,
     });
