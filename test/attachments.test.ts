@@ -2,7 +2,8 @@
 // (miniflare's local R2) and real Postgres: upload, bind, download, ranges, permissions, tenant
 // isolation, spoofed types, cleanup, purge, and the failure between upload and send.
 
-import { env } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import worker from "../src/index.js";
 import { describe, expect, it } from "vitest";
 import { sweepUnbound } from "../src/api/attachments.js";
 import { PostgresStore } from "../src/storage/postgres.js";
@@ -126,6 +127,10 @@ describe("upload, bind, download", () => {
     expect(((await late.ready()).messages[0] as Message | undefined)?.parts).toEqual(live.parts);
     if (hasRedis()) {
       await expect.poll(async () => (await mirroredStream(roomId))[0]?.parts, { timeout: 10_000 }).toEqual(live.parts);
+      // The edge read path (a page after a cursor, from Redis) serves them too.
+      const edge = await api(`/v1/rooms/${roomId}/messages?after=0`, { user: "carol" });
+      expect(edge.headers.get("x-chat-source")).toBe("redis");
+      expect((edge.body as { messages: Message[] }).messages[0]?.parts).toEqual(live.parts);
     }
 
     // Another reader downloads it: the bytes, the type, inline (an allowed image), nosniff, an ETag.
@@ -221,6 +226,25 @@ describe("bad uploads store nothing", () => {
     await refused(roomId, await uploadRaw(roomId, text("  <!DOCTYPE html><p>hi"), { type: "text/plain", name: "x.txt" }), 400, "bad_request");
     await refused(roomId, await uploadRaw(roomId, text("<svg onload=alert(1)>"), { type: "image/svg+xml", name: "x.svg" }), 400, "bad_request");
     await refused(roomId, await uploadRaw(roomId, png(1, 1), { type: "text/html", name: "x.html" }), 400, "bad_request");
+  });
+
+  it("a body that ends before its Content-Length (the client went away mid-upload) stores nothing", async () => {
+    const roomId = uniqueRoom("att");
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(text("x".repeat(500)));
+        c.close();
+      },
+    });
+    const res = await workerFetch(`${BASE}/v1/rooms/${roomId}/attachments?name=cut.txt`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await tokenFor("alice")}`, "content-type": "text/plain", "content-length": "1000" },
+      body,
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(await objectsOf("default", roomId)).toEqual([]);
+    expect(await rowsOf("default", roomId)).toEqual([]);
   });
 
   it("zero bytes, an oversized body (413 before a byte is read), and a chunked body are refused", async () => {
@@ -394,6 +418,18 @@ describe("lifecycle", () => {
     expect((await objectsOf("default", roomId)).sort()).toEqual([young.id, bound.id].map((id) => `t/default/r/${roomId}/${id}`).sort());
   });
 
+  it("the cron trigger runs the sweep (the Worker's scheduled handler, as wrangler.toml schedules it)", async () => {
+    const roomId = uniqueRoom("att");
+    const old = await upload(roomId, text("old"), { user: "alice", type: "text/plain", name: "old.txt" });
+    await sql("UPDATE attachments SET created_at = now() - interval '25 hours' WHERE tenant = 'default' AND room_id = $1", [roomId]);
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/15 * * * *" }), env as unknown as Env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await rowsOf("default", roomId)).toEqual([]);
+    expect(await objectsOf("default", roomId)).toEqual([]);
+    void old;
+  });
+
   it("an upload close to its expiry can no longer be bound (the sweep could be deleting it)", async () => {
     const roomId = uniqueRoom("att");
     const a = await upload(roomId, text("late"), { user: "alice", type: "text/plain", name: "late.txt" });
@@ -415,8 +451,9 @@ describe("lifecycle", () => {
     const answer = await eventually("delete outcome", () => socket.frames.find((f) => (f.type === "ack" || f.type === "error") && f.clientMsgId === "d1"));
     expect(answer.type).toBe("ack");
     socket.close();
+    // After the commit, objects first, then rows (src/room/attachments.ts): wait for both.
     await expect.poll(() => objectsOf("default", roomId), { timeout: 5000 }).toEqual([`t/default/r/${roomId}/${keep.id}`]);
-    expect((await rowsOf("default", roomId)).map((r) => r.id)).toEqual([keep.id]);
+    await expect.poll(async () => (await rowsOf("default", roomId)).map((r) => r.id), { timeout: 5000 }).toEqual([keep.id]);
     const history = (await api(`/v1/rooms/${roomId}/messages?limit=10`, { user: "bob" })).body as { messages: Message[] };
     const tombstone = history.messages.find((m) => m.seq === 1);
     expect(tombstone).toMatchObject({ deleted: true, text: "" });

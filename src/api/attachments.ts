@@ -108,9 +108,14 @@ export const upload = async (env: Env, request: Request, room: RoomKey, userId: 
   // The rest streams through: counted (never more than declared), hashed, and for images the
   // first DIMENSION_SCAN_BYTES kept to read the dimensions. R2 needs the length up front.
   const digest = new crypto.DigestStream("SHA-256");
+  // Rejects when the upload is aborted: handled here, awaited only after a complete upload.
+  digest.digest.catch(() => {});
   const digestWriter = digest.getWriter();
   const fixed = new FixedLengthStream(size);
   const writer = fixed.writable.getWriter();
+  // An aborted upload rejects these too; the outcome is read from `pump` and `put` below.
+  writer.closed.catch(() => {});
+  digestWriter.closed.catch(() => {});
   const scan: Uint8Array[] = [];
   let scanned = 0;
   const isImage = INLINE_TYPES.has(type);
