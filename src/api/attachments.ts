@@ -83,7 +83,7 @@ export const upload = async (env: Env, request: Request, room: RoomKey, userId: 
   if (!request.body) throw new ChatError(ErrorCode.BadRequest, "unable to upload; the body is missing");
 
   const stub = roomStub(env, room);
-  const { id, key } = unwrap(await stub.admitUpload(userId));
+  const { id, key, visibility } = unwrap(await stub.admitUpload(userId));
 
   // The head: enough bytes to sniff, read before anything is stored.
   const reader = request.body.getReader();
@@ -174,7 +174,7 @@ export const upload = async (env: Env, request: Request, room: RoomKey, userId: 
     unwrap(recorded);
   }
   const attachment = unwrap(recorded);
-  return Response.json({ attachment: { ...attachment, ...(await signedUrl(env, request, room, attachment, "private")) } }, { status: 201 });
+  return Response.json({ attachment: { ...attachment, ...(await signedUrl(env, request, room, attachment, visibility)) } }, { status: 201 });
 };
 
 // ---------------------------------------------------------------------------------------------

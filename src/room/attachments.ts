@@ -59,9 +59,11 @@ export class RoomAttachments {
   constructor(private readonly deps: RoomAttachmentsDeps) {}
 
   /** Before any byte is stored: the caller may send here and is under the pending quota. */
-  async admitUpload(userId: string): Promise<{ key: string; id: string }> {
+  async admitUpload(userId: string): Promise<{ key: string; id: string; visibility: Visibility }> {
     if (!this.deps.bucket) throw notConfigured();
     await this.deps.authorizeSend(userId);
+    // For the signed URL in the answer (how it may be cached); a sender can read, so this passes.
+    const visibility = await this.deps.authorizeRead(userId);
     const pending = await this.deps.store().pendingOf(this.deps.key, userId);
     if (pending >= this.deps.config.pendingMax) {
       throw new ChatError(
@@ -71,7 +73,7 @@ export class RoomAttachments {
       );
     }
     const id = crypto.randomUUID();
-    return { id, key: objectKey(this.deps.key, id) };
+    return { id, key: objectKey(this.deps.key, id), visibility };
   }
 
   /** After the object is stored: the record (checked again: access may have changed while bytes streamed). */
