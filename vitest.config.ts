@@ -14,7 +14,8 @@ export default defineConfig({
         // The tests lift the per-room send bucket (SEND_BURST, SEND_RATE_PER_S below) to load rooms
         // quickly; the limit across rooms is lifted to match, and test/room.access.test.ts checks
         // that it still holds across 20 rooms.
-        ratelimits: { LIMIT_SEND: { simple: { limit: 400, period: 10 } } },
+        // Uploads likewise: the attachment tests upload a few hundred small files as a handful of users.
+        ratelimits: { LIMIT_SEND: { simple: { limit: 400, period: 10 } }, LIMIT_UPLOAD: { simple: { limit: 1000, period: 60 } } },
         bindings: {
           AUTH_SECRET: TEST_AUTH_SECRET,
           DEV_TOKENS: "true",

@@ -5,7 +5,7 @@
 //   flock /tmp/edge-chat-cpu.lock npm run bench              full run, a few minutes, writes docs/
 //   flock /tmp/edge-chat-cpu.lock npm run bench -- --quick   smoke run, under a minute, docs untouched
 //
-// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow),
+// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow, attachments),
 // --procs N (load generators, default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and
 // Redis), --from FILE (re-render the report from a raw record in bench/results/, measuring nothing), --splice (write
 // only the self-contained sections this run measured into the existing page, keeping the rest of it).
@@ -32,6 +32,10 @@ import { LoadGenPool } from "./pool.js";
 import { tableToText } from "./report.js";
 import { fanout, joinView, manyRooms } from "./scale.js";
 import { connects, pings, rates, throughput } from "./scenarios.js";
+import { ATTACHMENTS_TITLE, type AttachmentResults, attachmentBench, attachmentTables, attachmentsSection } from "./attachments.js";
+
+/** The record, with the attachments' measurements (bench/attachments.ts) beside the rest. */
+type RunResults = Results & { attachments?: AttachmentResults };
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SCENARIOS = [
@@ -46,6 +50,7 @@ const SCENARIOS = [
   "roomlist",
   "slow",
   "perf",
+  "attachments",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -92,14 +97,14 @@ const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
 process.stdout.on("error", () => {});
 
 /** Writes the Markdown report and its two SVG charts next to it; returns what it wrote. */
-async function writeReport(results: Results, out: string): Promise<string> {
+async function writeReport(results: RunResults, out: string): Promise<string> {
   const stem = basename(out, ".md");
   const files = { latency: `${stem}-latency.svg`, connect: `${stem}-connect.svg` };
   const svg = charts(results);
   await mkdir(dirname(out), { recursive: true });
   await writeFile(join(dirname(out), files.latency), svg.latency);
   await writeFile(join(dirname(out), files.connect), svg.connect);
-  await writeFile(out, markdown(results, files));
+  await writeFile(out, replaceSection(markdown(results, files), ATTACHMENTS_TITLE, sectionOfAttachments(results), "Method"));
   return `${relative(ROOT, out)}, ${files.latency}, ${files.connect}`;
 }
 
@@ -119,23 +124,27 @@ const replaceSection = (page: string, title: string, section: string, before: st
   return `${page.slice(0, at + 1)}${text}\n${page.slice(at + 1)}`;
 };
 
+const sectionOfAttachments = (results: RunResults): string =>
+  attachmentsSection(results.attachments, machineLine(results.machine), results.date, results.command);
+
 /**
  * `--splice`: writes only the sections that stand on their own (bench/costsdoc.ts) and "How to
  * run" (no numbers) into the existing page; the other sections and the charts stay as they were.
  */
-async function spliceReport(results: Results, out: string): Promise<string> {
+async function spliceReport(results: RunResults, out: string): Promise<string> {
   const base = await readFile(out, "utf8").catch(() => readFile(join(ROOT, "docs/benchmarks.md"), "utf8"));
   let page = replaceSection(base, "How to run", howToRun(), "Summary");
   if (results.cursors?.length || results.roomList?.length || results.slow?.length) page = replaceSection(page, COSTS_TITLE, costsSection(results), "Method");
   if (results.perf) page = replaceSection(page, PERF_TITLE, perfSection(results), "Method");
+  if (results.attachments) page = replaceSection(page, ATTACHMENTS_TITLE, sectionOfAttachments(results), "Method");
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, page);
-  return `${relative(ROOT, out)} (spliced: "How to run"${results.cursors?.length ? `, "${COSTS_TITLE}"` : ""}${results.perf ? `, "${PERF_TITLE}"` : ""})`;
+  return `${relative(ROOT, out)} (spliced: "How to run"${results.cursors?.length ? `, "${COSTS_TITLE}"` : ""}${results.perf ? `, "${PERF_TITLE}"` : ""}${results.attachments ? `, "${ATTACHMENTS_TITLE}"` : ""})`;
 }
 
 /** `--from FILE`: re-renders tables and the report from a raw record, without measuring anything. */
 async function render(from: string): Promise<void> {
-  const results = JSON.parse(await readFile(resolve(from), "utf8")) as Results;
+  const results = JSON.parse(await readFile(resolve(from), "utf8")) as RunResults;
   for (const table of allTables(results)) console.log(`${tableToText(table)}\n`);
   const out = args.out ? resolve(args.out) : results.quick ? undefined : join(ROOT, "docs/benchmarks.md");
   if (!out) console.log("quick record: pass --out FILE to write a report");
@@ -170,8 +179,9 @@ async function main(): Promise<void> {
   // The slow-consumer memory measurement, likewise: its RSS growth is then only its own.
   if (only.has("slow")) wanted.add("slowmem");
   if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppmirror50", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
-  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf"].includes(s)))
-    throw new Error("--splice writes only the cursors, roomlist, slow and perf sections: use it with --only of those");
+  if (only.has("attachments")) wanted.add("ours");
+  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf", "attachments"].includes(s)))
+    throw new Error("--splice writes only the cursors, roomlist, slow, perf and attachments sections: use it with --only of those");
 
   const say = (text: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${text}`);
   say(`bench: ${quick ? "quick" : "full"} run; scenarios ${[...only].join(", ")}; servers ${[...wanted].join(", ")}`);
@@ -233,7 +243,7 @@ async function main(): Promise<void> {
       await startServer(key, local);
     };
 
-    const results: Results = {
+    const results: RunResults = {
       machine,
       date: new Date().toISOString(),
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
@@ -271,10 +281,12 @@ async function main(): Promise<void> {
     if (only.has("throughput")) results.throughput = await throughput(ctx, ["ours", "batch1", "perbatch"]);
     if (only.has("mirror")) results.mirror = await mirrorScenarios(ctx);
     if (only.has("perf")) results.perf = await perfScenarios(ctx);
+    if (only.has("attachments")) results.attachments = await attachmentBench(ctx, quick);
     results.durationS = (performance.now() - started) / 1000;
 
     console.log("");
     for (const table of allTables(results)) console.log(`${tableToText(table)}\n`);
+    for (const table of results.attachments ? attachmentTables(results.attachments) : []) console.log(`${tableToText(table)}\n`);
     console.log(`machine: ${machineLine(machine)}`);
 
     // Raw record (gitignored), then the document: full runs update docs/, quick runs only with --out.

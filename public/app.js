@@ -38,6 +38,10 @@ const ui = {
   composer: /** @type {HTMLFormElement} */ (byId("composer")),
   text: /** @type {HTMLTextAreaElement} */ (byId("text")),
   send: /** @type {HTMLButtonElement} */ (byId("send")),
+  file: /** @type {HTMLInputElement} */ (byId("file")),
+  upload: byId("upload"),
+  uploadName: byId("upload-name"),
+  uploadProgress: /** @type {HTMLProgressElement} */ (byId("upload-progress")),
   connection: byId("connection"),
   roomLabel: byId("room-label"),
   leave: /** @type {HTMLButtonElement} */ (byId("leave")),
@@ -243,7 +247,9 @@ const messageItem = (s, message, options = {}) => {
   } else if (s.editing?.seq === message.seq) {
     li.append(editForm(s, message));
   } else {
-    li.append(make("div", "text", message.text));
+    li.append(make("div", "text", textOfParts(message)));
+    // Links and files of a multipart message (a deleted one has none: its parts are gone).
+    if (message.parts) li.append(...partsOf(s, message.parts));
   }
   if (!message.deleted) li.append(reactionsBar(message));
   const actions = make("div", "actions");
@@ -457,6 +463,138 @@ const systemItem = (s, entry) => {
 
 /** @param {Session} s @param {Line} line */
 const lineItem = (s, line) => (line.kind === "system" ? systemItem(s, line) : messageItem(s, line));
+
+/**
+ * What `.text` shows: for a multipart message its text parts (links and files are shown below
+ * it), so nothing is shown twice; otherwise, and once edited (an edit replaces the text), the
+ * message's text.
+ * @param {import("/sdk/chat-client.js").Message} message
+ */
+const textOfParts = (message) =>
+  message.parts && message.editedAt === undefined
+    ? message.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("\n")
+    : message.text;
+
+const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+/**
+ * Signed URLs by attachment id, reused while they have a minute left: a line is redrawn on every
+ * edit or reaction, and the same URL keeps the browser's cached image.
+ * @type {Map<string, { url: string, expiresAt: number }>}
+ */
+const signedUrls = new Map();
+
+/**
+ * @param {import("/sdk/chat-client.js").Room} room
+ * @param {string} id
+ * @returns {Promise<string>}
+ */
+const signedUrlOf = async (room, id) => {
+  const known = signedUrls.get(id);
+  if (known && known.expiresAt - Date.now() > 60_000) return known.url;
+  const fresh = await room.attachmentUrl(id);
+  signedUrls.set(id, { url: fresh.url, expiresAt: Date.parse(fresh.urlExpiresAt) });
+  return fresh.url;
+};
+
+/** @param {number} bytes */
+const sizeOf = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
+
+/**
+ * Links and attachments of a message. Every value goes in through a DOM property (href, src,
+ * textContent), never as markup; links only if they are http(s) (the server checks too); images
+ * only of the four inline types, by a signed URL the SDK asks for (an <img> cannot send a token).
+ * @param {Session} s
+ * @param {import("/sdk/chat-client.js").Part[]} parts
+ */
+const partsOf = (s, parts) => {
+  const nodes = [];
+  for (const part of parts) {
+    if (part.type === "link") {
+      let url;
+      try {
+        url = new URL(part.url);
+      } catch {
+        continue;
+      }
+      if (url.protocol !== "https:" && url.protocol !== "http:") continue;
+      const a = /** @type {HTMLAnchorElement} */ (make("a", "link", url.href));
+      a.href = url.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow";
+      nodes.push(a);
+    } else if (part.type === "attachment") {
+      const room = s.room;
+      if (!room) continue;
+      if (INLINE_IMAGES.has(part.contentType)) {
+        const img = /** @type {HTMLImageElement} */ (make("img", "attachment-image"));
+        img.alt = part.name;
+        img.title = `${part.name} (${sizeOf(part.size)})`;
+        if (part.width && part.height) {
+          img.width = Math.min(part.width, 320);
+          img.height = Math.round((img.width / part.width) * part.height);
+        }
+        img.dataset.attachment = part.id;
+        signedUrlOf(room, part.id).then(
+          (url) => (img.src = url),
+          () => (img.alt = `${part.name} (unavailable)`),
+        );
+        nodes.push(img);
+      } else {
+        const a = /** @type {HTMLAnchorElement} */ (make("a", "attachment-file", `📄 ${part.name} (${sizeOf(part.size)})`));
+        a.dataset.attachment = part.id;
+        a.download = part.name;
+        // The signed URL expires after a few minutes: fetch a fresh one on click.
+        a.addEventListener("click", (event) => {
+          event.preventDefault();
+          signedUrlOf(room, part.id).then(
+            (url) => {
+              a.href = url;
+              window.location.assign(url);
+            },
+            (error) => showBanner(`Download failed: ${messageOf(error)}`),
+          );
+        });
+        signedUrlOf(room, part.id).then(
+          (url) => (a.href = url),
+          () => {},
+        );
+        nodes.push(a);
+      }
+    }
+  }
+  return nodes;
+};
+
+/**
+ * Uploads files one by one with a progress bar, then sends them (with the composer's text as the
+ * caption of the first) as one multipart message.
+ * @param {Session} s
+ * @param {File[]} files
+ */
+const sendFiles = async (s, files) => {
+  const room = s.room;
+  if (!room || files.length === 0) return;
+  const caption = ui.text.value.trim();
+  ui.text.value = "";
+  const parts = caption ? [{ type: "text", text: caption }] : [];
+  ui.upload.hidden = false;
+  try {
+    for (const file of files) {
+      ui.uploadName.textContent = file.name;
+      ui.uploadProgress.value = 0;
+      const attachment = await room.upload(file, {
+        onProgress: ({ loaded, total }) => (ui.uploadProgress.value = total > 0 ? loaded / total : 0),
+      });
+      parts.push({ type: "attachment", id: attachment.id });
+    }
+    await room.send({ parts });
+  } catch (error) {
+    if (session === s && error?.code !== "left") showBanner(`Not sent: ${messageOf(error)}`);
+  } finally {
+    ui.upload.hidden = true;
+  }
+};
 
 /**
  * Brings the list up to date with room.timeline: messages and system lines, without the replies
@@ -963,6 +1101,24 @@ ui.composer.addEventListener("submit", (event) => {
   s.room.send(text).catch((error) => {
     if (session === s && error?.code !== "left") showBanner(`Not sent: ${error.message}`);
   });
+});
+
+ui.file.addEventListener("change", () => {
+  const files = [...(ui.file.files ?? [])];
+  ui.file.value = "";
+  if (session) void sendFiles(session, files);
+});
+
+// Files dropped anywhere on the chat are attached like the button's.
+const chat = byId("chat");
+chat.addEventListener("dragover", (event) => {
+  if (event.dataTransfer?.types.includes("Files")) event.preventDefault();
+});
+chat.addEventListener("drop", (event) => {
+  const files = [...(event.dataTransfer?.files ?? [])];
+  if (files.length === 0 || !session) return;
+  event.preventDefault();
+  void sendFiles(session, files);
 });
 
 ui.text.addEventListener("keydown", (event) => {

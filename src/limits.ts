@@ -20,6 +20,8 @@ export const LIMITS = {
   socketOpen: { binding: "LIMIT_SOCKET_OPEN", periodS: 60, what: "socket opens" },
   /** Sends per user (tenant + user), across the tenant's rooms (called by the room object). */
   send: { binding: "LIMIT_SEND", periodS: 10, what: "sends" },
+  /** Attachment uploads per user (tenant + user), across the tenant's rooms. */
+  upload: { binding: "LIMIT_UPLOAD", periodS: 60, what: "uploads" },
   /** Per client IP: dev-token mints and requests whose authentication failed. */
   unauthenticated: { binding: "LIMIT_UNAUTHENTICATED", periodS: 60, what: "unauthenticated requests" },
 } as const;

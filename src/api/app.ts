@@ -36,6 +36,7 @@ import { errorFields, logger } from "../observability/log.js";
 import { metrics } from "../observability/metrics.js";
 import { bearerToken, mintDevToken, type Principal, verifyToken } from "./auth.js";
 import { readBodyCapped } from "./body.js";
+import * as attachments from "./attachments.js";
 import { openApiDocument } from "./openapi.js";
 import { apiCors, securityHeaders, tenantCors } from "./cors.js";
 import { enforceLimit, ipLimitKey, userLimitKey } from "../limits.js";
@@ -272,6 +273,29 @@ app.post("/v1/rooms/:roomId/messages/:seq/reactions", async (c) => {
   const result = await roomStub(c.env, room).react(c.get("principal").userId, target, request);
   if (!result.ok) return throwFailure(result);
   return c.json({ message: result.message }, result.duplicate ? 200 : 201);
+});
+
+// Attachments (src/api/attachments.ts; docs/protocol.md, "Attachments").
+
+app.post("/v1/rooms/:roomId/attachments", async (c) => attachments.upload(c.env, c.req.raw, roomOf(c), c.get("principal").userId));
+
+app.get("/v1/rooms/:roomId/attachments/:id", async (c) =>
+  attachments.download(c.env, c.req.raw, roomOf(c), c.get("principal").userId, attachments.checkAttachmentId(c.req.param("id"))),
+);
+
+app.get("/v1/rooms/:roomId/attachments/:id/url", async (c) =>
+  attachments.issueUrl(c.env, c.req.raw, roomOf(c), c.get("principal").userId, attachments.checkAttachmentId(c.req.param("id"))),
+);
+
+// Signed URLs: no token (an <img> cannot send one), so this path is outside the authenticated
+// prefixes; the signature names the tenant, the room and the attachment.
+app.get("/v1/attachments/:tenant/:roomId/:id", async (c) => {
+  const tenant = c.req.param("tenant");
+  if (!readConfig(c.env).tenants.has(tenant)) throw new ChatError(ErrorCode.Forbidden, "unable to serve the attachment; the link is not valid");
+  const room = { tenant, roomId: decoded(decodeRoomId(c.req.param("roomId"))) };
+  c.set("tenant", tenant);
+  c.set("room", room.roomId);
+  return attachments.signedDownload(c.env, c.req.raw, room, attachments.checkAttachmentId(c.req.param("id")));
 });
 
 // Rooms and members. Every change goes through the room's object (see Room, "Rooms and members").

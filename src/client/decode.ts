@@ -8,6 +8,7 @@
 // recognised as such, so the room can skip it quietly instead of reporting the server as broken.
 
 import { ErrorCode, isErrorCode, isErrorReason } from "../protocol/errors.js";
+import { type AttachmentPart, type Part, PartType } from "../protocol/parts.js";
 import {
   type AckFrame,
   type Entry,
@@ -113,7 +114,49 @@ const decodeMessageFields = (message: Message, raw: Record<string, unknown>): Me
     if (!isTarget(raw.updatedSeq)) return undefined;
     message.updatedSeq = raw.updatedSeq;
   }
+  if (raw.parts !== undefined) {
+    const parts = decodeParts(raw.parts);
+    if (!parts) return undefined;
+    message.parts = parts;
+  }
   return message;
+};
+
+const isSize = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+
+/**
+ * A committed message's parts (src/protocol/parts.ts). A part of a type this SDK does not know
+ * (a newer server) is skipped, not fatal: `text` still summarises the whole message.
+ */
+export const decodeParts = (value: unknown): Part[] | undefined => {
+  if (!Array.isArray(value)) return undefined;
+  const out: Part[] = [];
+  for (const p of value) {
+    if (!isRecord(p) || typeof p.type !== "string") return undefined;
+    switch (p.type) {
+      case PartType.Text:
+        if (typeof p.text !== "string") return undefined;
+        out.push({ type: PartType.Text, text: p.text });
+        break;
+      case PartType.Link:
+        if (typeof p.url !== "string") return undefined;
+        out.push({ type: PartType.Link, url: p.url });
+        break;
+      case PartType.Attachment: {
+        if (typeof p.id !== "string" || typeof p.name !== "string" || !isSize(p.size) || typeof p.contentType !== "string") return undefined;
+        const part: AttachmentPart = { type: PartType.Attachment, id: p.id, name: p.name, size: p.size, contentType: p.contentType };
+        if (isSize(p.width) && isSize(p.height)) {
+          part.width = p.width;
+          part.height = p.height;
+        }
+        out.push(part);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return out;
 };
 
 const isKnownKind = (kind: string): kind is EntryKind => Object.hasOwn(KIND_DECODERS, kind);

@@ -28,3 +28,5 @@ export {
 } from "../protocol/frames.js";
 export { MAX_HISTORY_LIMIT, MAX_TEXT_CHARS } from "../protocol/limits.js";
 export type { PresenceEntry } from "../protocol/frames.js";
+export type { Attachment, UploadOptions, UploadProgress } from "./attachments.js";
+export { PartType, MAX_PARTS, type AttachmentPart, type LinkPart, type Part, type SendPart, type TextPart } from "../protocol/parts.js";

@@ -8,6 +8,7 @@
 
 import { ErrorCode } from "../protocol/errors.js";
 import { Backoff, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
+import type { SendPart } from "../protocol/parts.js";
 
 /**
  * Where a pending send is: `queued` (waiting for the connection or for its turn), `sending` (on the
@@ -17,7 +18,14 @@ export type PendingStatus = "queued" | "sending" | "retrying";
 
 /** What a pending entry will commit: a message (maybe a reply), or a change to message `target`. */
 export type PendingAction =
-  | { readonly type: "send"; readonly text: string; readonly replyTo?: number }
+  | {
+      readonly type: "send";
+      /** The text; for a multipart send the summary the SDK can make before the server's (parts.ts). */
+      readonly text: string;
+      readonly replyTo?: number;
+      /** A multipart send's parts, as sent (attachments by id). */
+      readonly parts?: readonly SendPart[];
+    }
   | { readonly type: "edit"; readonly target: number; readonly text: string }
   | { readonly type: "delete"; readonly target: number }
   | { readonly type: "react"; readonly target: number; readonly emoji: string; readonly remove?: true };

@@ -26,6 +26,8 @@ import { isSystem, type TimelineLine } from "./timeline.js";
 import type { TokenSource } from "./token.js";
 import { Typing } from "./typing.js";
 import type { HistoryCursor, WebSocketConstructor } from "./transport.js";
+import { type SendPart, PartType } from "../protocol/parts.js";
+import { type Attachment, type AttachmentTarget, attachmentUrl, type UploadOptions, uploadAttachment } from "./attachments.js";
 
 /**
  * `connecting` until the first `ready`; `live` while a socket is up and has had its `ready`;
@@ -299,9 +301,49 @@ export class Room {
    *   if (e instanceof ChatClientError && e.code === "too_large") alert("That message is too long");
    * }
    */
-  send(text: string, options: { clientMsgId?: string } = {}): Promise<Message> {
+  send(input: string | { parts: readonly SendPart[] }, options: { clientMsgId?: string } = {}): Promise<Message> {
     this.#typing.sent();
-    return this.#sender.send(text, options);
+    return this.#sender.send(input, options);
+  }
+
+  /**
+   * Uploads a file to this room (you must be allowed to send here). Resolves with the stored
+   * attachment; send it with `room.send({ parts: [{ type: "attachment", id }] })`, or use
+   * {@link sendFile} for both. `onProgress` reports bytes sent (XMLHttpRequest in browsers).
+   * Uploads never sent are deleted after 24 hours.
+   *
+   * @example
+   * const a = await room.upload(file, { onProgress: ({ loaded, total }) => (bar.value = loaded / total) });
+   * await room.send({ parts: [{ type: "text", text: "the plan" }, { type: "attachment", id: a.id }] });
+   */
+  upload(file: Blob, options: UploadOptions = {}): Promise<Attachment> {
+    return uploadAttachment(this.#attachmentTarget(), file, options);
+  }
+
+  /**
+   * Uploads a file and sends it as a message (with an optional caption). If the send fails,
+   * the upload stays yours for 24 hours: send its id again, or upload again.
+   *
+   * @example
+   * const message = await room.sendFile(file, { text: "holiday", onProgress: showProgress });
+   */
+  async sendFile(file: Blob, options: UploadOptions & { text?: string; clientMsgId?: string } = {}): Promise<Message> {
+    const { text, clientMsgId, ...upload } = options;
+    const attachment = await this.upload(file, upload);
+    const parts: SendPart[] = [
+      ...(text ? [{ type: PartType.Text, text } as const] : []),
+      { type: PartType.Attachment, id: attachment.id },
+    ];
+    return this.send({ parts }, clientMsgId === undefined ? {} : { clientMsgId });
+  }
+
+  /** A fresh signed URL for an attachment of this room, for <img src> or a download link (valid a few minutes). */
+  attachmentUrl(id: string, signal?: AbortSignal): Promise<Attachment> {
+    return attachmentUrl(this.#attachmentTarget(), id, signal);
+  }
+
+  #attachmentTarget(): AttachmentTarget {
+    return { baseUrl: this.#config.baseUrl, roomId: this.id, tokens: this.#config.tokens };
   }
 
   // --- message lifecycle (changes.ts) -------------------------------------------------------

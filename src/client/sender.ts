@@ -29,6 +29,7 @@ import { type AnyEntry, isMessage } from "./decode.js";
 import { ChatClientError, type ChatClientErrorCode } from "./errors.js";
 import { newClientMsgId, Outbox, type PendingAction, type PendingSend } from "./outbox.js";
 import { clearTimer, type Timer } from "./timers.js";
+import { type SendPart, summaryOf } from "../protocol/parts.js";
 
 /** What the server said when it refused a change: its code, message and (for some conflicts) reason. */
 export interface RefusedChange {
@@ -104,10 +105,13 @@ export interface Settle<T> {
 /** The frame that puts an action on the wire. */
 export const frameOf = (clientMsgId: string, action: PendingAction): EntryFrame => {
   switch (action.type) {
-    case "send":
+    case "send": {
+      // A multipart send leaves its text to the server (it writes the summary with file names).
+      const body = action.parts === undefined ? { text: action.text } : { text: "", parts: [...action.parts] };
       return action.replyTo === undefined
-        ? { type: ClientFrameType.Send, clientMsgId, text: action.text }
-        : { type: ClientFrameType.Send, clientMsgId, text: action.text, replyTo: action.replyTo };
+        ? { type: ClientFrameType.Send, clientMsgId, ...body }
+        : { type: ClientFrameType.Send, clientMsgId, ...body, replyTo: action.replyTo };
+    }
     case "edit":
       return { type: ClientFrameType.Edit, clientMsgId, target: action.target, text: action.text };
     case "delete":
@@ -126,7 +130,11 @@ const refusalOf = (clientMsgId: string, action: PendingAction): { code: ErrorCod
   }
   const checked =
     action.type === "send"
-      ? decodeSendRequest(action.replyTo === undefined ? { clientMsgId, text: action.text } : { clientMsgId, text: action.text, replyTo: action.replyTo })
+      ? decodeSendRequest({
+          clientMsgId,
+          ...(action.parts === undefined ? { text: action.text } : { parts: action.parts }),
+          ...(action.replyTo === undefined ? {} : { replyTo: action.replyTo }),
+        })
       : action.type === "edit"
         ? decodeEditRequest({ clientMsgId, text: action.text })
         : action.type === "delete"
@@ -178,10 +186,11 @@ export class Sender {
     return this.#pending;
   }
 
-  /** See Room.send and Room.reply. */
-  send(text: string, options: { clientMsgId?: string; replyTo?: number } = {}): Promise<Message> {
+  /** See Room.send and Room.reply. `input`: the text, or a multipart message's parts. */
+  send(input: string | { parts: readonly SendPart[] }, options: { clientMsgId?: string; replyTo?: number } = {}): Promise<Message> {
+    const body = typeof input === "string" ? { text: input } : { text: summaryOf(input.parts), parts: input.parts };
     const action: PendingAction =
-      options.replyTo === undefined ? { type: "send", text } : { type: "send", text, replyTo: options.replyTo };
+      options.replyTo === undefined ? { type: "send", ...body } : { type: "send", ...body, replyTo: options.replyTo };
     return this.enqueue(action, options.clientMsgId, options.replyTo === undefined ? "send the message" : "reply", {
       committed: (ack) => this.#committed(ack, action),
     });

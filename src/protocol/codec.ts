@@ -3,6 +3,7 @@
 
 import { ErrorCode } from "./errors.js";
 import { isRecord } from "./json.js";
+import { decodeSendParts, summaryOf } from "./parts.js";
 import {
   ClientFrameType,
   type ClientFrame,
@@ -114,11 +115,23 @@ export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
   const id = validateClientMsgId(input.clientMsgId);
   if (!id.ok) return id;
   const clientMsgId = id.value;
-  const text = validateText(input.text, clientMsgId);
-  if (!text.ok) return text;
-  if (input.replyTo === undefined) return ok({ clientMsgId, text: text.value });
+  let body: Pick<SendRequest, "text" | "parts">;
+  if (input.parts !== undefined) {
+    // A multipart send: the server writes `text` (the summary older clients read), so a client
+    // cannot make the summary say something the parts do not.
+    // `text: ""` is accepted for clients whose frame type requires the field.
+    if (input.text !== undefined && input.text !== "") return fail(ErrorCode.BadRequest, "give text or parts, not both", clientMsgId);
+    const parts = decodeSendParts(input.parts);
+    if (!parts.ok) return fail(parts.error.code, parts.error.message, clientMsgId);
+    body = { text: summaryOf(parts.value), parts: parts.value };
+  } else {
+    const text = validateText(input.text, clientMsgId);
+    if (!text.ok) return text;
+    body = { text: text.value };
+  }
+  if (input.replyTo === undefined) return ok({ clientMsgId, ...body });
   const replyTo = validateTarget("replyTo", input.replyTo, clientMsgId);
-  return replyTo.ok ? ok({ clientMsgId, text: text.value, replyTo: replyTo.value }) : replyTo;
+  return replyTo.ok ? ok({ clientMsgId, ...body, replyTo: replyTo.value }) : replyTo;
 };
 
 /** Schema of an edit (the `edit` frame without its target, and the PATCH body). */

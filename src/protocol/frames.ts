@@ -2,6 +2,7 @@
 // Imported by the server and by the browser SDK, so a wire change is one edit here.
 
 import type { ErrorCode, ErrorReason } from "./errors.js";
+import type { Part, SendPart } from "./parts.js";
 
 /**
  * The room's one stream. Everything that takes a seq is an entry of it, and every entry has a
@@ -56,6 +57,8 @@ export interface ReactionSummary {
  */
 export interface Message extends EntryEnvelope {
   kind: typeof EntryKind.Message;
+  /** A multipart message's parts (src/protocol/parts.ts); `text` is then their summary. Absent for plain text (and once deleted). */
+  parts?: Part[];
   /** The thread this message replies to (the seq of a message that is not itself a reply). */
   replyTo?: number;
   /** Set once edited: when, and how many times (`version`: 1 after the first edit). */
@@ -255,7 +258,10 @@ export type ServerFrame =
 export interface SendFrame {
   type: typeof ClientFrameType.Send;
   clientMsgId: string;
+  /** The message's text. With `parts`, leave it out or send "": the server writes the summary (parts.ts). */
   text: string;
+  /** A multipart message: text, link and attachment parts (docs/protocol.md, "Multipart messages"). */
+  parts?: SendPart[];
   /** Reply in the thread of this message (an existing, not deleted message that is not itself a reply). */
   replyTo?: number;
 }

@@ -52,9 +52,9 @@ export const applyChange = (message: Message, change: Entry, viewer?: string): M
   }
 };
 
-/** The form of a deleted message: no text, no reactions, nothing but its place in the stream. */
+/** The form of a deleted message: no text, no parts, no reactions, nothing but its place in the stream. */
 export const tombstone = (message: Message, updatedSeq: number): Message => {
-  const { editedAt: _e, version: _v, reactions: _r, ...rest } = message;
+  const { editedAt: _e, version: _v, reactions: _r, parts: _p, ...rest } = message;
   return { ...rest, text: "", deleted: true, updatedSeq };
 };
 

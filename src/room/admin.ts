@@ -62,6 +62,11 @@ export interface AdminDeps {
    * after the change), the change stands without its timeline line, and that is logged.
    */
   recordEvent(actor: string, event: SystemEventBody, text: string): Promise<void>;
+  /**
+   * Deletes the room's attachment objects (R2) before a purge removes their rows: objects first,
+   * so a failure leaves rows that a retried purge finds again, never objects nobody can find.
+   */
+  purgeObjects?(): Promise<void>;
 }
 
 /** The fields of a system entry (src/protocol/frames.ts SystemEntry) besides its envelope. */
@@ -155,6 +160,7 @@ export class RoomAdmin {
         await writer.settled();
         await this.deps.stopMirror();
         if (mirrorStore) await mirrorStore.drop(key);
+        if (purge) await this.deps.purgeObjects?.();
         await store().deleteRoom(key, purge);
       } catch (error) {
         // Still there: next use boots again (and re-mirrors from scratch: the stream may be gone).

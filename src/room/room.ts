@@ -63,6 +63,8 @@ import { Sends, type SendRequestOf } from "./sends.js";
 import { attachmentOf, safeClose, SocketHub } from "./sockets.js";
 import { RecentWindow } from "./window.js";
 import { LiveState } from "./live.js";
+import { RoomAttachments } from "./attachments.js";
+import { type AttachmentDescriptor, AttachmentStore, attachmentConfig } from "../storage/attachments.js";
 import { IN_DOUBT_KEY, roomNotFound, Writer } from "./writer.js";
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
@@ -95,6 +97,9 @@ export class Room extends DurableObject<Env> {
   private orphan = false;
   /** Analytics Engine (a no-op without the binding): docs/observability.md. */
   private readonly metrics: ReturnType<typeof metrics>;
+  /** Attachments (issue #17): uploads' records and the multipart send check (attachments.ts). */
+  private attachments!: RoomAttachments;
+  private attachmentStoreInstance: AttachmentStore | undefined;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
 
@@ -164,6 +169,14 @@ export class Room extends DurableObject<Env> {
       lastSeq: () => this.writer.lastSeq,
       warn: (message, error) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(error)}`),
     });
+    this.attachments = new RoomAttachments({
+      key: this.key,
+      bucket: this.env.ATTACHMENTS,
+      store: () => this.attachmentStore(),
+      config: attachmentConfig(this.env),
+      authorizeSend: (userId) => this.authorizeSend(userId),
+      authorizeRead: async (userId) => (await this.authorize(userId, "read")).record.visibility,
+    });
     this.admin = new RoomAdmin({
       key: this.key,
       store: () => this.store(),
@@ -175,11 +188,13 @@ export class Room extends DurableObject<Env> {
       stopMirror: () => this.mirror.stop(),
       forgetRoom: (deleted) => this.forgetRoom(deleted),
       recordEvent: (actor, event, text) => this.recordEvent(actor, event, text),
+      purgeObjects: () => this.attachments.purgeObjects(),
     });
     this.sends = new Sends({
       authorize: (userId) => this.authorizeSend(userId),
       known: (userId, clientMsgId) => this.window.find(userId, clientMsgId),
       submit: (entry) => this.writer.submit(entry),
+      prepare: (userId, request) => this.attachments.prepare(userId, request),
       failureOf: (error, operation) => this.failureOf(error, operation),
       limits: this.config.limits,
       crossRoom: (userId) => limitOf(this.env, "send", userLimitKey(this.key.tenant, userId)),
@@ -266,6 +281,21 @@ export class Room extends DurableObject<Env> {
         resolve(outcome);
       }),
     );
+  }
+
+  /** `POST /v1/rooms/{roomId}/attachments`, before the bytes: may the caller upload here (src/api/attachments.ts)? */
+  admitUpload(userId: string) {
+    return this.rpc("unable to upload", () => this.attachments.admitUpload(userId));
+  }
+
+  /** `POST /v1/rooms/{roomId}/attachments`, after the bytes are in R2: the upload's record. */
+  recordUpload(userId: string, upload: Omit<AttachmentDescriptor, "createdAt">) {
+    return this.rpc("unable to record the upload", () => this.attachments.record(userId, upload));
+  }
+
+  /** `GET /v1/rooms/{roomId}/attachments/{id}`: may the caller read it, and what it is. */
+  attachment(userId: string, id: string) {
+    return this.rpc("unable to read the attachment", () => this.attachments.download(userId, id));
   }
 
   /** `GET /v1/rooms/{roomId}/status`: where the room and its mirror are (ops and tests). */
@@ -556,6 +586,10 @@ export class Room extends DurableObject<Env> {
           this.mirror.committed();
           this.broadcast(entries);
           this.live.committed(entries);
+          // A deleted message's attachments go too (after the commit: the tombstone is durable,
+          // so nothing serves them any more; if this fails, the sweep finds them later).
+          const deleted = entries.flatMap((e) => (e.kind === EntryKind.Delete ? [e.target] : []));
+          if (deleted.length > 0) this.ctx.waitUntil(this.attachments.deleteForSeqs(deleted).catch((error: unknown) => this.failureOf(error, "unable to delete a message's attachments")));
         },
         announce: (entries) => this.broadcast(entries),
         lostRole: () => {
@@ -597,6 +631,16 @@ export class Room extends DurableObject<Env> {
   private store(): MessageStore {
     this.storeInstance ??= this.createStore(this.config);
     return this.storeInstance;
+  }
+
+  private attachmentStore(): AttachmentStore {
+    if (!this.config.databaseUrl) throw new StorageError("DATABASE_URL is not set", "failed");
+    this.attachmentStoreInstance ??= new AttachmentStore({
+      connectionString: this.config.databaseUrl,
+      statementTimeoutMs: this.config.statementTimeoutMs,
+      idleTimeoutMs: this.config.postgresIdleMs,
+    });
+    return this.attachmentStoreInstance;
   }
 
   private requireMirrorStore(): MirrorStore {
@@ -713,6 +757,7 @@ const requestOf = (frame: EntryFrame): SendRequestOf => {
         clientMsgId: frame.clientMsgId,
         text: frame.text,
         ...(frame.replyTo === undefined ? {} : { replyTo: frame.replyTo }),
+        ...(frame.parts === undefined ? {} : { parts: frame.parts }),
       };
     case ClientFrameType.Edit:
       return { kind: EntryKind.Edit, clientMsgId: frame.clientMsgId, text: frame.text, target: frame.target };

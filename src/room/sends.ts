@@ -5,6 +5,7 @@
 
 import { ErrorCode } from "../protocol/errors.js";
 import type { Entry, EntryKind } from "../protocol/frames.js";
+import type { Part, SendPart } from "../protocol/parts.js";
 import { MAX_PENDING_SENDS_PER_USER } from "../protocol/limits.js";
 import { TokenBucket } from "./access.js";
 import { type Failure, failure, type SendOutcome } from "./results.js";
@@ -19,6 +20,16 @@ export interface SendRequestOf {
   target?: number;
   replyTo?: number;
   data?: Record<string, unknown>;
+  /** A multipart send's parts as the sender wrote them (attachments by id). */
+  parts?: SendPart[];
+}
+
+/** A multipart send made ready to commit: its parts resolved, its summary text final. */
+export interface PreparedSend {
+  text: string;
+  parts: Part[];
+  /** Called once, with the send's outcome (the room releases the attachments it reserved). */
+  settle?: () => void;
 }
 
 export interface SendsDeps {
@@ -30,6 +41,11 @@ export interface SendsDeps {
   /** A committed entry of this (user, clientMsgId) still in memory, if any. */
   known(userId: string, clientMsgId: string): Entry | undefined;
   submit(entry: PendingEntry): void;
+  /**
+   * A multipart send's check, inside the user's chain after the rate limits: resolves its
+   * attachments (src/room/attachments.ts) or throws a ChatError. Absent: parts are refused.
+   */
+  prepare?: (userId: string, request: SendRequestOf) => Promise<PreparedSend>;
   failureOf(error: unknown, operation: string): Failure;
   /**
    * The limit across all rooms of the tenant (src/limits.ts), checked inside the user's chain so
@@ -87,8 +103,28 @@ export class Sends {
         return;
       }
       const limited = this.takeToken(userId) ?? (await this.crossRoom(userId));
-      if (limited) deliver(limited);
-      else this.submit(userId, request, role, deliver);
+      if (limited) {
+        deliver(limited);
+        return;
+      }
+      if (request.parts === undefined || this.deps.known(userId, request.clientMsgId)) {
+        // Plain text, or a resend answered from memory (its attachments are bound already).
+        this.submit(userId, request, role, deliver);
+        return;
+      }
+      let prepared: PreparedSend;
+      try {
+        if (!this.deps.prepare) throw new Error("multipart sends without a prepare step");
+        prepared = await this.deps.prepare(userId, request);
+      } catch (error) {
+        deliver(this.deps.failureOf(error, "unable to send"));
+        return;
+      }
+      const settle = prepared.settle;
+      this.submit(userId, { ...request, text: prepared.text }, role, (outcome) => {
+        settle?.();
+        deliver(outcome);
+      }, prepared.parts);
     });
     this.chains.set(userId, next);
     void next.finally(() => {
@@ -122,7 +158,7 @@ export class Sends {
     };
   }
 
-  private submit(userId: string, request: SendRequestOf, role: Role | null, deliver: (outcome: SendOutcome) => void): void {
+  private submit(userId: string, request: SendRequestOf, role: Role | null, deliver: (outcome: SendOutcome) => void, parts?: Part[]): void {
     // A resend of something already committed and still in memory is answered at once.
     const known = this.deps.known(userId, request.clientMsgId);
     if (known) {
@@ -138,8 +174,9 @@ export class Sends {
       ...(request.target === undefined ? {} : { target: request.target }),
       ...(request.replyTo === undefined ? {} : { replyTo: request.replyTo }),
       ...(request.data === undefined ? {} : { data: request.data }),
+      ...(parts === undefined ? {} : { parts }),
       role,
-      bytes: request.text.length * 3 + request.clientMsgId.length,
+      bytes: request.text.length * 3 + request.clientMsgId.length + (parts === undefined ? 0 : JSON.stringify(parts).length * 3),
       deliver,
     });
   }

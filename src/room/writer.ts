@@ -461,6 +461,7 @@ export const entryOf = (roomId: string, pending: NewEntry, seq: number, createdA
     createdAt,
     ...(pending.target === undefined ? {} : { target: pending.target }),
     ...(pending.replyTo === undefined ? {} : { replyTo: pending.replyTo }),
+    ...(pending.parts === undefined ? {} : { parts: pending.parts }),
   }) as Entry;
 
 /** A room that does not exist, as every operation reports it. */

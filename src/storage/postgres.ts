@@ -3,6 +3,7 @@
 
 import { neonConfig, Pool, type PoolClient } from "@neondatabase/serverless";
 import { type Entry, EntryKind, type Message, type ReactionSummary } from "../protocol/frames.js";
+import type { Part } from "../protocol/parts.js";
 import {
   type BatchEffects,
   type BatchLookup,
@@ -73,6 +74,8 @@ interface MessageRow {
   reply_count: number;
   last_reply_seq: string | number | null;
   updated_seq: string | number | null;
+  /** A multipart message's parts (migrations/007); null for plain text and once deleted. */
+  parts?: Part[] | null;
   /** Only in reads that aggregate them (COLUMNS_WITH_REACTIONS). */
   reactions?: Array<{ emoji: string; count: number | string; me: boolean | null }> | null;
 }
@@ -97,6 +100,7 @@ const toEntry = (roomId: string, row: MessageRow): Entry => {
   switch (row.kind) {
     case EntryKind.Message: {
       const message: Message = { ...envelope, kind: EntryKind.Message };
+      if (row.parts && !row.deleted) message.parts = row.parts;
       if (row.reply_to !== null) message.replyTo = Number(row.reply_to);
       if (row.deleted) message.deleted = true;
       else if (row.edited_at !== null) {
@@ -150,18 +154,23 @@ const toSummary = (r: { emoji: string; count: number | string; me: boolean | nul
  *  - `ins` inserts only when `claim` matched, with seq = expected + n: consecutive, no gap;
  *  - `claim` also counts the room's messages and `cursors` moves each sender's read cursor to
  *    their last message of the batch, in the same transaction, so a user's own messages never
- *    count as unread (migrations/005 has the unread formula).
+ *    count as unread (migrations/005 has the unread formula);
+ *  - `wanted` lists the uploads the batch's attachment parts name; `claim` matches only if every
+ *    one exists in this room, belongs to the message's sender and is not bound, and none is named
+ *    twice; `bound` then binds each to its message's seq. So a message and its attachments'
+ *    binding commit together or not at all (the room checks the same before it queues a send,
+ *    src/room/attachments.ts: failing here is the last line, answered as `unavailable` + resync).
  * The primary key (tenant, room_id, seq) is the last line of defence against a reused seq.
  */
 const COMMIT_SQL = `
 WITH input AS (
-  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text, i.kind, i.target, i.reply_to, i.data
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $10::text[], $11::bigint[], $12::bigint[], $13::jsonb[])
-    WITH ORDINALITY AS i(id, user_id, client_msg_id, text, kind, target, reply_to, data, ord)
+  SELECT i.ord, i.id, i.user_id, i.client_msg_id, i.text, i.kind, i.target, i.reply_to, i.data, i.parts
+  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $10::text[], $11::bigint[], $12::bigint[], $13::jsonb[], $14::jsonb[])
+    WITH ORDINALITY AS i(id, user_id, client_msg_id, text, kind, target, reply_to, data, parts, ord)
 ),
 dup AS (
   SELECT i.ord, m.seq, m.id, m.kind, m.user_id, m.client_msg_id, m.text, m.created_at, m.target, m.reply_to, m.data,
-         m.edited_at, m.version, m.deleted, m.reply_count, m.last_reply_seq, m.updated_seq
+         m.edited_at, m.version, m.deleted, m.reply_count, m.last_reply_seq, m.updated_seq, m.parts
   FROM input i
   CROSS JOIN LATERAL (
     SELECT * FROM messages
@@ -173,11 +182,26 @@ fresh AS (
   FROM input i
   WHERE NOT EXISTS (SELECT 1 FROM dup d WHERE d.ord = i.ord)
 ),
+wanted AS (
+  SELECT f.n, p->>'id' AS att_id, EXISTS (
+    SELECT 1 FROM attachments a
+    WHERE a.tenant = $1 AND a.room_id = $2 AND a.id = p->>'id' AND a.user_id = f.user_id AND a.bound_seq IS NULL
+  ) AS usable
+  FROM fresh f CROSS JOIN LATERAL jsonb_array_elements(COALESCE(f.parts, '[]'::jsonb)) p
+  WHERE p->>'type' = 'attachment'
+),
 claim AS (
   UPDATE rooms SET last_seq = $4 + (SELECT count(*) FROM fresh),
     message_count = message_count + (SELECT count(*) FROM fresh WHERE kind = 'message')
   WHERE tenant = $1 AND room_id = $2 AND writer_epoch = $3 AND last_seq = $4
+    AND NOT EXISTS (SELECT 1 FROM wanted w WHERE NOT w.usable)
+    AND (SELECT count(*) FROM wanted) = (SELECT count(DISTINCT att_id) FROM wanted)
   RETURNING last_seq, message_count
+),
+bound AS (
+  UPDATE attachments a SET bound_seq = $4 + w.n
+  FROM wanted w
+  WHERE a.tenant = $1 AND a.room_id = $2 AND a.id = w.att_id AND EXISTS (SELECT 1 FROM claim)
 ),
 senders AS (
   SELECT f.user_id, max(f.n) AS last_n FROM fresh f WHERE f.kind = 'message' GROUP BY f.user_id
@@ -193,14 +217,14 @@ cursors AS (
     WHERE read_cursors.read_seq < EXCLUDED.read_seq
 ),
 ins AS (
-  INSERT INTO messages (tenant, room_id, seq, id, kind, user_id, client_msg_id, text, created_at, target, reply_to, data)
-  SELECT $1, $2, $4 + f.n, f.id, f.kind, f.user_id, f.client_msg_id, f.text, $9::timestamptz, f.target, f.reply_to, f.data
+  INSERT INTO messages (tenant, room_id, seq, id, kind, user_id, client_msg_id, text, created_at, target, reply_to, data, parts)
+  SELECT $1, $2, $4 + f.n, f.id, f.kind, f.user_id, f.client_msg_id, f.text, $9::timestamptz, f.target, f.reply_to, f.data, f.parts
   FROM fresh f
   WHERE EXISTS (SELECT 1 FROM claim)
   RETURNING seq
 )
 SELECT c.last_seq AS claimed, d.ord, d.seq, d.id, d.kind, d.user_id, d.client_msg_id, d.text, d.created_at,
-       d.target, d.reply_to, d.data, d.edited_at, d.version, d.deleted, d.reply_count, d.last_reply_seq, d.updated_seq,
+       d.target, d.reply_to, d.data, d.edited_at, d.version, d.deleted, d.reply_count, d.last_reply_seq, d.updated_seq, d.parts,
        (SELECT count(*) FROM ins) AS inserted
 FROM (SELECT 1) AS one
 LEFT JOIN claim c ON true
@@ -246,6 +270,7 @@ const EFFECTS_SQL = `
 WITH upd AS (
   UPDATE messages m SET
     text = CASE WHEN u.deleted THEN '' ELSE COALESCE(u.text, m.text) END,
+    parts = CASE WHEN u.deleted THEN NULL ELSE m.parts END,
     edited_at = CASE WHEN u.deleted THEN NULL ELSE COALESCE(u.edited_at, m.edited_at) END,
     version = u.version,
     deleted = u.deleted,
@@ -411,7 +436,7 @@ const toMember = (row: MemberRow): Member => ({ userId: row.user_id, role: row.r
 
 const COLUMNS =
   "m.seq, m.id, m.kind, m.user_id, m.client_msg_id, m.text, m.created_at, m.target, m.reply_to, m.data, " +
-  "m.edited_at, m.version, m.deleted, m.reply_count, m.last_reply_seq, m.updated_seq";
+  "m.edited_at, m.version, m.deleted, m.reply_count, m.last_reply_seq, m.updated_seq, m.parts";
 /**
  * The same with each message's reaction summary ($6: the viewer, whose `me` flags it carries; null
  * for the shared form). Sorted by emoji in code point order, as lifecycle.ts sorts live changes.
@@ -608,6 +633,7 @@ export class PostgresStore implements MessageStore {
       batch.map((m) => m.target ?? null),
       batch.map((m) => m.replyTo ?? null),
       batch.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))),
+      batch.map((m) => (m.parts ? JSON.stringify(m.parts) : null)),
     ];
     // A batch of plain messages is one statement (one round trip, its own implicit transaction);
     // a batch of changes also writes the messages it names, so both go in one transaction. If the

@@ -2,6 +2,7 @@
 // driver errors in StorageError (with the cause) so the room can map them to `unavailable`.
 
 import type { Entry, EntryKind } from "../protocol/frames.js";
+import type { Part } from "../protocol/parts.js";
 
 /** A room is named by tenant + room id everywhere: object name, Postgres rows, Redis keys. */
 export interface RoomKey {
@@ -63,6 +64,8 @@ export interface NewEntry {
   replyTo?: number;
   /** The kind's own fields (src/protocol/frames.ts), stored as JSON in `data`. */
   data?: Record<string, unknown>;
+  /** Multipart messages only; committing binds the attachment parts' uploads (migrations/007). */
+  parts?: Part[];
 }
 
 /** What the writer needs to know about a message that entries of a batch name (changes.ts). */
