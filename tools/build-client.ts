@@ -21,11 +21,12 @@ const PUBLIC_DIR = "public/sdk";
 /**
  * Gzipped size budgets (level 9), documented in packages/client/README.md. The list, sends and
  * reconnects were about 9 kB; read cursors, typing, presence and profiles brought the SDK to
- * about 12 kB; edits, deletes, reactions, replies and system entries to 14.6 kB. A feature that
+ * about 12 kB; edits, deletes, reactions, replies and system entries to 14.6 kB; uploads, multipart messages
+ * and attachment URLs to 16.8 kB (budget 18 kB). A feature that
  * needs more raises the budget here, in its own commit that says why. The React entry is a few
  * hooks over the SDK's events.
  */
-const GZIP_BUDGETS = { "index.js": 16 * 1024, "react.js": 1.5 * 1024 } as const;
+const GZIP_BUDGETS = { "index.js": 18 * 1024, "react.js": 1.5 * 1024 } as const;
 
 const check = process.argv.includes("--check");
 const jsOnly = process.argv.includes("--js-only");
