@@ -30,17 +30,26 @@ describe("the OpenAPI document against the real server", () => {
     const roomId = uniqueRoom("oas");
     const tokens = { alice: await mintToken("alice"), bob: await mintToken("bob") };
     const called = new Map<string, Called>();
-    const call = async (method: string, template: string, path: string, options: { as?: keyof typeof tokens; body?: unknown } = {}) => {
+    const call = async (
+      method: string,
+      template: string,
+      path: string,
+      options: { as?: keyof typeof tokens; body?: unknown; raw?: { bytes: Uint8Array; type: string } } = {},
+    ) => {
       const headers: Record<string, string> = {};
       if (options.as) headers.authorization = `Bearer ${tokens[options.as]}`;
       if (options.body !== undefined) headers["content-type"] = "application/json";
+      if (options.raw) headers["content-type"] = options.raw.type;
       const res = await fetch(new URL(path, baseUrl()), {
         method,
         headers,
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        ...(options.raw ? { body: new Blob([options.raw.bytes as BlobPart]) } : {}),
       });
       const text = await res.text();
-      const body: unknown = text === "" ? undefined : JSON.parse(text);
+      // Downloads answer bytes, not JSON: only JSON answers are checked against a schema.
+      const json = (res.headers.get("content-type") ?? "").startsWith("application/json");
+      const body: unknown = text === "" || !json ? undefined : JSON.parse(text);
       const key = `${method} ${template}`;
       const op = OPERATIONS.find((o) => `${o.method.toUpperCase()} ${o.path}` === key);
       if (!op) throw new Error(`${key} is not in OPERATIONS (src/api/openapi.ts)`);
@@ -81,6 +90,16 @@ describe("the OpenAPI document against the real server", () => {
     await call("PUT", "/v1/users/me", "/v1/users/me", { as: "alice", body: { name: "Alice", avatarUrl: "https://example.com/a.png", data: { x: 1 } } });
     await call("GET", "/v1/users/{userId}", "/v1/users/alice", { as: "bob" });
     await call("GET", "/v1/users", "/v1/users?ids=alice,bob", { as: "bob" });
+    const uploaded = (await call("POST", "/v1/rooms/{roomId}/attachments", `${room}/attachments?name=notes.txt`, {
+      as: "alice",
+      raw: { bytes: new TextEncoder().encode("contract notes"), type: "text/plain" },
+    })) as { attachment: { id: string } };
+    const fileId = uploaded.attachment.id;
+    await call("POST", "/v1/rooms/{roomId}/messages", `${room}/messages`, { as: "alice", body: { clientMsgId: "m3", parts: [{ type: "attachment", id: fileId }] } });
+    await call("GET", "/v1/rooms/{roomId}/attachments/{id}", `${room}/attachments/${fileId}`, { as: "bob" });
+    const signed = (await call("GET", "/v1/rooms/{roomId}/attachments/{id}/url", `${room}/attachments/${fileId}/url`, { as: "bob" })) as { attachment: { url: string } };
+    const signedUrl = new URL(signed.attachment.url);
+    await call("GET", "/v1/attachments/{tenant}/{roomId}/{id}", `${signedUrl.pathname}${signedUrl.search}`);
     await call("DELETE", "/v1/rooms/{roomId}/messages/{seq}", `${room}/messages/${seq}`, { as: "alice" });
     await call("DELETE", "/v1/rooms/{roomId}", `${room}?purge=true`, { as: "alice" });
 

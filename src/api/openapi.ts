@@ -29,6 +29,7 @@ import {
   RoomSummarySchema,
   RoomUpdateSchema,
   SendRequestSchema,
+  AttachmentSchema,
   ServerFrameSchemas,
   UserIdSchema,
 } from "../protocol/schemas.js";
@@ -64,6 +65,19 @@ export interface Operation {
 const ROOM: Param = { name: "roomId", in: "path", required: true, schema: RoomIdSchema };
 const USER: Param = { name: "userId", in: "path", required: true, schema: UserIdSchema };
 const SEQ: Param = { name: "seq", in: "path", required: true, schema: { type: "integer", minimum: 1 }, description: "the seq of the message" };
+const ATTACHMENT: Param = { name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$" }, description: "the attachment's id" };
+const attachment = {
+  id: "0b7c9f1e-2d3a-4b5c-8d6e-7f8091a2b3c4",
+  name: "plan.png",
+  size: 48213,
+  type: "image/png",
+  sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+  width: 640,
+  height: 480,
+  createdAt: "2026-12-03T12:00:00.000Z",
+  url: "https://chat.example.com/v1/attachments/default/launch/0b7c9f1e-2d3a-4b5c-8d6e-7f8091a2b3c4?exp=1796300000&scope=public&sig=abc",
+  urlExpiresAt: "2026-12-03T13:00:00.000Z",
+} as const;
 const LIMIT: Param = { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: MAX_HISTORY_LIMIT }, description: `1–${MAX_HISTORY_LIMIT}` };
 const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({ type: "object", required, properties });
 const seq = { type: "integer", minimum: 0 } as const;
@@ -172,6 +186,50 @@ export const OPERATIONS: readonly Operation[] = [
       example: { message: { ...message, seq: 45, id: "5e2d1b9a-0c3f-4a6e-b1d2-8f7e6a5c4b3d", kind: "reaction", text: "👍", clientMsgId: "r-1", target: 42, emoji: "👍", count: 1 } },
     },
     errors: [400, 403, 404, 503],
+  },
+  {
+    method: "post",
+    path: "/v1/rooms/{roomId}/attachments",
+    summary:
+      "upload a file (the bytes as the body, Content-Type from the allowlist, Content-Length required, ?name= the file name); senders only; bind it with a send's attachment part",
+    auth: true,
+    params: [ROOM, { name: "name", in: "query", required: true, schema: { type: "string", minLength: 1, maxLength: 255 }, description: "the file name (sanitised)" }],
+    response: { status: 201, description: "the upload's descriptor, with a signed URL", schema: obj({ attachment: AttachmentSchema }), example: { attachment } },
+    errors: [400, 403, 404, 413, 503],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/attachments/{id}",
+    summary: "download an attachment (readers of the room; Range supported; active content is never served inline)",
+    auth: true,
+    params: [ROOM, ATTACHMENT],
+    response: { status: 200, description: "the bytes, with Content-Type, Content-Disposition, X-Content-Type-Options: nosniff, ETag" },
+    errors: [400, 403, 404, 416],
+  },
+  {
+    method: "get",
+    path: "/v1/rooms/{roomId}/attachments/{id}/url",
+    summary: "a fresh short-lived signed URL for an attachment (for <img>, which cannot send a token)",
+    auth: true,
+    params: [ROOM, ATTACHMENT],
+    response: { status: 200, description: "the descriptor with its signed URL", schema: obj({ attachment: AttachmentSchema }), example: { attachment } },
+    errors: [400, 403, 404],
+  },
+  {
+    method: "get",
+    path: "/v1/attachments/{tenant}/{roomId}/{id}",
+    summary: "the bytes for whoever holds a valid signed URL (exp, scope, sig in the query; no token)",
+    auth: false,
+    params: [
+      { name: "tenant", in: "path", required: true, schema: { type: "string" } },
+      ROOM,
+      ATTACHMENT,
+      { name: "exp", in: "query", required: true, schema: { type: "integer" } },
+      { name: "scope", in: "query", required: true, schema: { enum: ["public", "private"] } },
+      { name: "sig", in: "query", required: true, schema: { type: "string" } },
+    ],
+    response: { status: 200, description: "the bytes (as the authenticated download)" },
+    errors: [403, 404, 416],
   },
   {
     method: "get",

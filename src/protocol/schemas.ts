@@ -72,10 +72,48 @@ const text = {
 // --- request bodies (one per codec decoder) ---------------------------------------------------
 
 /** `POST /v1/rooms/{roomId}/messages` (and the `send` frame without its type). decodeSendRequest. */
+/** A part of a multipart send (src/protocol/parts.ts): text, an http(s) link, or an uploaded attachment by id. */
+export const SendPartSchema = {
+  oneOf: [
+    { type: "object", required: ["type", "text"], properties: { type: { const: "text" }, text } },
+    { type: "object", required: ["type", "url"], properties: { type: { const: "link" }, url: { type: "string", maxLength: 2048, "x-httpUrl": true } } },
+    { type: "object", required: ["type", "id"], properties: { type: { const: "attachment" }, id: { type: "string", pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$" } } },
+  ],
+} as const;
+
+/**
+ * `POST /v1/rooms/{roomId}/messages` and the `send` frame: `text`, or `parts` (1–10, at most 8 KiB
+ * of JSON; then `text` is absent or "" and the server writes the summary). decodeSendRequest.
+ */
 export const SendRequestSchema = {
   type: "object",
-  required: ["clientMsgId", "text"],
-  properties: { clientMsgId, text, replyTo: { ...target, description: "reply in the thread of this message (not itself a reply, not deleted)" } },
+  required: ["clientMsgId"],
+  properties: {
+    clientMsgId,
+    parts: { type: "array", minItems: 1, maxItems: 10, items: SendPartSchema, description: "a multipart message (at most 8 KiB of JSON)" },
+    replyTo: { ...target, description: "reply in the thread of this message (not itself a reply, not deleted)" },
+  },
+  if: { required: ["parts"] },
+  then: { properties: { text: { const: "", description: "with parts the server writes the summary" } } },
+  else: { required: ["text"], properties: { text } },
+} as const;
+
+/** An upload's descriptor (`POST /v1/rooms/{roomId}/attachments`, `GET …/attachments/{id}/url`). */
+export const AttachmentSchema = {
+  type: "object",
+  required: ["id", "name", "size", "type", "sha256", "createdAt", "url", "urlExpiresAt"],
+  properties: {
+    id: { type: "string", pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$" },
+    name: { type: "string" },
+    size: { type: "integer", minimum: 1 },
+    type: { type: "string" },
+    sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
+    width: { type: "integer", minimum: 1 },
+    height: { type: "integer", minimum: 1 },
+    createdAt: { type: "string" },
+    url: { type: "string", description: "a short-lived signed URL (for <img>), verified by the Worker" },
+    urlExpiresAt: { type: "string" },
+  },
 } as const;
 
 /** `PATCH /v1/rooms/{roomId}/messages/{seq}`: the new text of your message. decodeEditRequest. */
