@@ -94,6 +94,7 @@ export const SendRequestSchema = {
     replyTo: { ...target, description: "reply in the thread of this message (not itself a reply, not deleted)" },
   },
   if: { required: ["parts"] },
+  // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, not a thenable
   then: { properties: { text: { const: "", description: "with parts the server writes the summary" } } },
   else: { required: ["text"], properties: { text } },
 } as const;
