@@ -8,23 +8,14 @@
 // (Node, workers, tests), reporting 0 and then the whole size.
 
 import { ErrorCode, httpStatusOf } from "../protocol/errors.js";
+import type { AttachmentDescriptor } from "../protocol/parts.js";
 import { decodeErrorBody } from "./decode.js";
 import { ChatClientError } from "./errors.js";
 import type { TokenSource } from "./token.js";
 import { apiUrl } from "./transport.js";
 
 /** What an upload answers: the stored file, and a signed URL valid until `urlExpiresAt`. */
-export interface Attachment {
-  id: string;
-  name: string;
-  size: number;
-  /** The content type as stored and served. */
-  type: string;
-  /** Hex SHA-256 of the bytes. */
-  sha256: string;
-  width?: number;
-  height?: number;
-  createdAt: string;
+export interface Attachment extends AttachmentDescriptor {
   /** A URL that needs no token (for <img src> and download links), valid for a few minutes. */
   url: string;
   urlExpiresAt: string;

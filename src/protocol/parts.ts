@@ -52,6 +52,21 @@ export interface AttachmentPart extends AttachmentRef {
   height?: number;
 }
 
+/** The descriptor an upload is answered with (and that `GET …/attachments/{id}/url` returns with a URL). */
+/* On the wire: the storage record keeps more (storage/attachments.ts), the SDK adds its signed URL (client/attachments.ts). */
+export interface AttachmentDescriptor {
+  id: string;
+  name: string;
+  size: number;
+  /** The content type as stored and served (from the allowlist). */
+  type: string;
+  /** Hex SHA-256 of the bytes, computed while they streamed in. */
+  sha256: string;
+  width?: number;
+  height?: number;
+  createdAt: string;
+}
+
 /** A part of a send. */
 export type SendPart = TextPart | LinkPart | AttachmentRef;
 /** A part of a committed message. */

@@ -11,22 +11,11 @@
 import { EntryKind } from "../protocol/frames.js";
 import { ErrorCode, ErrorReason } from "../protocol/errors.js";
 import { MAX_REACTIONS_PER_MESSAGE } from "../protocol/limits.js";
-import type { BatchEffects, BatchLookup, MessageUpdate, TargetState } from "../storage/types.js";
-import type { Role } from "../storage/types.js";
+import type { BatchEffects, BatchLookup, MessageUpdate, NewEntry, Role, TargetState } from "../storage/types.js";
 import { sendKey } from "./pipeline.js";
 
-/** An entry of the batch, as the planner needs it. */
-export interface PlannedInput {
-  kind: EntryKind;
-  userId: string;
-  clientMsgId: string;
-  text: string;
-  target?: number;
-  replyTo?: number;
-  data?: Record<string, unknown>;
-  /** The author's role when the entry was authorized (deleting others' messages needs admin). */
-  role?: Role | null;
-}
+/** An entry of the batch, as the planner needs it: the stored fields, and its author's role when authorized (deleting others' messages needs admin). */
+export type PlannedInput = Omit<NewEntry, "id"> & { role?: Role | null };
 
 export type Verdict<T> =
   | { ok: true; entry: T; seq: number | undefined; text: string; data: Record<string, unknown> | undefined }

@@ -5,23 +5,11 @@
 // UNBOUND_MARGIN_S).
 
 import { Pool, type PoolClient } from "@neondatabase/serverless";
-import type { AttachmentPart } from "../protocol/parts.js";
+import type { AttachmentDescriptor, AttachmentPart } from "../protocol/parts.js";
 import { withTimeout } from "./timeout.js";
 import { type RoomKey, StorageError } from "./types.js";
 
-/** The descriptor an upload is answered with (and that `GET …/attachments/{id}/url` returns with a URL). */
-export interface AttachmentDescriptor {
-  id: string;
-  name: string;
-  size: number;
-  /** The content type as stored and served (from the allowlist). */
-  type: string;
-  /** Hex SHA-256 of the bytes, computed while they streamed in. */
-  sha256: string;
-  width?: number;
-  height?: number;
-  createdAt: string;
-}
+export type { AttachmentDescriptor };
 
 /** The record of one upload. */
 export interface AttachmentRecord extends AttachmentDescriptor {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { execFile } from "node:child_process";
-import type { WranglerOptions, WranglerServer } from "./wrangler.js";
+import { superviseServer, type WranglerOptions, type WranglerServer } from "./wrangler.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = resolve(ROOT, "node_modules/.bin/wrangler");
@@ -59,54 +59,5 @@ export async function startWorkerd(options: WranglerOptions & { inspectorPort?: 
       }),
     },
   });
-  let spawnError: Error | undefined;
-  child.on("error", (e) => {
-    spawnError = e;
-  });
-  const killGroup = (signal: NodeJS.Signals): void => {
-    try {
-      if (child.pid) process.kill(-child.pid, signal);
-    } catch {
-      // already gone
-    }
-  };
-  const onExit = (): void => killGroup("SIGKILL");
-  process.on("exit", onExit);
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: NodeJS.Signals): Promise<void> => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        killGroup(signal);
-        const timer = setTimeout(() => killGroup("SIGKILL"), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      killGroup("SIGKILL");
-      process.off("exit", onExit);
-    })();
-    return stopping;
-  };
-  const server: WranglerServer = { url, child, stop: () => stop("SIGTERM"), kill: () => stop("SIGKILL") };
-  const deadline = Date.now() + timeoutMs;
-  let last = "no answer yet";
-  try {
-    for (;;) {
-      if (spawnError) throw new Error(`unable to start Miniflare: ${spawnError.message}`);
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`Miniflare exited (${child.exitCode ?? child.signalCode}) before it was ready`);
-      try {
-        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-        if (res.ok) break;
-        last = `HTTP ${res.status}`;
-      } catch (e) {
-        last = e instanceof Error ? e.message : String(e);
-      }
-      if (Date.now() > deadline) throw new Error(`GET /healthz did not answer 200 within ${timeoutMs} ms (last: ${last})`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  } catch (e) {
-    await server.kill();
-    throw e;
-  }
-  return server;
+  return superviseServer(child, url, timeoutMs, "Miniflare");
 }

@@ -55,20 +55,21 @@ export const stackVars = (stack: LocalStack, extra: Record<string, string> = {})
   return { ...vars, ...extra };
 };
 
-/** Polls /healthz until it answers 200; throws if wrangler exits first or it takes too long. */
+/** Polls /healthz until it answers 200; throws if the server's process exits first or it takes too long. */
 async function waitHealthy(
   child: ChildProcess,
   url: string,
   timeoutMs: number,
   spawnError: () => Error | undefined,
+  what: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer yet";
   while (Date.now() < deadline) {
     const failed = spawnError();
-    if (failed) throw new Error(`unable to start wrangler: ${failed.message}`);
+    if (failed) throw new Error(`unable to start ${what}: ${failed.message}`);
     const exit = child.exitCode ?? child.signalCode;
-    if (exit !== null) throw new Error(`wrangler exited (${exit}) before it was ready`);
+    if (exit !== null) throw new Error(`${what} exited (${exit}) before it was ready`);
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;
@@ -81,24 +82,15 @@ async function waitHealthy(
   throw new Error(`GET /healthz did not answer 200 within ${timeoutMs} ms (last: ${last})`);
 }
 
-export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000): Promise<WranglerServer> {
-  const host = options.host ?? "127.0.0.1";
-  const url = `http://${host}:${options.port}`;
-  const args = ["dev", "--ip", host, "--port", String(options.port), "--persist-to", options.persistTo];
-  args.push("--show-interactive-dev-session=false");
-  if (options.config) args.push("--config", resolve(ROOT, options.config));
-  for (const [k, v] of Object.entries(options.vars)) args.push("--var", `${k}:${v}`);
-  const child = spawn(WRANGLER, args, {
-    cwd: ROOT,
-    detached: true, // own process group: `kill -- -pgid` reaches workerd too
-    stdio: ["ignore", options.output ?? "ignore", options.output ?? "ignore"],
-    // CLOUDFLARE_CF_FETCH_ENABLED and WRANGLER_SEND_METRICS: it would otherwise go to the internet.
-    // WRANGLER_HIDE_BANNER: the banner is where wrangler runs its update check and prints
-    // "update available" on every start; our versions are pinned on purpose (README, "Toolchain").
-    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" },
-  });
-  // A failed spawn (no node_modules/.bin/wrangler, EAGAIN) is an 'error' event: unhandled, it would
-  // kill the harness; handled, waitHealthy reports it.
+/**
+ * Takes charge of a server spawned `detached` (its own process group, so killing the group reaches
+ * workerd too): never leaves the group behind when this process exits, stops it (SIGTERM, SIGKILL
+ * after 5 s; idempotent) or kills it, and resolves once /healthz answers. `wrangler dev` and the
+ * product path (workerd.ts) share it.
+ */
+export async function superviseServer(child: ChildProcess, url: string, timeoutMs: number, what: string): Promise<WranglerServer> {
+  // A failed spawn (no binary, EAGAIN) is an 'error' event: unhandled, it would kill the harness;
+  // handled, waitHealthy reports it.
   let spawnError: Error | undefined;
   child.on("error", (e) => {
     spawnError = e;
@@ -130,10 +122,29 @@ export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000
   };
   const server: WranglerServer = { url, child, stop: () => stop("SIGTERM"), kill: () => stop("SIGKILL") };
   try {
-    await waitHealthy(child, url, timeoutMs, () => spawnError);
+    await waitHealthy(child, url, timeoutMs, () => spawnError, what);
   } catch (e) {
     await server.kill();
     throw e;
   }
   return server;
+}
+
+export async function startWrangler(options: WranglerOptions, timeoutMs = 60_000): Promise<WranglerServer> {
+  const host = options.host ?? "127.0.0.1";
+  const url = `http://${host}:${options.port}`;
+  const args = ["dev", "--ip", host, "--port", String(options.port), "--persist-to", options.persistTo];
+  args.push("--show-interactive-dev-session=false");
+  if (options.config) args.push("--config", resolve(ROOT, options.config));
+  for (const [k, v] of Object.entries(options.vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, {
+    cwd: ROOT,
+    detached: true, // own process group: `kill -- -pgid` reaches workerd too
+    stdio: ["ignore", options.output ?? "ignore", options.output ?? "ignore"],
+    // CLOUDFLARE_CF_FETCH_ENABLED and WRANGLER_SEND_METRICS: it would otherwise go to the internet.
+    // WRANGLER_HIDE_BANNER: the banner is where wrangler runs its update check and prints
+    // "update available" on every start; our versions are pinned on purpose (README, "Toolchain").
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true" },
+  });
+  return superviseServer(child, url, timeoutMs, "wrangler");
 }
