@@ -90,12 +90,16 @@ export const api = async (
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls until `check` returns a value (not undefined), or fails with `what` after `timeoutMs`. */
-export const eventually = async <T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> => {
+/**
+ * Polls until `check` returns a value (neither undefined nor false), or fails with `what` after
+ * `timeoutMs`. An async check is awaited on every poll: a promise is never taken for the value
+ * (it would be "truthy" at once, and the wait would not wait).
+ */
+export const eventually = async <T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }

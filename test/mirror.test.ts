@@ -104,7 +104,10 @@ describe.skipIf(!hasRedis())("Redis mirror", () => {
     await eventuallyAsync("mirrored", async () => (await status(room)).mirrorLag === 0);
     await setRedisDown(true);
     for (let i = 2; i <= 4; i++) await sendAndWait(writer, `k${i}`, `k${i}`);
-    // The failed mirror pass armed the alarm (0.5 s backoff). The object dies; nothing calls it again.
+    // The mirror writes MIRROR_LINGER_MS (10 ms) after a commit: let that pass run and fail, so it
+    // arms the heal alarm's 0.5 s retry (otherwise only the 30 s heal interval is armed, and this
+    // test would wait past its timeout for it). Then the object dies; nothing calls it again.
+    await sleep(200);
     await abortAllDurableObjects();
     await setRedisDown(false);
     // No request reaches the room from here on: only its alarm can bring the stream up to date.
