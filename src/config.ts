@@ -25,6 +25,8 @@ export interface TenantConfig {
   devTokens: boolean;
   /** Browser origins allowed to call the REST API with this tenant's tokens (besides CORS_ORIGINS). */
   corsOrigins: string[];
+  /** Sockets of this tenant's rooms go to regional replicas (docs/architecture.md), whatever REPLICATION says. */
+  replication: boolean;
 }
 
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -78,6 +80,19 @@ export interface Config {
   mirrorLingerMs: number;
   /** How many recent messages a room keeps in memory to answer handshakes without Postgres. */
   windowMessages: number;
+  /** Regional replicas (src/replica/, docs/architecture.md "Regional replicas"). */
+  replication: ReplicationConfig;
+}
+
+export interface ReplicationConfig {
+  /** REPLICATION=on: every tenant's sockets go to the replica of their region (else per tenant). */
+  all: boolean;
+  /** Replica objects per region and room (REPLICA_SHARDS); a user's sockets stay on one shard. */
+  shards: number;
+  /** REPLICA_REGION_OVERRIDE=true (dev and tests only): `?region=<hint>|primary` on the socket URL picks the route. */
+  regionOverride: boolean;
+  /** How often a replica with sockets checks in with the primary (REPLICA_SYNC_MS): re-registers, catches up, re-checks access. */
+  syncMs: number;
 }
 
 export interface ConfigEnv {
@@ -103,6 +118,10 @@ export interface ConfigEnv {
   MIRROR_MAXLEN?: string;
   MIRROR_LINGER_MS?: string;
   HISTORY_WINDOW?: string;
+  REPLICATION?: string;
+  REPLICA_SHARDS?: string;
+  REPLICA_REGION_OVERRIDE?: string;
+  REPLICA_SYNC_MS?: string;
 }
 
 const positiveInt = (value: string | undefined, fallback: number): number => {
@@ -175,6 +194,7 @@ export const parseTenants = (
       autoCreateRooms: env.AUTO_CREATE_ROOMS === "true",
       devTokens: true,
       corsOrigins: [],
+      replication: false,
     });
   }
   if (!env.TENANTS) return { tenants, error: undefined };
@@ -218,6 +238,7 @@ export const parseTenants = (
       autoCreateRooms: t.autoCreateRooms === true,
       devTokens: devOnly,
       corsOrigins,
+      replication: t.replication === true,
     });
   }
   return { tenants, error: undefined };
@@ -266,5 +287,11 @@ const parseConfig = (env: ConfigEnv): Config => {
     mirrorMaxLen: positiveInt(env.MIRROR_MAXLEN, 1000),
     mirrorLingerMs: nonNegativeInt(env.MIRROR_LINGER_MS, MIRROR_LINGER_DEFAULT_MS),
     windowMessages: positiveInt(env.HISTORY_WINDOW, 1000),
+    replication: {
+      all: env.REPLICATION === "on",
+      shards: Math.min(64, positiveInt(env.REPLICA_SHARDS, 1)),
+      regionOverride: env.REPLICA_REGION_OVERRIDE === "true",
+      syncMs: positiveInt(env.REPLICA_SYNC_MS, 30_000),
+    },
   };
 };

@@ -3,7 +3,7 @@
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./index");
-		durableNamespaces: "Room";
+		durableNamespaces: "Room" | "RoomReplica";
 	}
 	interface Env {
 		ATTACHMENTS: R2Bucket;
@@ -43,6 +43,11 @@ declare namespace Cloudflare {
 		PG_MAX_CONNECTIONS: string;
 		ATTACHMENT_URL_SECRET: string;
 		ROOM: DurableObjectNamespace<import("./index").Room>;
+		REPLICA: DurableObjectNamespace<import("./index").RoomReplica>;
+		REPLICATION: string;
+		REPLICA_SHARDS: string;
+		REPLICA_REGION_OVERRIDE: string;
+		REPLICA_SYNC_MS: string;
 	}
 }
 interface Env extends Cloudflare.Env {}

@@ -4,6 +4,7 @@ import { app } from "./api/app.js";
 import { sweepUnbound } from "./api/attachments.js";
 
 export { Room } from "./room/room.js";
+export { RoomReplica } from "./replica/replica.js";
 
 export default {
   fetch: app.fetch,

@@ -30,6 +30,7 @@ import type { Failure, RoomResult } from "../room/results.js";
 import { listRoomsOf, useLocalWsProxy } from "../storage/postgres.js";
 import { UpstashMirror } from "../storage/redis.js";
 import { roomStub } from "../room/address.js";
+import { replicaName, routeSocket } from "../replica/address.js";
 import { readProfiles, rememberClaimedName, writeProfile } from "../storage/profiles.js";
 import type { RoomKey } from "../storage/types.js";
 import { errorFields, logger } from "../observability/log.js";
@@ -420,7 +421,24 @@ app.get("/v1/rooms/:roomId/ws", async (c) => {
       );
     }
   }
-  return roomStub(c.env, room).fetch(new Request("https://room.internal/ws", { headers }));
+  // Regional replicas (docs/architecture.md): when replication is on for the tenant, the socket
+  // goes to the replica of the client's region (from the edge's continent; `?region=` only where
+  // REPLICA_REGION_OVERRIDE allows it), which asks the primary for every access decision.
+  const config = readConfig(c.env);
+  const route = routeSocket({
+    enabled: config.replication.all || config.tenants.get(tenant)?.replication === true,
+    continent: (c.req.raw as { cf?: { continent?: unknown } }).cf?.continent as string | undefined,
+    override: c.req.query("region"),
+    overrideAllowed: config.replication.regionOverride,
+    shards: config.replication.shards,
+    userId,
+  });
+  const upgrade = new Request("https://room.internal/ws", { headers });
+  if (route.to === "replica") {
+    const name = replicaName({ room, region: route.region, shard: route.shard });
+    return c.env.REPLICA.get(c.env.REPLICA.idFromName(name), { locationHint: route.region }).fetch(upgrade);
+  }
+  return roomStub(c.env, room).fetch(upgrade);
 });
 
 // Read cursors and presence (docs/protocol.md, "Read cursors, typing, presence").

@@ -80,7 +80,7 @@ export class Metrics {
   }
 
   /** The room, when it answers sends: `code` "ok" for acks (duplicates included), else the error code. */
-  sends(tenant: string, room: string, code: string, count = 1, via: "ws" | "http" = "ws"): void {
+  sends(tenant: string, room: string, code: string, count = 1, via: "ws" | "http" | "replica" = "ws"): void {
     this.count(METRIC.send, { tenant, room, op: "send", code, detail: via }, count);
   }
 

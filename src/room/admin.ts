@@ -62,6 +62,8 @@ export interface AdminDeps {
    * after the change), the change stands without its timeline line, and that is logged.
    */
   recordEvent(actor: string, event: SystemEventBody, text: string): Promise<void>;
+  /** The room became private: replicas re-check their users now (in order with later entries). */
+  accessNarrowed?(): void;
   /**
    * Deletes the room's attachment objects (R2) before a purge removes their rows: objects first,
    * so a failure leaves rows that a retried purge finds again, never objects nobody can find.
@@ -119,6 +121,7 @@ export class RoomAdmin {
         // (its user's role is not known); it reconnects and is checked against the new state.
         const current = writer.record ?? record;
         writer.updateRecord({ ...current, visibility: "private" });
+        this.deps.accessNarrowed?.();
         for (const userId of sockets.users()) {
           if (!access.known(userId)) {
             sockets.endAll(ErrorCode.Forbidden, "the room became private; you are not a member", userId);

@@ -28,6 +28,9 @@ export interface LiveDeps {
   lastSeq(): number;
   warn(message: string, error: unknown): void;
   now?: () => number;
+  /** Regional replicas: every ephemeral frame and the typing set also go to them (src/room/replicas.ts). */
+  relay?(frame: ServerFrame, minProtocol: number): void;
+  relayTyping?(userIds: string[]): void;
   /** setTimeout, returning a cancel; the room's timers keep it awake only while they are pending. */
   later?: (run: () => void, ms: number) => { cancel(): void };
 }
@@ -115,6 +118,11 @@ export class LiveState {
     this.broadcast({ type: ServerFrameType.Presence, userId, online: true, data });
   }
 
+  /** Presence data set by a user connected at a replica (their socket's data lives there). */
+  remotePresence(userId: string, data: Record<string, unknown>): void {
+    this.broadcast({ type: ServerFrameType.Presence, userId, online: true, data });
+  }
+
   /** Committed entries: a sender's message moves their cursor and ends their typing indicator. */
   committed(entries: readonly Entry[]): void {
     let typingChanged = false;
@@ -147,6 +155,7 @@ export class LiveState {
   }
 
   private announceTyping(): void {
+    this.deps.relayTyping?.(this.typing.users());
     // Each socket hears the typists other than its own user.
     this.deps.sockets.each(
       (ws, attachment) => this.deps.sockets.send(ws, { type: ServerFrameType.Typing, userIds: this.typing.users(attachment.userId) }),
@@ -167,6 +176,7 @@ export class LiveState {
 
   /** Receipts, typing and presence are protocol 2 frames: never sent to a version-1 client. */
   private broadcast(frame: ServerFrame): void {
+    this.deps.relay?.(frame, LIVE_PROTOCOL);
     this.deps.sockets.broadcastFrom(LIVE_PROTOCOL, [encodeFrame(frame)]);
   }
 }

@@ -28,12 +28,10 @@ import {
   type EditRequest,
   type Entry,
   EntryKind,
-  type EntryFrame,
   type PresenceEntry,
   type ReactRequest,
   type SendRequest,
   ServerFrameType,
-  type ServerFrame,
 } from "../protocol/frames.js";
 import { limitOf, userLimitKey } from "../limits.js";
 import { metrics } from "../observability/metrics.js";
@@ -60,12 +58,20 @@ import { HealAlarm, MIRRORED_KEY, Mirror } from "./mirror.js";
 import type { PipelineOptions } from "./pipeline.js";
 import type { Failure, RoomResult, SendOutcome } from "./results.js";
 import { Sends, type SendRequestOf } from "./sends.js";
+import { answerOf, requestOf } from "./frames.js";
 import { attachmentOf, safeClose, SocketHub } from "./sockets.js";
 import { RecentWindow } from "./window.js";
 import { LiveState } from "./live.js";
 import { RoomAttachments } from "./attachments.js";
 import { type AttachmentDescriptor, AttachmentStore, attachmentConfig } from "../storage/attachments.js";
 import { IN_DOUBT_KEY, roomNotFound, Writer } from "./writer.js";
+import { ReplicaFanout } from "./replicas.js";
+import { isReplicaOf } from "../replica/address.js";
+import type { ForwardedSend } from "../replica/forwarder.js";
+import type { ReplicaStatus } from "../replica/replica.js";
+
+/** Storage key of the replicas subscribed to this room (names), so an evicted primary keeps pushing. */
+const REPLICAS_KEY = "replicas";
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
 
@@ -93,6 +99,8 @@ export class Room extends DurableObject<Env> {
   private alarmClock!: HealAlarm;
   private admin!: RoomAdmin;
   private live!: LiveState;
+  /** Regional replicas subscribed to this room, and the push queue of each (replicas.ts). */
+  private replicas!: ReplicaFanout;
   /** Set when an instance could not learn which room it is: it only cancels its alarm. */
   private orphan = false;
   /** Analytics Engine (a no-op without the binding): docs/observability.md. */
@@ -159,6 +167,13 @@ export class Room extends DurableObject<Env> {
       this.config.mirrorLingerMs,
     );
     this.access = new RoomAccess(this.key, () => this.store());
+    this.replicas = new ReplicaFanout({
+      push: (name, batch) => this.env.REPLICA.get(this.env.REPLICA.idFromName(name)).push(batch),
+      save: (names) => ctx.storage.put(REPLICAS_KEY, names),
+      lastSeq: () => this.writer.lastSeq,
+      later: (run, ms) => void setTimeout(run, ms),
+      warn: (message, cause) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(cause)}`),
+    });
     this.writer = this.createWriter();
     this.live = new LiveState({
       room: this.key,
@@ -168,6 +183,8 @@ export class Room extends DurableObject<Env> {
       countMessages: (afterSeq, uptoSeq) => this.countMessages(afterSeq, uptoSeq),
       lastSeq: () => this.writer.lastSeq,
       warn: (message, error) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(error)}`),
+      relay: (frame, minProtocol) => this.replicas.control({ kind: "frame", frame, minProtocol }),
+      relayTyping: (userIds) => this.replicas.control({ kind: "typing", userIds }),
     });
     this.attachments = new RoomAttachments({
       key: this.key,
@@ -183,7 +200,15 @@ export class Room extends DurableObject<Env> {
       authorize: (userId, action) => this.authorize(userId, action),
       access: this.access,
       writer: this.writer,
-      sockets: this.sockets,
+      // A socket ended here is ended at every replica too, in order with later entries.
+      sockets: {
+        users: () => this.sockets.users(),
+        endAll: (code, reason, userId) => {
+          this.sockets.endAll(code, reason, userId);
+          this.replicas.control(userId === undefined ? { kind: "end", code, reason } : { kind: "end", code, reason, userId });
+        },
+      },
+      accessNarrowed: () => this.replicas.control({ kind: "recheck" }),
       mirrorStore: this.mirrorStore,
       stopMirror: () => this.mirror.stop(),
       forgetRoom: (deleted) => this.forgetRoom(deleted),
@@ -274,10 +299,10 @@ export class Room extends DurableObject<Env> {
     return this.enqueueHttp(userId, requestOf({ type: ClientFrameType.React, target, ...request }));
   }
 
-  private enqueueHttp(userId: string, request: SendRequestOf): Promise<SendOutcome> {
+  private enqueueHttp(userId: string, request: SendRequestOf, via: "http" | "replica" = "http"): Promise<SendOutcome> {
     return new Promise((resolve) =>
       this.sends.enqueue(userId, request, (outcome) => {
-        this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code, 1, "http");
+        this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code, 1, via);
         resolve(outcome);
       }),
     );
@@ -311,6 +336,7 @@ export class Room extends DurableObject<Env> {
         mirrorLag: mirroredSeq === null ? null : latestSeq - mirroredSeq,
         sockets,
         users,
+        replicas: await this.describeReplicas(),
       };
     });
   }
@@ -369,6 +395,119 @@ export class Room extends DurableObject<Env> {
 
   members(actor: string, limit: number) {
     return this.rpc("unable to list the members", () => this.admin.members(actor, limit));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Regional replicas (RPC from src/replica/replica.ts). Each call names the replica; the primary
+  // only registers and pushes to replicas of this very room (isReplicaOf), and decides every
+  // access question itself, at the moment of the call.
+
+  /**
+   * A socket joins at a replica: the same checks and the same `ready` as a join here. The
+   * watermark and the registration happen in one turn, so every commit above the watermark is
+   * queued for the replica (it buffers them behind this `ready`).
+   */
+  replicaJoin(replica: string, userId: string, history: HistoryRequest, _protocol: number) {
+    return this.rpc("unable to join the room", async () => {
+      this.checkReplica(replica);
+      await this.authorize(userId, "read", true);
+      await this.live.loadCursor(userId);
+      this.decide("read", await this.access.roleOf(userId));
+      if (history.kind === "since" && history.since > this.writer.lastSeq) {
+        throw new ChatError(ErrorCode.BadRequest, `unable to resume; since=${history.since} is ahead of the room's latest seq ${this.writer.lastSeq}`);
+      }
+      const watermark = this.writer.lastSeq;
+      const registered = this.replicas.register(replica);
+      const readSeq = this.live.cursors.known(userId) ?? 0;
+      const query: HistoryQuery = { ...readyQuery(history, watermark), viewer: userId };
+      const [messages, unread] = await withTimeout(
+        Promise.all([this.readHistory(query), this.live.unread(readSeq, watermark), registered]),
+        this.config.limits.handshakeTimeoutMs,
+        () => new StorageError("the handshake's history did not arrive in time", "timeout"),
+      );
+      return buildReady(this.key.roomId, query, messages, { readSeq, unread, presence: this.live.occupancy().presence });
+    });
+  }
+
+  /** Sends from a replica's clients, in arrival order (one turn): each answered as a REST send is. */
+  replicaSends(replica: string, sends: ForwardedSend[]): Promise<SendOutcome[]> {
+    if (!isReplicaOf(replica, this.key)) {
+      return Promise.resolve(sends.map(() => ({ ok: false as const, code: ErrorCode.BadRequest, message: "unable to send; not a replica of this room" })));
+    }
+    return Promise.all(sends.map(({ userId, request }) => this.enqueueHttp(userId, request, "replica")));
+  }
+
+  /**
+   * A replica checks in: it is registered, learns the last seq, hears which of its users may no
+   * longer read, and with `entriesAfter` gets the entries after it (its gap, from the window or
+   * Postgres).
+   */
+  replicaSync(replica: string, ask: { users: string[]; entriesAfter: number | undefined }) {
+    return this.rpc("unable to sync the replica", async () => {
+      this.checkReplica(replica);
+      await this.writer.ensure();
+      const lastSeq = this.writer.lastSeq;
+      await this.replicas.register(replica);
+      const refused: string[] = [];
+      for (const userId of ask.users) {
+        try {
+          this.decide("read", await this.access.roleOf(userId));
+        } catch (error) {
+          if (error instanceof ChatError && (error.code === ErrorCode.Forbidden || error.code === ErrorCode.NotFound)) refused.push(userId);
+          else throw error;
+        }
+      }
+      const after = ask.entriesAfter;
+      const entries =
+        after === undefined || after >= lastSeq
+          ? []
+          : await this.readHistory({ afterSeq: after, uptoSeq: lastSeq, limit: Math.min(500, lastSeq - after), from: "oldest" });
+      return { lastSeq, refused, entries };
+    });
+  }
+
+  /** A replica's client marked read, typed or set presence data: as if on a socket here. */
+  replicaLive(
+    replica: string,
+    userId: string,
+    act: { kind: "read"; seq: number } | { kind: "typing"; stop: boolean } | { kind: "presence"; data: Record<string, unknown> },
+  ) {
+    return this.rpc("unable to relay the frame", async () => {
+      this.checkReplica(replica);
+      await this.authorize(userId, "read");
+      if (act.kind === "read") {
+        await this.live.loadCursor(userId);
+        const done = this.live.read(userId, act.seq);
+        if (!done.ok) throw new ChatError(done.code, done.message);
+      } else if (act.kind === "typing") {
+        this.live.typingFrame(userId, act.stop);
+      } else {
+        this.live.remotePresence(userId, act.data);
+      }
+      return {};
+    });
+  }
+
+  private checkReplica(name: string): void {
+    if (!isReplicaOf(name, this.key)) throw new ChatError(ErrorCode.BadRequest, "not a replica of this room");
+  }
+
+  private async describeReplicas(): Promise<Array<ReplicaStatus | { name: string; unreachable: true }>> {
+    const queues = new Map(this.replicas.describe().map((q) => [q.name, q]));
+    return Promise.all(
+      this.replicas.names.map(async (name) => {
+        try {
+          const described = await withTimeout(
+            this.env.REPLICA.get(this.env.REPLICA.idFromName(name)).describe(),
+            1000,
+            () => new Error("no answer"),
+          );
+          return { ...described, pushes: queues.get(name)?.pushes ?? 0, pushQueued: queues.get(name)?.queued ?? 0 };
+        } catch {
+          return { name, unreachable: true as const };
+        }
+      }),
+    );
   }
 
   // ---------------------------------------------------------------------------------------
@@ -574,6 +713,8 @@ export class Room extends DurableObject<Env> {
           if (saved.get(ROOM_NAME_KEY) !== roomName(this.key)) void this.ctx.storage.put(ROOM_NAME_KEY, roomName(this.key));
           this.window.reset(recent, reactors);
           this.access.clear();
+          const replicas = saved.get(REPLICAS_KEY);
+          if (Array.isArray(replicas)) this.replicas.restore(replicas.filter((n): n is string => typeof n === "string" && isReplicaOf(n, this.key)));
           if (this.mirrorStore) {
             const mirrored = saved.get(MIRRORED_KEY);
             this.mirror.boot(typeof mirrored === "number" ? mirrored : undefined, record.lastSeq);
@@ -585,13 +726,17 @@ export class Room extends DurableObject<Env> {
           // Not awaited: Redis being slow or down never delays a broadcast or an ack.
           this.mirror.committed();
           this.broadcast(entries);
+          this.replicas.committed(entries);
           this.live.committed(entries);
           // A deleted message's attachments go too (after the commit: the tombstone is durable,
           // so nothing serves them any more; if this fails, the sweep finds them later).
           const deleted = entries.flatMap((e) => (e.kind === EntryKind.Delete ? [e.target] : []));
           if (deleted.length > 0) this.ctx.waitUntil(this.attachments.deleteForSeqs(deleted).catch((error: unknown) => this.failureOf(error, "unable to delete a message's attachments")));
         },
-        announce: (entries) => this.broadcast(entries),
+        announce: (entries) => {
+          this.broadcast(entries);
+          this.replicas.committed(entries);
+        },
         lostRole: () => {
           // Send every client to the new owner (they resume with `since`).
           this.window.reset([]);
@@ -604,7 +749,7 @@ export class Room extends DurableObject<Env> {
         measured: (size, ms, code) => this.metrics.commit(this.key.tenant, this.key.roomId, size, ms, code),
         redact: (seqs) => this.mirror.redact(seqs),
       },
-      { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY, ROOM_NAME_KEY], pipeline: this.pipelineOptions() },
+      { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY, ROOM_NAME_KEY, REPLICAS_KEY], pipeline: this.pipelineOptions() },
     );
   }
 
@@ -677,7 +822,7 @@ export class Room extends DurableObject<Env> {
     this.live.cursors.clear();
     this.window.reset([]);
     await this.alarmClock.cancel();
-    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY, ROOM_NAME_KEY]);
+    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY, ROOM_NAME_KEY, REPLICAS_KEY]);
   }
 
   /**
@@ -747,51 +892,6 @@ export class Room extends DurableObject<Env> {
     return failureOf(roomName(this.key), error, operation);
   }
 }
-
-/** What a frame (or the same REST call) asks the room to commit. */
-const requestOf = (frame: EntryFrame): SendRequestOf => {
-  switch (frame.type) {
-    case ClientFrameType.Send:
-      return {
-        kind: EntryKind.Message,
-        clientMsgId: frame.clientMsgId,
-        text: frame.text,
-        ...(frame.replyTo === undefined ? {} : { replyTo: frame.replyTo }),
-        ...(frame.parts === undefined ? {} : { parts: frame.parts }),
-      };
-    case ClientFrameType.Edit:
-      return { kind: EntryKind.Edit, clientMsgId: frame.clientMsgId, text: frame.text, target: frame.target };
-    case ClientFrameType.Delete:
-      return { kind: EntryKind.Delete, clientMsgId: frame.clientMsgId, text: "", target: frame.target };
-    case ClientFrameType.React:
-      return {
-        kind: EntryKind.Reaction,
-        clientMsgId: frame.clientMsgId,
-        text: frame.emoji,
-        target: frame.target,
-        data: frame.remove ? { emoji: frame.emoji, remove: true } : { emoji: frame.emoji },
-      };
-  }
-};
-
-/** What a socket hears about its send: the ack (after its own entry's frame), or the typed error. */
-const answerOf = (outcome: SendOutcome, clientMsgId: string): ServerFrame =>
-  outcome.ok
-    ? {
-        type: ServerFrameType.Ack,
-        clientMsgId: outcome.message.clientMsgId,
-        seq: outcome.message.seq,
-        id: outcome.message.id,
-        createdAt: outcome.message.createdAt,
-      }
-    : {
-        type: ServerFrameType.Error,
-        code: outcome.code,
-        message: outcome.message,
-        clientMsgId,
-        ...(outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs }),
-        ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
-      };
 
 const failureResponse = (code: ErrorCode, message: string): Response =>
   Response.json(errorBody(code, message), { status: httpStatusOf[code] });

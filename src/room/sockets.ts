@@ -43,8 +43,11 @@ export const safeClose = (ws: WebSocket, code: number, reason: string): void => 
 };
 
 export class SocketHub {
-  /** Sockets between accept and `ready`: frames for them wait here, in order. */
-  private readonly joining = new Map<WebSocket, string[]>();
+  /**
+   * Sockets between accept and `ready`: frames for them wait here, in order, each entry frame
+   * with its seq (a replica's join drops what its `ready` already carries: finishJoin).
+   */
+  private readonly joining = new Map<WebSocket, Array<{ frame: string; seq?: number }>>();
   /**
    * What each socket was sent since it last said `received`, in UTF-8 bytes: what workerd holds
    * for it. (UTF-16 units would let text of 3-byte characters pin nearly 3× the limit.) The
@@ -70,13 +73,17 @@ export class SocketHub {
     return this.joining.has(ws);
   }
 
-  /** Sends `ready`, then what was buffered, in one turn, and marks the socket live. */
-  finishJoin(ws: WebSocket, ready: string): void {
+  /**
+   * Sends `ready`, then what was buffered, in one turn, and marks the socket live. With
+   * `afterSeq` (a replica, whose watermark comes from the primary after the socket started
+   * buffering), buffered entries at or below it are dropped: `ready` carries them.
+   */
+  finishJoin(ws: WebSocket, ready: string, afterSeq?: number): void {
     const buffered = this.joining.get(ws);
     this.joining.delete(ws);
     if (!buffered) return; // closed while its history was being read
     safeSend(ws, ready);
-    for (const frame of buffered) safeSend(ws, frame);
+    for (const { frame, seq } of buffered) if (afterSeq === undefined || seq === undefined || seq > afterSeq) safeSend(ws, frame);
     const attachment = attachmentOf(ws);
     if (attachment) ws.serializeAttachment({ ...attachment, ready: true });
   }
@@ -96,11 +103,16 @@ export class SocketHub {
     this.sendEncoded(ws, encoded, utf8Length(encoded));
   }
 
-  /** The same frames to every socket of the room, in order. */
-  broadcast(frames: readonly string[]): void {
+  /** The same frames to every socket of the room, in order; `seqs[i]` is frame i's entry seq, if any. */
+  broadcast(frames: readonly string[], seqs?: readonly number[]): void {
     // Each frame's size is measured once, not once per socket.
     const sized = frames.map((frame) => [frame, utf8Length(frame)] as const);
-    for (const ws of this.ctx.getWebSockets()) for (const [frame, bytes] of sized) this.sendEncoded(ws, frame, bytes);
+    for (const ws of this.ctx.getWebSockets()) {
+      for (let i = 0; i < sized.length; i++) {
+        const [frame, bytes] = sized[i] as (typeof sized)[number];
+        this.sendEncoded(ws, frame, bytes, seqs?.[i]);
+      }
+    }
   }
 
   /**
@@ -172,10 +184,10 @@ export class SocketHub {
   }
 
   /** `bytes` is the frame's UTF-8 size (utf8Length), measured by the caller. */
-  private sendEncoded(ws: WebSocket, frame: string, bytes: number): void {
+  private sendEncoded(ws: WebSocket, frame: string, bytes: number, seq?: number): void {
     const buffer = this.joining.get(ws);
     if (buffer) {
-      buffer.push(frame);
+      buffer.push(seq === undefined ? { frame } : { frame, seq });
       // A join whose history takes this long would hold an unbounded buffer: end it; the
       // client reconnects (with its cursor) and loses nothing.
       if (buffer.length > this.limits.maxJoinBuffer) this.end(ws, ErrorCode.Unavailable, "the join took too long; reconnect");
