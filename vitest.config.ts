@@ -49,7 +49,11 @@ export default defineConfig({
             globex: { jwksUrl: inject("jwksUrl"), issuer: "https://id.globex.test", autoCreateRooms: false },
             // A dev-only tenant (verified with AUTH_SECRET, dev tokens allowed) with its own CORS origin.
             sandbox: { devOnly: true, corsOrigins: ["https://sandbox.example"] },
+            // Regional replicas on for this tenant only (test/replica.test.ts), with open rooms.
+            replicated: { devOnly: true, autoCreateRooms: true, replication: true },
           }),
+          // `?region=` picks a replica (or the primary) in tests; production ignores it.
+          REPLICA_REGION_OVERRIDE: "true",
           TEST_JWKS_PRIVATE_KEYS: inject("jwksPrivateKeys"),
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),

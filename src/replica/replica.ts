@@ -26,7 +26,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Config, readConfig } from "../config.js";
 import { decodeClientFrame, encodeFrame, type HistoryRequest } from "../protocol/codec.js";
-import { closeCodeOf, ErrorCode } from "../protocol/errors.js";
+import { ChatError, closeCodeOf, ErrorCode } from "../protocol/errors.js";
 import {
   ClientFrameType,
   type Entry,
@@ -148,14 +148,16 @@ export class RoomReplica extends DurableObject<Env> {
     try {
       // A fresh feed starts where the primary is (nothing older is owed to anybody here): the
       // watermark argument above needs a feed position before the socket is accepted.
-      await this.start();
+      await this.start(userId);
     } catch (error) {
       this.joinsInProgress--;
-      this.note(error);
+      // The primary's answer (a room that does not exist, …) or, when it did not answer, unavailable.
+      const refused = error instanceof ChatError ? error : new ChatError(ErrorCode.Unavailable, "unable to join the room; the room did not answer, try again");
+      if (!(error instanceof ChatError)) this.note(error);
       server.accept();
       server.addEventListener("error", () => {});
-      server.send(encodeFrame({ type: ServerFrameType.Error, code: ErrorCode.Unavailable, message: "unable to join the room; try again" }));
-      server.close(closeCodeOf.unavailable, "the room did not answer");
+      server.send(encodeFrame({ type: ServerFrameType.Error, code: refused.code, message: refused.message }));
+      server.close(closeCodeOf[refused.code], refused.message.slice(0, 120));
       return new Response(null, { status: 101, webSocket: client });
     }
     this.sockets.accept(server, { ...this.address.room, userId, protocol });
@@ -315,12 +317,12 @@ export class RoomReplica extends DurableObject<Env> {
   }
 
   /** Starts a fresh feed at the primary's last seq (one call at a time). */
-  private start(): Promise<void> {
+  private start(joiner: string): Promise<void> {
     if (this.feed.delivered !== undefined) return Promise.resolve();
     this.starting ??= (async () => {
       try {
-        const answer = await this.primary().replicaSync(this.name, { users: [], entriesAfter: undefined });
-        if (!answer.ok) throw new Error(answer.message);
+        const answer = await this.primary().replicaSync(this.name, { users: [], entriesAfter: undefined, joiner });
+        if (!answer.ok) throw new ChatError(answer.code, answer.message);
         if (this.feed.delivered === undefined) {
           this.deliver(this.feed.start(answer.value.lastSeq), "primary");
           await this.ctx.storage.put(DELIVERED_KEY, answer.value.lastSeq);

@@ -442,10 +442,11 @@ export class Room extends DurableObject<Env> {
    * longer read, and with `entriesAfter` gets the entries after it (its gap, from the window or
    * Postgres).
    */
-  replicaSync(replica: string, ask: { users: string[]; entriesAfter: number | undefined }) {
-    return this.rpc("unable to sync the replica", async () => {
+  replicaSync(replica: string, ask: { users: string[]; entriesAfter: number | undefined; joiner?: string }) {
+    return this.rpc("unable to join the room", async () => {
       this.checkReplica(replica);
-      await this.writer.ensure();
+      // A replica's first join may create an open room, as a join here does.
+      await this.writer.ensure(ask.joiner);
       const lastSeq = this.writer.lastSeq;
       await this.replicas.register(replica);
       const refused: string[] = [];
