@@ -326,6 +326,42 @@ describe("access at a replica", () => {
   });
 });
 
+describe("ephemeral state across regions", () => {
+  it("presence is one view of the room, whichever object a user is connected to; typing and receipts reach every region", async () => {
+    const roomId = uniqueRoom("rep-presence");
+    const ann = await open(roomId, "ann", "weur");
+    await ann.ready();
+    const bob = await open(roomId, "bob", "primary");
+    const bobReady = await bob.ready();
+    expect(bobReady.presence?.map((p) => p.userId)).toEqual(["ann", "bob"]);
+    const cy = await open(roomId, "cy", "apac");
+    const cyReady = await cy.ready();
+    expect(cyReady.presence?.map((p) => p.userId)).toEqual(["ann", "bob", "cy"]);
+    // Online deltas reach the other objects' sockets.
+    await eventually("cy online at ann's replica", () => ann.ofType("presence").find((p) => p.userId === "cy" && p.online));
+    await eventually("cy online at the primary", () => bob.ofType("presence").find((p) => p.userId === "cy" && p.online));
+    // Typing at one replica is seen at the primary and at the other replica (not by the typist).
+    cy.send({ type: "typing" });
+    await eventually("bob sees cy typing", () => bob.ofType("typing").find((t) => t.userIds.includes("cy")));
+    await eventually("ann sees cy typing", () => ann.ofType("typing").find((t) => t.userIds.includes("cy")));
+    expect(cy.ofType("typing").some((t) => t.userIds.includes("cy"))).toBe(false);
+    // A read at a replica moves the cursor at the primary: receipts everywhere.
+    expect((await sendAndWait(bob, "p1", "hello")).type).toBe("ack");
+    await ann.untilSeq(1);
+    ann.send({ type: "read", seq: 1 });
+    await eventually("receipt at the primary", () => bob.ofType("receipt").find((r) => r.userId === "ann" && r.seq === 1));
+    await eventually("receipt at the other replica", () => cy.ofType("receipt").find((r) => r.userId === "ann" && r.seq === 1));
+    // ann leaves: after the grace period everyone hears she is offline, and the presence route agrees.
+    ann.close();
+    await eventually("ann offline at the primary", () => bob.ofType("presence").find((p) => p.userId === "ann" && !p.online), 5000);
+    await eventually("ann offline at cy's replica", () => cy.ofType("presence").find((p) => p.userId === "ann" && !p.online), 5000);
+    const presence = (await api(`/v1/rooms/${roomId}/presence`, { token: await tokenOf("bob") })).body as { presence: Array<{ userId: string }> };
+    expect(presence.presence.map((p) => p.userId)).toEqual(["bob", "cy"]);
+    bob.close();
+    cy.close();
+  });
+});
+
 describe("observability", () => {
   it("/status shows each replica's position, lag, source and sockets", async () => {
     const roomId = uniqueRoom("rep-status");

@@ -94,6 +94,8 @@ export class RoomReplica extends DurableObject<Env> {
   private lagMs: number | null = null;
   private lastError: string | undefined;
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
+  /** Sockets the primary counted online (its join answered): their close is reported even before `ready`. */
+  private readonly counted = new WeakSet<WebSocket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -181,6 +183,7 @@ export class RoomReplica extends DurableObject<Env> {
         return;
       }
       ready = answer.value;
+      this.counted.add(ws);
       // Everything up to the watermark must be delivered here before the socket goes live, so
       // that nothing the feed delivers later is at or below it.
       const reached = this.feed.reached(ready.latestSeq);
@@ -247,12 +250,19 @@ export class RoomReplica extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.sockets.forget(ws);
+    this.closed(ws);
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.closed(ws);
+  }
+
+  /** A live socket left: the primary's presence hears it (a lost call is healed by the next sync's count). */
+  private closed(ws: WebSocket): void {
     this.sockets.forget(ws);
+    const attachment = attachmentOf(ws);
+    if (attachment && (attachment.ready || this.counted.has(ws)) && this.address) this.relay(attachment.userId, { kind: "left" }, undefined);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -395,12 +405,21 @@ export class RoomReplica extends DurableObject<Env> {
   /** One call to the primary: registers, learns its last seq, ends refused users; with `entries`, the range after `after`. */
   private async sync(entries: boolean, after?: number): Promise<{ entries: Entry[] }> {
     const users = [...this.sockets.users()];
-    const answer = await this.primary().replicaSync(this.name, { users, entriesAfter: entries ? after : undefined });
+    const answer = await this.primary().replicaSync(this.name, { users, entriesAfter: entries ? after : undefined, present: this.present() });
     if (!answer.ok) throw new Error(answer.message);
     for (const userId of answer.value.refused) this.sockets.endAll(ErrorCode.Forbidden, "you may no longer read this room", userId);
     this.feed.learn(answer.value.lastSeq);
     this.scheduleFill();
     return { entries: answer.value.entries };
+  }
+
+  /** Sockets per user here that the primary counted (its join answered, or live). */
+  private present(): Record<string, number> {
+    const present: Record<string, number> = {};
+    this.sockets.each((ws, a) => {
+      if (a.ready || this.counted.has(ws)) present[a.userId] = (present[a.userId] ?? 0) + 1;
+    });
+    return present;
   }
 
   private async recheck(users: string[]): Promise<void> {
@@ -437,12 +456,16 @@ export class RoomReplica extends DurableObject<Env> {
     }
   }
 
-  private relay(userId: string, act: { kind: "read"; seq: number } | { kind: "typing"; stop: boolean } | { kind: "presence"; data: Record<string, unknown> }, ws: WebSocket): void {
+  private relay(
+    userId: string,
+    act: { kind: "read"; seq: number } | { kind: "typing"; stop: boolean } | { kind: "presence"; data: Record<string, unknown> } | { kind: "left" },
+    ws: WebSocket | undefined,
+  ): void {
     this.ctx.waitUntil(
       this.primary()
         .replicaLive(this.name, userId, act)
         .then((answer) => {
-          if (!answer.ok) this.answerBadFrame(ws, { code: answer.code, message: answer.message });
+          if (!answer.ok && ws) this.answerBadFrame(ws, { code: answer.code, message: answer.message });
         })
         .catch((error: unknown) => this.note(error)),
     );

@@ -48,6 +48,12 @@ export class LiveState {
   private readonly typing = new TypingSet();
   private readonly presence: PresenceTracker;
   private typingTimer: { cancel(): void } | undefined;
+  /**
+   * Users connected at regional replicas: userId → (replica → open sockets there). Memory only;
+   * each replica reports its full count at every sync (replicaSync), which heals a lost leave
+   * (an evicted replica) and refills this after the primary restarts.
+   */
+  private readonly remote = new Map<string, Map<string, number>>();
   private readonly now: () => number;
   private readonly later: (run: () => void, ms: number) => { cancel(): void };
 
@@ -64,7 +70,7 @@ export class LiveState {
     });
     this.presence = new PresenceTracker({
       later: (run, ms) => this.later(run, ms),
-      isOnline: (userId) => deps.sockets.openOf(userId).length > 0,
+      isOnline: (userId) => this.isOnline(userId),
       offline: (userId) => this.broadcast({ type: ServerFrameType.Presence, userId, online: false }),
     });
   }
@@ -79,11 +85,10 @@ export class LiveState {
    * online, and take the snapshot the new socket's `ready` will carry (see the top of this file).
    */
   joining(userId: string): { readSeq: number; presence: PresenceEntry[] } {
-    const hadSockets = this.deps.sockets.openOf(userId).length > 0;
-    if (this.presence.joined(userId, hadSockets)) {
+    if (this.presence.joined(userId, this.isOnline(userId))) {
       this.broadcast({ type: ServerFrameType.Presence, userId, online: true });
     }
-    const online = this.deps.sockets.online();
+    const online = this.onlineEverywhere();
     if (!online.has(userId)) online.set(userId, undefined);
     for (const { userId: leaving, data } of this.presence.leavingUsers()) if (!online.has(leaving)) online.set(leaving, data);
     const presence = [...online]
@@ -118,6 +123,49 @@ export class LiveState {
     this.broadcast({ type: ServerFrameType.Presence, userId, online: true, data });
   }
 
+  /** A socket of `userId` became live at `replica`: online for everyone, as a join here is. */
+  remoteJoined(replica: string, userId: string): void {
+    const wasOnline = this.isOnline(userId);
+    const at = this.remote.get(userId) ?? new Map<string, number>();
+    at.set(replica, (at.get(replica) ?? 0) + 1);
+    this.remote.set(userId, at);
+    if (this.presence.joined(userId, wasOnline)) this.broadcast({ type: ServerFrameType.Presence, userId, online: true });
+  }
+
+  /** A socket of `userId` at `replica` closed. */
+  remoteLeft(replica: string, userId: string): void {
+    const at = this.remote.get(userId);
+    const n = at?.get(replica) ?? 0;
+    if (!at || n === 0) return;
+    if (n > 1) at.set(replica, n - 1);
+    else at.delete(replica);
+    if (at.size === 0) this.remote.delete(userId);
+    this.presence.left(userId, this.isOnline(userId), undefined);
+    if (!this.isOnline(userId) && this.typing.stop(userId)) this.announceTyping();
+  }
+
+  /** A replica's full report (its sync): who has how many sockets there now. */
+  remoteReport(replica: string, present: Readonly<Record<string, number>>): void {
+    for (const [userId, at] of this.remote) {
+      const reported = present[userId] ?? 0;
+      for (let n = at.get(replica) ?? 0; n > reported; n--) this.remoteLeft(replica, userId);
+    }
+    for (const [userId, count] of Object.entries(present)) {
+      for (let n = this.remote.get(userId)?.get(replica) ?? 0; n < count; n++) this.remoteJoined(replica, userId);
+    }
+  }
+
+  private isOnline(userId: string): boolean {
+    return this.deps.sockets.openOf(userId).length > 0 || this.remote.has(userId);
+  }
+
+  /** Local sockets' users with their data, and users connected at replicas. */
+  private onlineEverywhere(): Map<string, Record<string, unknown> | undefined> {
+    const online = this.deps.sockets.online();
+    for (const userId of this.remote.keys()) if (!online.has(userId)) online.set(userId, undefined);
+    return online;
+  }
+
   /** Presence data set by a user connected at a replica (their socket's data lives there). */
   remotePresence(userId: string, data: Record<string, unknown>): void {
     this.broadcast({ type: ServerFrameType.Presence, userId, online: true, data });
@@ -143,7 +191,7 @@ export class LiveState {
 
   /** Occupancy for `/status` and `GET …/presence`. */
   occupancy(): { users: number; sockets: number; presence: PresenceEntry[] } {
-    const online = this.deps.sockets.online();
+    const online = this.onlineEverywhere();
     let sockets = 0;
     this.deps.sockets.each(() => {
       sockets++;

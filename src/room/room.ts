@@ -418,6 +418,9 @@ export class Room extends DurableObject<Env> {
       }
       const watermark = this.writer.lastSeq;
       const registered = this.replicas.register(replica);
+      // Online for everyone from this turn (the replica reports the socket's close, and its
+      // full count at every sync).
+      this.live.remoteJoined(replica, userId);
       const readSeq = this.live.cursors.known(userId) ?? 0;
       const query: HistoryQuery = { ...readyQuery(history, watermark), viewer: userId };
       const [messages, unread] = await withTimeout(
@@ -442,13 +445,14 @@ export class Room extends DurableObject<Env> {
    * longer read, and with `entriesAfter` gets the entries after it (its gap, from the window or
    * Postgres).
    */
-  replicaSync(replica: string, ask: { users: string[]; entriesAfter: number | undefined; joiner?: string }) {
+  replicaSync(replica: string, ask: { users: string[]; entriesAfter: number | undefined; joiner?: string; present?: Record<string, number> }) {
     return this.rpc("unable to join the room", async () => {
       this.checkReplica(replica);
       // A replica's first join may create an open room, as a join here does.
       await this.writer.ensure(ask.joiner);
       const lastSeq = this.writer.lastSeq;
       await this.replicas.register(replica);
+      if (ask.present) this.live.remoteReport(replica, ask.present);
       const refused: string[] = [];
       for (const userId of ask.users) {
         try {
@@ -471,10 +475,19 @@ export class Room extends DurableObject<Env> {
   replicaLive(
     replica: string,
     userId: string,
-    act: { kind: "read"; seq: number } | { kind: "typing"; stop: boolean } | { kind: "presence"; data: Record<string, unknown> },
+    act:
+      | { kind: "read"; seq: number }
+      | { kind: "typing"; stop: boolean }
+      | { kind: "presence"; data: Record<string, unknown> }
+      | { kind: "left" },
   ) {
     return this.rpc("unable to relay the frame", async () => {
       this.checkReplica(replica);
+      if (act.kind === "left") {
+        // No access check: going offline is never refused.
+        this.live.remoteLeft(replica, userId);
+        return {};
+      }
       await this.authorize(userId, "read");
       if (act.kind === "read") {
         await this.live.loadCursor(userId);
