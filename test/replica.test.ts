@@ -5,7 +5,7 @@
 
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Entry, ReadyFrame } from "../src/protocol/frames.js";
+import type { Entry } from "../src/protocol/frames.js";
 import { replicaName } from "../src/replica/address.js";
 import type { ReplicaStatus } from "../src/replica/replica.js";
 import { roomStub } from "../src/room/address.js";
@@ -382,4 +382,3 @@ describe("observability", () => {
   });
 });
 
-export type { ReadyFrame };
