@@ -120,6 +120,13 @@ export const SERVERS = {
     bare: true,
     color: "#6e7781",
   },
+  ppreplica: {
+    label: "ours on the product path with regional replicas on (REPLICATION=on, REPLICA_SHARDS=8, the Redis mirror on); ?region= picks the route",
+    short: "replicas (product path)",
+    vars: { REPLICATION: "on", REPLICA_SHARDS: "8", REPLICA_REGION_OVERRIDE: "true" },
+    product: true,
+    color: "#8250df",
+  },
   ppfresh: {
     label: "ours on the product path, a server of its own for the idle-memory measurement, PG_IDLE_MS=500",
     short: "ours (product path, own server)",

@@ -120,6 +120,8 @@ export interface FanoutJob {
   /** Set on exactly one part: the publisher's user. */
   publisher?: string;
   text: string;
+  /** Added to every socket URL (e.g. `region=weur` for a replica: bench/replicas.ts). */
+  query?: string;
 }
 
 /** Opens sockets into many rooms during prepare, holds them idle for `holdMs`, then closes them. */

@@ -5,7 +5,7 @@
 //   flock /tmp/edge-chat-cpu.lock npm run bench              full run, a few minutes, writes docs/
 //   flock /tmp/edge-chat-cpu.lock npm run bench -- --quick   smoke run, under a minute, docs untouched
 //
-// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow, attachments),
+// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow, attachments, replicas),
 // --procs N (load generators, default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and
 // Redis), --from FILE (re-render the report from a raw record in bench/results/, measuring nothing), --splice (write
 // only the self-contained sections this run measured into the existing page, keeping the rest of it).
@@ -32,10 +32,11 @@ import { LoadGenPool } from "./pool.js";
 import { tableToText } from "./report.js";
 import { fanout, joinView, manyRooms } from "./scale.js";
 import { connects, pings, rates, throughput } from "./scenarios.js";
+import { type ReplicaReport, replicaBench, replicaPage } from "./replicas.js";
 import { ATTACHMENTS_TITLE, type AttachmentResults, attachmentBench, attachmentTables, attachmentsSection } from "./attachments.js";
 
 /** The record, with the attachments' measurements (bench/attachments.ts) beside the rest. */
-type RunResults = Results & { attachments?: AttachmentResults };
+type RunResults = Results & { attachments?: AttachmentResults; replicas?: ReplicaReport };
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SCENARIOS = [
@@ -51,6 +52,7 @@ const SCENARIOS = [
   "slow",
   "perf",
   "attachments",
+  "replicas",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -86,7 +88,7 @@ const BARE_CONFIG = "bench/fixture/bare-wrangler.toml";
 /** Worker vars for one server: the stack's, plus that server's switch. */
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
   const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
-  if (!["mirror", "ppmirror", "ppmirror0", "ppmirror50"].includes(key)) {
+  if (!["mirror", "ppmirror", "ppmirror0", "ppmirror50", "ppreplica"].includes(key)) {
     delete vars.UPSTASH_REDIS_REST_URL;
     delete vars.UPSTASH_REDIS_REST_TOKEN;
   }
@@ -180,6 +182,7 @@ async function main(): Promise<void> {
   if (only.has("slow")) wanted.add("slowmem");
   if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppmirror50", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
   if (only.has("attachments")) wanted.add("ours");
+  if (only.has("replicas")) wanted.add("ppreplica");
   if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf", "attachments"].includes(s)))
     throw new Error("--splice writes only the cursors, roomlist, slow, perf and attachments sections: use it with --only of those");
 
@@ -282,6 +285,16 @@ async function main(): Promise<void> {
     if (only.has("mirror")) results.mirror = await mirrorScenarios(ctx);
     if (only.has("perf")) results.perf = await perfScenarios(ctx);
     if (only.has("attachments")) results.attachments = await attachmentBench(ctx, quick);
+    if (only.has("replicas")) {
+      results.replicas = await replicaBench(ctx, quick);
+      const page = replicaPage(results.replicas, machineLine(machine), results.command, results.date);
+      console.log(page);
+      // Its own page (docs/benchmarks-replicas.md), on full runs; quick runs print it only.
+      if (!quick) {
+        await writeFile(join(ROOT, "docs/benchmarks-replicas.md"), page);
+        say("wrote docs/benchmarks-replicas.md");
+      }
+    }
     results.durationS = (performance.now() - started) / 1000;
 
     console.log("");

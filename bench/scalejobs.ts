@@ -49,10 +49,11 @@ async function openRetrying(
   token: string,
   onFrame: ((kind: number, data: Buffer, at: number) => void) | undefined,
   counter: { retries: number },
+  query = "",
 ): Promise<BenchSocket> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return (await BenchSocket.open(url, room, token, "last=1", 30_000, onFrame as never)).socket;
+      return (await BenchSocket.open(url, room, token, `last=1${query ? `&${query}` : ""}`, 30_000, onFrame as never)).socket;
     } catch (error) {
       const text = error instanceof Error ? error.message : String(error);
       if (attempt >= 5 || !text.includes("unavailable")) throw error;
@@ -306,13 +307,13 @@ async function prepareFanout(job: FanoutJob): Promise<Prepared> {
   const sockets: BenchSocket[] = new Array(job.users.length);
   const counter = { retries: 0 };
   await eachLimited(job.users, 16, async (user, i) => {
-    sockets[i] = await openRetrying(job.url, job.room, tokens.get(user) ?? "", onFrame, counter);
+    sockets[i] = await openRetrying(job.url, job.room, tokens.get(user) ?? "", onFrame, counter, job.query);
   });
   const openMs = performance.now() - opening;
   let publisher: BenchSocket | undefined;
   let errors = 0;
   if (job.publisher) {
-    publisher = (await BenchSocket.open(job.url, job.room, tokens.get(job.publisher) ?? "", "last=1")).socket;
+    publisher = (await BenchSocket.open(job.url, job.room, tokens.get(job.publisher) ?? "", `last=1${job.query ? `&${job.query}` : ""}`)).socket;
     // The first send joins the publisher as a member (a Postgres write): not part of the measurement.
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("fanout warm-up not acked within 10 s")), 10_000);

@@ -72,6 +72,8 @@ export interface ReplicaStatus {
   source: FeedSource | null;
   sockets: number;
   fills: number;
+  /** Calls this replica made to the primary (each a long-haul round trip when the two are far apart). */
+  calls: { sends: number; joins: number; syncs: number; relays: number };
   lastError?: string;
 }
 
@@ -90,6 +92,7 @@ export class RoomReplica extends DurableObject<Env> {
   private fillTimer: ReturnType<typeof setTimeout> | undefined;
   private fillFailures = 0;
   private fills = 0;
+  private readonly calls = { sends: 0, joins: 0, syncs: 0, relays: 0 };
   private source: FeedSource | null = null;
   private lagMs: number | null = null;
   private lastError: string | undefined;
@@ -117,7 +120,10 @@ export class RoomReplica extends DurableObject<Env> {
       this.name = known;
       this.address = address;
       if (ctx.id.name) await ctx.storage.put(NAME_KEY, known);
-      this.forwarder = new Forwarder((sends) => this.primary().replicaSends(this.name, sends));
+      this.forwarder = new Forwarder((sends) => {
+        this.calls.sends++;
+        return this.primary().replicaSends(this.name, sends);
+      });
       // A wake-up (hibernation, an alarm): the sockets still open were given everything up to
       // `delivered`. Without sockets nothing is owed and the feed starts again at the next join.
       const delivered = await ctx.storage.get<number>(DELIVERED_KEY);
@@ -173,6 +179,7 @@ export class RoomReplica extends DurableObject<Env> {
     let ready: ReadyFrame;
     try {
       // RPC's types cannot express `unknown` values (presence data): the shape is ReadyFrame's.
+      this.calls.joins++;
       const answer = (await withTimeout(
         this.primary().replicaJoin(this.name, userId, history, protocol),
         this.config.limits.handshakeTimeoutMs,
@@ -299,6 +306,7 @@ export class RoomReplica extends DurableObject<Env> {
       source: this.source,
       sockets: this.sockets.count(),
       fills: this.fills,
+      calls: { ...this.calls },
       ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
     };
   }
@@ -331,6 +339,7 @@ export class RoomReplica extends DurableObject<Env> {
     if (this.feed.delivered !== undefined) return Promise.resolve();
     this.starting ??= (async () => {
       try {
+        this.calls.syncs++;
         const answer = await this.primary().replicaSync(this.name, { users: [], entriesAfter: undefined, joiner });
         if (!answer.ok) throw new ChatError(answer.code, answer.message);
         if (this.feed.delivered === undefined) {
@@ -405,6 +414,7 @@ export class RoomReplica extends DurableObject<Env> {
   /** One call to the primary: registers, learns its last seq, ends refused users; with `entries`, the range after `after`. */
   private async sync(entries: boolean, after?: number): Promise<{ entries: Entry[] }> {
     const users = [...this.sockets.users()];
+    this.calls.syncs++;
     const answer = await this.primary().replicaSync(this.name, { users, entriesAfter: entries ? after : undefined, present: this.present() });
     if (!answer.ok) throw new Error(answer.message);
     for (const userId of answer.value.refused) this.sockets.endAll(ErrorCode.Forbidden, "you may no longer read this room", userId);
@@ -425,6 +435,7 @@ export class RoomReplica extends DurableObject<Env> {
   private async recheck(users: string[]): Promise<void> {
     if (users.length === 0) return;
     try {
+      this.calls.syncs++;
       const answer = await this.primary().replicaSync(this.name, { users, entriesAfter: undefined });
       if (!answer.ok) throw new Error(answer.message);
       for (const userId of answer.value.refused) this.sockets.endAll(ErrorCode.Forbidden, "you may no longer read this room", userId);
@@ -461,6 +472,7 @@ export class RoomReplica extends DurableObject<Env> {
     act: { kind: "read"; seq: number } | { kind: "typing"; stop: boolean } | { kind: "presence"; data: Record<string, unknown> } | { kind: "left" },
     ws: WebSocket | undefined,
   ): void {
+    this.calls.relays++;
     this.ctx.waitUntil(
       this.primary()
         .replicaLive(this.name, userId, act)
