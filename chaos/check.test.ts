@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Entry, Message } from "../src/protocol/frames.js";
-import { checkErrors, checkRoom, checkStream, Invariant } from "./check.js";
+import { checkErrors, checkRoom, checkRouting, checkStream, Invariant, replicaKeyOf } from "./check.js";
 import {
   type ClientRecord,
   type Delivered,
@@ -58,6 +58,7 @@ const client = (seqs: number[], stored: StoredRow[], joined = false): ClientReco
   protocol: [],
   joined,
   log: [],
+  region: "primary",
 });
 const truthOf = (stored: StoredRow[]) => ({ rows: stored, lastSeq: stored.length });
 const check = (record: Omit<RoomRecord, "room">, stored: StoredRow[], lastSeq: number | null = stored.length) =>
@@ -271,6 +272,7 @@ const viewer = (userId: string, entries: Entry[], source: "live" | "ready", asOf
   protocol: [],
   joined: true,
   log: [],
+  region: "primary",
 });
 
 const checkLifecycle = (l: Lifecycle) =>
@@ -462,5 +464,39 @@ describe("Rng", () => {
     const b = new Rng(42).fork("x");
     assert.deepEqual([a.next(), a.int(1, 6), a.next()], [b.next(), b.int(1, 6), b.next()]);
     assert.notEqual(new Rng(42).fork("y").next(), new Rng(42).fork("x").next());
+  });
+});
+
+describe("checkRouting", () => {
+  const expected = new Map([
+    ["weur#0", ["w2"]],
+    ["weur#1", ["w3", "j1"]],
+  ]);
+  const seen = [
+    { name: "default:r@weur#0", sockets: 1, deliveredSeq: 9 },
+    { name: "default:r@weur#1", sockets: 2, deliveredSeq: 9 },
+    { name: "default:r@apac#0", sockets: 0, deliveredSeq: null },
+  ];
+  it("reads a replica's region and shard from its name", () => {
+    assert.equal(replicaKeyOf("default:a-b@weur#1"), "weur#1");
+    assert.equal(replicaKeyOf("default:a-b"), undefined);
+  });
+  it("passes when every routed client's replica is there, holds its sockets and is caught up", () => {
+    assert.deepEqual(checkRouting(ROOM, expected, seen, 9), []);
+  });
+  it("nothing to check without replica clients", () => {
+    assert.deepEqual(checkRouting(ROOM, new Map(), undefined, 9), []);
+  });
+  it("flags an unreadable /status, a missing or unreachable replica, too few sockets, a replica behind", () => {
+    const kinds = (f: ReturnType<typeof checkRouting>) => f.map((x) => x.detail);
+    assert.match(kinds(checkRouting(ROOM, expected, undefined, 9))[0] ?? "", /unreadable/);
+    assert.match(kinds(checkRouting(ROOM, expected, seen.slice(1), 9))[0] ?? "", /no replica weur#0/);
+    const unreachable = [{ name: "default:r@weur#0", unreachable: true }, ...seen.slice(1)];
+    assert.match(kinds(checkRouting(ROOM, expected, unreachable, 9))[0] ?? "", /weur#0 did not answer/);
+    const few = [seen[0], { name: "default:r@weur#1", sockets: 1, deliveredSeq: 9 }].filter((x) => x !== undefined);
+    assert.match(kinds(checkRouting(ROOM, expected, few, 9))[0] ?? "", /weur#1 holds 1 socket/);
+    const behind = checkRouting(ROOM, expected, seen, 10);
+    assert.equal(behind.length, 2);
+    assert.ok(behind.every((f) => f.invariant === Invariant.ReplicaRouted && /Postgres is at 10/.test(f.detail)));
   });
 });

@@ -60,6 +60,13 @@ export const Invariant = {
    * the delete committed.
    */
   Redacted: "redacted",
+  /**
+   * Replica scenarios: after the catch-up, the room's `/status` lists every replica a caught-up
+   * client was routed to (`?region=`, shard by user), holding at least that many sockets, and
+   * delivered up to Postgres' top: the clients really were spread over those replicas, and no
+   * replica is left behind.
+   */
+  ReplicaRouted: "replica-routed",
 } as const;
 export type Invariant = (typeof Invariant)[keyof typeof Invariant];
 
@@ -946,4 +953,68 @@ export function checkStream(
       `stream misses ${missing.length} unchanged entr${missing.length === 1 ? "y" : "ies"} of seqs ${mustStartBy}..${pgLast}: ${missing.slice(0, 8).join(", ")}${missing.length > 8 ? ", …" : ""}`,
     );
   return { diffs, findings: f.finish() };
+}
+
+/** One replica as the room's `/status` lists it (the fields the checker reads). */
+export interface ReplicaSeen {
+  name: string;
+  sockets?: number;
+  deliveredSeq?: number | null;
+  fills?: number;
+  source?: string | null;
+  unreachable?: boolean;
+}
+
+/** `region#shard` of a replica name (`<tenant>:<room>@<region>#<shard>`), or undefined. */
+export const replicaKeyOf = (name: string): string | undefined => {
+  const match = /@([a-z]+)#(\d+)$/.exec(name);
+  return match ? `${match[1]}#${match[2]}` : undefined;
+};
+
+/**
+ * `expected`: per replica (`region#shard`), the caught-up clients routed there; `seen`: the
+ * room's `/status` replicas (undefined: unreadable); `lastSeq`: Postgres' top for the room.
+ */
+export function checkRouting(
+  room: string,
+  expected: ReadonlyMap<string, readonly string[]>,
+  seen: readonly ReplicaSeen[] | undefined,
+  lastSeq: number,
+): Finding[] {
+  const findings: Finding[] = [];
+  if (expected.size === 0) return findings;
+  if (!seen) return [{ invariant: Invariant.ReplicaRouted, room, detail: "the room's /status (replicas) was unreadable" }];
+  const byKey = new Map<string, ReplicaSeen>();
+  for (const r of seen) {
+    const key = replicaKeyOf(r.name);
+    if (key) byKey.set(key, r);
+  }
+  for (const [key, users] of [...expected].sort(([a], [b]) => a.localeCompare(b))) {
+    const r = byKey.get(key);
+    if (!r) {
+      findings.push({
+        invariant: Invariant.ReplicaRouted,
+        room,
+        detail: `no replica ${key} in /status, though ${users.join(", ")} connected there`,
+      });
+      continue;
+    }
+    if (r.unreachable) {
+      findings.push({ invariant: Invariant.ReplicaRouted, room, detail: `replica ${key} did not answer /status` });
+      continue;
+    }
+    if ((r.sockets ?? 0) < users.length)
+      findings.push({
+        invariant: Invariant.ReplicaRouted,
+        room,
+        detail: `replica ${key} holds ${r.sockets ?? 0} socket(s), but ${users.length} client(s) are connected there (${users.join(", ")})`,
+      });
+    if ((r.deliveredSeq ?? 0) < lastSeq)
+      findings.push({
+        invariant: Invariant.ReplicaRouted,
+        room,
+        detail: `replica ${key} delivered up to ${r.deliveredSeq ?? "nothing"}, Postgres is at ${lastSeq}, after the catch-up`,
+      });
+  }
+  return findings;
 }

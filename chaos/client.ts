@@ -84,6 +84,11 @@ export class ChaosClient {
   private readonly reacted = new Set<string>();
   /** Ignores reconnect backoff while set (the reconnect storm). */
   stormMode = false;
+  /** The socket and the rank on it of each request's last WebSocket write (per-socket order). */
+  private readonly wire = new WeakMap<SendRecord, { session: number; n: number }>();
+  private wireN = 0;
+  /** Per session: the requests written once and acked on it, by wire rank, with their seq. */
+  private readonly orderedAcks = new Map<number, Array<{ n: number; seq: number; id: string }>>();
 
   constructor(
     readonly record: ClientRecord,
@@ -135,14 +140,14 @@ export class ChaosClient {
   private open(session: number): void {
     if (session !== this.session || this.desired !== "online" || this.ws) return;
     this.record.sessions++;
-    const params = new URLSearchParams({ token: this.token });
+    const params = new URLSearchParams({ token: this.token, region: this.record.region });
     const last = this.lastSeq;
     const ask = last !== undefined ? { since: last } : this.firstJoin;
     if ("since" in ask) params.set("since", String(ask.since));
     else params.set("last", String(ask.last));
     const ws = new WebSocket(`${this.ctx.wsUrl}/v1/rooms/${this.record.room}/ws?${params}`, { handshakeTimeout: 5000 });
     this.ws = ws;
-    this.log(`connect #${session} ${"since" in ask ? `since=${ask.since}` : `last=${ask.last}`}`);
+    this.log(`connect #${session} ${this.record.region} ${"since" in ask ? `since=${ask.since}` : `last=${ask.last}`}`);
     ws.on("unexpected-response", (req, res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
@@ -264,6 +269,7 @@ export class ChaosClient {
           this.ctx.errors.samples.push(`${this.userId}: an ack for ${frame.clientMsgId}, which it never sent`);
           return;
         }
+        if (p) this.observeOrder(session, send, frame.seq);
         this.acked(send, {
           seq: frame.seq,
           via: "ws",
@@ -510,6 +516,7 @@ export class ChaosClient {
 
   private wsSend(send: SendRecord): void {
     send.attempts++;
+    this.wire.set(send, { session: this.session, n: ++this.wireN });
     try {
       this.ws?.send(JSON.stringify(frameOf(send)));
     } catch {
@@ -562,6 +569,26 @@ export class ChaosClient {
       this.log(`gave up on ${p.send.clientMsgId} after ${outcome}`);
     }
     return outcome;
+  }
+
+  /** A first-and-only write acked on its own socket: is its seq in order with the earlier ones? */
+  private observeOrder(session: number, send: SendRecord, seq: number): void {
+    const w = this.wire.get(send);
+    if (!w || w.session !== session || send.attempts !== 1) return;
+    const acks = this.orderedAcks.get(session) ?? [];
+    this.orderedAcks.set(session, acks);
+    const order = this.record.sendOrder ?? { pairs: 0, inversions: [] };
+    this.record.sendOrder = order;
+    for (const a of acks) {
+      order.pairs++;
+      const inverted = (a.n < w.n && a.seq > seq) || (a.n > w.n && a.seq < seq);
+      if (inverted && order.inversions.length < 20) {
+        const [first, second] =
+          a.n < w.n ? [`${a.id}@${a.seq}`, `${send.clientMsgId}@${seq}`] : [`${send.clientMsgId}@${seq}`, `${a.id}@${a.seq}`];
+        order.inversions.push(`session ${session}: ${first} written before ${second}`);
+      }
+    }
+    acks.push({ n: w.n, seq, id: send.clientMsgId });
   }
 
   private acked(send: SendRecord, ack: Ack): void {

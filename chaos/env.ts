@@ -11,6 +11,9 @@ import type { Fault } from "../tools/local/faults.js";
 import { type LocalStack, startLocalStack } from "../tools/local/stack.js";
 import { stackVars, startWrangler, type WranglerServer } from "../tools/local/wrangler.js";
 
+/** Replica shards per region on the chaos server (REPLICA_SHARDS). */
+export const REPLICA_SHARDS = 2;
+
 export interface EnvOptions {
   /** PG_STATEMENT_TIMEOUT_MS for the Worker: how long a held Postgres waits before `unavailable`. */
   statementTimeoutMs: number;
@@ -73,6 +76,14 @@ export class ChaosEnv {
       const vars = stackVars(stack, {
         PG_STATEMENT_TIMEOUT_MS: String(options.statementTimeoutMs),
         MIRROR_MAXLEN: String(options.mirrorMaxLen),
+        // Regional replicas on for this server only (never wrangler.toml's defaults): every
+        // socket names its route with `?region=` (`primary` for the room object), two shards per region.
+        REPLICATION: "on",
+        REPLICA_REGION_OVERRIDE: "true",
+        REPLICA_SHARDS: String(REPLICA_SHARDS),
+        // Each replica checks in with the primary every 400 ms (product default 30 s): syncs land
+        // mid-stream, and a replica may learn of seqs its pushes have not brought yet (a gap to fill).
+        REPLICA_SYNC_MS: "400",
         ...(options.historyWindow ? { HISTORY_WINDOW: String(options.historyWindow) } : {}),
       });
       const env = new ChaosEnv(stack, await freePort(), persistTo, vars);

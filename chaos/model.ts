@@ -100,6 +100,17 @@ export interface ClientRecord {
   joined: boolean;
   /** The last few things that happened to this client, for evidence. */
   log: string[];
+  /**
+   * Where its sockets go: `?region=` on the socket URL (the chaos server allows the override).
+   * `primary` is the room object; a region name is that region's replica, shard by user.
+   */
+  region: string;
+  /**
+   * Per-socket send order (observed, not an invariant): pairs of requests written once each, in
+   * order, on one socket and both acked on it; `inversions` the pairs whose seqs came in the
+   * other order (a later frame committed first), as `clientMsgId@seq` evidence.
+   */
+  sendOrder?: { pairs: number; inversions: string[] };
 }
 
 /** Error answers, by kind: protocol codes (documented or not) and transport failures. */

@@ -3,7 +3,18 @@
 // until acked), the catch-up (every member sees Postgres' newest seq), then the checks.
 
 import { ChaosClient, type ClientContext } from "./client.js";
-import { checkErrors, checkRoom, checkStream, type Finding, Invariant, type RoomCounts, zeroCounts } from "./check.js";
+import {
+  checkErrors,
+  checkRoom,
+  checkRouting,
+  checkStream,
+  type Finding,
+  Invariant,
+  type ReplicaSeen,
+  type RoomCounts,
+  zeroCounts,
+} from "./check.js";
+import { REPLICA_SHARDS } from "./env.js";
 import type { ChaosEnv } from "./env.js";
 import { type ClientRecord, type ErrorTally, newTally, type RoomRecord, type SendRecord } from "./model.js";
 import { Rng } from "./rng.js";
@@ -46,6 +57,31 @@ export interface ScenarioResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const TICK_MS = 20;
+
+/**
+ * Replica scenarios: where each room's first clients connect. With REPLICA_SHARDS=2, w2 and w3
+ * hash to different shards of weur (shardOf: w2 → 0, w3 → 1), so one region has two replicas
+ * racing; w1 writes at the primary, w2/w3/w4 at three replicas. Joiners pick at random.
+ */
+const REPLICA_ROUTES: Readonly<Record<string, string>> = { w1: "primary", w2: "weur", w3: "weur", w4: "apac", r1: "enam" };
+const JOINER_ROUTES = ["primary", "weur", "apac", "enam"] as const;
+
+/**
+ * The Worker's shard of a user (src/replica/address.ts `shardOf`, FNV-1a; copied: that module
+ * pulls in the Worker's types). A drift shows as `replica-routed` findings.
+ */
+const shardOf = (userId: string, shards: number): number => {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    hash ^= userId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % Math.max(1, shards);
+};
+
+/** `region#shard` of a client's replica, or undefined at the primary. */
+export const replicaOfClient = (c: { userId: string; region: string }): string | undefined =>
+  c.region === "primary" ? undefined : `${c.region}#${shardOf(c.userId, REPLICA_SHARDS)}`;
 
 /** Seen a stream key for any room in this process: from then on, a missing key is a difference, not "not implemented". */
 let mirrorSeen = false;
@@ -107,6 +143,7 @@ export async function runScenario(
       protocol: [],
       joined: true,
       log: [],
+      region: scenario.replicas ? (REPLICA_ROUTES[userId] ?? crng.fork("region").pick(JOINER_ROUTES)) : "primary",
     };
     room.clients.push(record);
     const firstJoin = from ?? (crng.chance(0.3) ? { since: 0 } : { last: crng.int(1, 200) });
@@ -181,6 +218,7 @@ export async function runScenario(
     rooms: records.map((r) => r.room),
     note: (line) => notes.push(line),
     statementTimeoutMs: settings.statementTimeoutMs,
+    replicaOf: (c) => replicaOfClient(c.record),
   };
   // Each action starts at its time, whether or not the one before has finished (a restart takes
   // seconds; a Postgres fault scheduled meanwhile still strikes on time).
@@ -292,6 +330,12 @@ export async function runScenario(
     if (i % 25 === 24) last = await truth.lastSeqs(roomIds);
   }
   progress(status("healed"));
+  // Replica scenarios: read each room's replicas while the clients are still connected.
+  const replicaViews = new Map<string, ReplicaSeen[] | undefined>();
+  if (scenario.replicas) {
+    const token = await tokenFor("w1");
+    for (const room of roomIds) replicaViews.set(room, await roomReplicas(env, room, token));
+  }
   for (const c of clients) c.stop();
   // Answers still on their way (a deliberate repeat is not in any outbox) are judged too: wait for
   // them (each is bounded by the HTTP timeout), so no error code arrives after the checks.
@@ -311,6 +355,32 @@ export async function runScenario(
     }
   }
   findings.push(...checkErrors(scenario.name, errors));
+  if (scenario.replicas) {
+    for (const record of records) {
+      const expected = new Map<string, string[]>();
+      for (const c of clients) {
+        if (c.record.room !== record.room || c.desired !== "online" || !c.connected) continue;
+        const key = replicaOfClient(c.record);
+        if (key) expected.set(key, [...(expected.get(key) ?? []), c.userId]);
+      }
+      const seen = replicaViews.get(record.room);
+      findings.push(...checkRouting(record.room, expected, seen, pg.get(record.room)?.lastSeq ?? 0));
+      const at = clients
+        .filter((c) => c.record.room === record.room)
+        .map((c) => `${c.userId}@${replicaOfClient(c.record) ?? "primary"}`);
+      notes.push(`routes in ${record.room}: ${at.join(" ")}`);
+      notes.push(
+        `replicas of ${record.room}: ${
+          seen
+            ?.map(
+              (r) =>
+                `${replicaKeyOfName(r.name)} sockets ${r.sockets ?? "?"} delivered ${r.deliveredSeq ?? "-"} fills ${r.fills ?? 0} source ${r.source ?? "-"}`,
+            )
+            .join("; ") ?? "unreadable"
+        }`,
+      );
+    }
+  }
 
   // Redis: skipped until the mirror exists; then it must equal Postgres within redisHealMs of the heal.
   let redis: RedisVerdict;
@@ -389,9 +459,42 @@ export async function runScenario(
         byOp.set(op, (byOp.get(op) ?? 0) + 1);
       }
   notes.push(`acked: ${[...byOp].map(([op, n]) => `${n} ${op}`).join(", ") || "nothing"}`);
+  // Per-socket send order, observed (not judged): at the primary and at replicas apart.
+  for (const where of ["primary", "replica"] as const) {
+    let pairs = 0;
+    const inversions: string[] = [];
+    for (const room of records)
+      for (const c of room.clients) {
+        if ((c.region === "primary") !== (where === "primary") || !c.sendOrder) continue;
+        pairs += c.sendOrder.pairs;
+        for (const line of c.sendOrder.inversions) inversions.push(`${c.userId}@${c.region} in ${room.room} ${line}`);
+      }
+    if (pairs > 0)
+      notes.push(
+        `per-socket send order at the ${where}: ${inversions.length} inverted of ${pairs} pairs (each written once, in order, on one socket, acked on it)` +
+          (inversions.length ? `: ${inversions.slice(0, 4).join("; ")}` : ""),
+      );
+  }
   if (env.restarts > restartsBefore) notes.push(`dev server restarts: ${env.restarts - restartsBefore}`);
   if (errors.transport.size) notes.push(`transport: ${[...errors.transport].map(([k, v]) => `${k} ×${v}`).join(", ")}`);
   return { name: scenario.name, seed, elapsedMs: now(), totals, errors, redis, findings, notes };
+}
+
+const replicaKeyOfName = (name: string): string => name.slice(name.lastIndexOf("@") + 1);
+
+/** The `replicas` of `GET /v1/rooms/{roomId}/status` (undefined: unreadable). */
+async function roomReplicas(env: ChaosEnv, room: string, token: string): Promise<ReplicaSeen[] | undefined> {
+  try {
+    const res = await fetch(`${env.baseUrl}/v1/rooms/${room}/status`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { replicas?: unknown };
+    return Array.isArray(body.replicas) ? (body.replicas as ReplicaSeen[]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `GET /v1/rooms/{roomId}/status` (latestSeq, mirroredSeq, mirrorLag, sockets), as text for the notes. */

@@ -21,6 +21,8 @@ export interface FaultContext {
   note: (line: string) => void;
   /** The Worker's statement timeout: a held Postgres longer than this makes commits time out. */
   statementTimeoutMs: number;
+  /** `region#shard` of a client's replica, or undefined at the primary. */
+  replicaOf: (c: ChaosClient) => string | undefined;
 }
 
 export interface FaultAction {
@@ -40,6 +42,11 @@ export interface Scenario {
   backlog?: number;
   /** After this fraction of the load phase nobody starts a new message, leaves or joins: the rooms go quiet. */
   quietAfter?: number;
+  /**
+   * Clients spread over regional replicas and the primary (run.ts, REPLICA_ROUTES): w1 at the
+   * primary, w2 and w3 at the two shards of weur, w4 at apac, r1 at enam, joiners at random.
+   */
+  replicas?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -118,6 +125,57 @@ const storm = (at: number): FaultAction => ({
     for (const c of all) c.kill(ctx.rng.chance(0.3));
     await sleep(1500);
     for (const c of all) c.stormMode = false;
+  },
+});
+
+// --- Replica faults ---------------------------------------------------------------------------
+
+/**
+ * Redis lagging: the REST endpoint flaps (down 150–400 ms, up 100–300 ms) for `forMs`, so the
+ * mirror falls behind the primary and catches up in bursts; a replica's fill from Redis finds
+ * part of a range, or none, and the primary fills the rest.
+ */
+const redisLag = (at: number, forMs: number): FaultAction => ({
+  atMs: at,
+  label: `Redis lagging: flapping down/up for ${forMs} ms`,
+  run: async (ctx) => {
+    const until = Date.now() + forMs;
+    while (Date.now() < until) {
+      await ctx.env.redisDown(true);
+      await sleep(ctx.rng.int(150, 400));
+      await ctx.env.redisDown(false);
+      await sleep(ctx.rng.int(100, 300));
+    }
+  },
+});
+
+/**
+ * Every socket of a region (one shard of it, or all shards) killed at once, and all reconnect at
+ * once: the replica loses all its sockets mid-stream (its next push answers "no sockets", the
+ * primary forgets it and its feed is reset, as an evicted replica's would be), then cold joins
+ * race to the same replica (and, with every shard, to two replicas of one region).
+ */
+const regionStorm = (at: number, region: string, shard: number | undefined): FaultAction => ({
+  atMs: at,
+  label: `every socket at ${region}${shard === undefined ? " (all shards)" : `#${shard}`} killed at once; cold joins race back`,
+  run: async (ctx) => {
+    const hit = ctx
+      .clients()
+      .filter((c) => c.record.region === region && (shard === undefined || ctx.replicaOf(c) === `${region}#${shard}`));
+    for (const c of hit) c.stormMode = true;
+    for (const c of hit) c.kill(ctx.rng.chance(0.3));
+    await sleep(1000);
+    for (const c of hit) c.stormMode = false;
+  },
+});
+
+/** A replica client's connection killed (mid-send half of the time). */
+const killReplicaClient = (at: number, midFrame: boolean, pick: number): FaultAction => ({
+  atMs: at,
+  label: midFrame ? "kill a replica client's connection mid-frame" : "kill a replica client's connection",
+  run: async (ctx) => {
+    const live = ctx.clients().filter((c) => c.connected && c.record.region !== "primary");
+    live[Math.floor(pick * live.length)]?.kill(midFrame);
   },
 });
 
@@ -207,6 +265,40 @@ export const SCENARIOS: readonly Scenario[] = [
         },
       },
     ],
+  },
+  {
+    name: "replica-feed",
+    about:
+      "clients over replicas (weur ×2 shards, apac, enam) and the primary: Redis down, Redis lagging, replicas emptied mid-stream and cold joins racing back",
+    replicas: true,
+    plan: (rng, loadMs) => {
+      const [a, b, c, d] = moments(rng, 4, 0.08 * loadMs, 0.8 * loadMs) as [number, number, number, number];
+      const actions: FaultAction[] = [
+        ...redisOutage(a, rng.int(800, 1400)),
+        regionStorm(b, "weur", undefined),
+        redisLag(c, rng.int(1000, 1600)),
+        regionStorm(d, rng.pick(["apac", "enam"]), undefined),
+      ];
+      for (const at of moments(rng, Math.floor(loadMs / 800), 0.05 * loadMs, 0.9 * loadMs))
+        actions.push(killReplicaClient(at, rng.chance(0.5), rng.next()));
+      return actions.sort((x, y) => x.atMs - y.atMs);
+    },
+  },
+  {
+    name: "replica-evict",
+    about:
+      "clients over replicas and the primary: the primary and every replica evicted (server killed) mid-burst, Redis down across the restart, one shard emptied",
+    replicas: true,
+    plan: (rng, loadMs) => {
+      const at = Math.round(rng.between(0.3, 0.45) * loadMs);
+      return [
+        regionStorm(Math.round(0.15 * loadMs), "weur", rng.int(0, 1)),
+        // Redis down from just before the restart until after it: the restarted replicas' first
+        // fills, and the primary's mirror, must do without it.
+        ...redisOutage(at - 200, rng.int(1500, 2500)),
+        restart(at, rng.int(3, 8)),
+      ].sort((x, y) => x.atMs - y.atMs);
+    },
   },
   {
     name: "mixed",
