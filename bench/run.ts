@@ -308,7 +308,9 @@ async function main(): Promise<void> {
     const rawPath = join(resultsDir, `${quick ? "quick" : "full"}-${results.date.replace(/[:.]/g, "-")}.json`);
     await writeFile(rawPath, `${JSON.stringify(results, null, 1)}\n`);
     say(`raw results: ${relative(ROOT, rawPath)}`);
-    const out = args.out ? resolve(args.out) : quick ? undefined : join(ROOT, "docs/benchmarks.md");
+    // A run of the replica rows alone writes its own page only (above), not docs/benchmarks.md.
+    const replicasOnly = [...only].every((s) => s === "replicas");
+    const out = args.out ? resolve(args.out) : quick || replicasOnly ? undefined : join(ROOT, "docs/benchmarks.md");
     if (out) say(`wrote ${args.splice ? await spliceReport(results, out) : await writeReport(results, out)}`);
     else say("quick run: docs/benchmarks.md left as it was (pass --out FILE to write a report)");
 
