@@ -55,8 +55,6 @@ const stubOf = (room: string) => env.ROOM.get(env.ROOM.idFromName(`hooks:${room}
 /** Fresh (first-time) seq arrivals, in arrival order. */
 const fresh = (l: Log) => l.arrivals.filter((a) => !a.duplicate && a.seq !== null);
 
-const contiguous = (seqs: number[]) => seqs.every((s, i) => s === i + 1);
-
 describe("webhooks", () => {
   it("every committed entry reaches each endpoint once, signed, in seq order, with the types it subscribed to", async () => {
     const room = uniqueRoom("hooks-all");
