@@ -7,14 +7,15 @@ import { runJob } from "./consumer.js";
 import type { HookJob, SeqEvent } from "./dispatcher.js";
 
 const secret = "s".repeat(16);
-const endpoint = parseWebhooks("t", [{ id: "a", url: "https://a.example/h", secret, events: ["*"] }], false).endpoints[0];
+const [endpoint] = parseWebhooks("t", [{ id: "a", url: "https://a.example/h", secret, events: ["*"] }], false).endpoints;
+if (!endpoint) throw new Error("the endpoint did not parse");
 const ev = (seq: number, type: SeqEvent["type"] = "message.created", suffix = ""): SeqEvent => ({ id: `t:r:${seq}${suffix}`, type, tenant: "t", roomId: "r", seq, prevSeq: seq - 1, createdAt: "2026-01-01T00:00:00.000Z", data: {} });
 const job = (events: SeqEvent[]): HookJob => ({ kind: "seq", tenant: "t", roomId: "r", endpointId: "a", token: "k", upto: events.at(-1)?.seq ?? 0, attempt: 1, events });
 
 describe("runJob", () => {
   it("posts each event signed, in order, and reports success", async () => {
     const seen: string[] = [];
-    const report = await runJob(job([ev(1), ev(2)]), endpoint!, 1000, async (_url, init) => {
+    const report = await runJob(job([ev(1), ev(2)]), endpoint, 1000, async (_url, init) => {
       const headers = new Headers(init.headers);
       const verified = await verifyWebhook({ secret, body: String(init.body), headers });
       expect(verified.ok).toBe(true);
@@ -29,7 +30,7 @@ describe("runJob", () => {
   it("stops at the first failure and reports the failing seq's undelivered events; a redirect is a failure", async () => {
     const seen: string[] = [];
     const events = [ev(1), ev(2), ev(2, "notification", ":notification:bob"), ev(3)];
-    const report = await runJob(job(events), endpoint!, 1000, async (_url, init) => {
+    const report = await runJob(job(events), endpoint, 1000, async (_url, init) => {
       const id = new Headers(init.headers).get("x-edge-chat-event-id") ?? "";
       seen.push(id);
       return id.endsWith(":notification:bob") ? new Response(null, { status: 302, headers: { location: "http://127.0.0.1/" } }) : new Response("ok");
