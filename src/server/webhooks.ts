@@ -25,7 +25,7 @@ export const DEFAULT_TOLERANCE_S = 300;
 
 const encoder = new TextEncoder();
 
-const keyOf = (secret: string, usage: "sign" | "verify"): Promise<CryptoKey> =>
+const keyOf = (secret: string, usage: "sign" | "verify"): ReturnType<typeof crypto.subtle.importKey> =>
   crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
 
 const hex = (bytes: ArrayBuffer): string => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
