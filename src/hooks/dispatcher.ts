@@ -76,7 +76,7 @@ export interface DispatcherDeps {
 
 /** Entries read per step, and the most a job carries (a queue message is at most 128 KB). */
 const READ_BATCH = 100;
-const JOB_EVENTS = 50;
+const JOB_EVENTS = 200;
 const JOB_BYTES = 96 * 1024;
 /** How long a job may take from its delivery time until it is presumed lost: above the consumer's worst case. */
 export const INFLIGHT_GRACE_S = 15 * 60;
