@@ -3,6 +3,7 @@
 // Redis behind an Upstash REST shim — and hands its addresses to the Worker as bindings.
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { TEST_WEBHOOK_SECRET } from "./test/webhook-receiver.js";
 
 export const TEST_AUTH_SECRET = "test-secret-not-for-production";
 
@@ -51,10 +52,28 @@ export default defineConfig({
             sandbox: { devOnly: true, corsOrigins: ["https://sandbox.example"] },
             // Regional replicas on for this tenant only (test/replica.test.ts), with open rooms.
             replicated: { devOnly: true, autoCreateRooms: true, replication: true },
+            // Webhooks (test/webhooks.test.ts) to the local receiver: every event, only
+            // message.created, and one the tests switch off and on (outages, dead letters).
+            hooks: {
+              secret: "hooks-secret-not-for-production",
+              autoCreateRooms: true,
+              webhooks: [
+                { id: "all", url: `${inject("webhookReceiverUrl")}/hook/all`, secret: TEST_WEBHOOK_SECRET, events: ["*"] },
+                { id: "created", url: `${inject("webhookReceiverUrl")}/hook/created`, secret: TEST_WEBHOOK_SECRET, events: ["message.created"] },
+                { id: "flaky", url: `${inject("webhookReceiverUrl")}/hook/flaky`, secret: TEST_WEBHOOK_SECRET, events: ["message.created"] },
+              ],
+            },
           }),
           // `?region=` picks a replica (or the primary) in tests; production ignores it.
           REPLICA_REGION_OVERRIDE: "true",
           TEST_JWKS_PRIVATE_KEYS: inject("jwksPrivateKeys"),
+          // The receiver is on loopback: allowed only with the dev flag (production refuses it: SSRF).
+          WEBHOOKS_ALLOW_PRIVATE: "true",
+          // Fast retries so outage tests finish: 1 s, 2 s, then the dead letter after 3 failures.
+          WEBHOOK_RETRY_BASE_S: "1",
+          WEBHOOK_MAX_ATTEMPTS: "3",
+          WEBHOOK_TIMEOUT_MS: "2000",
+          TEST_WEBHOOK_URL: inject("webhookReceiverUrl"),
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
           // Test-only bindings: where to inject faults.

@@ -7,6 +7,6 @@ export default defineConfig({
   test: {
     name: "unit",
     environment: "node",
-    include: ["src/room/**/*.test.ts", "src/replica/**/*.test.ts", "src/protocol/**/*.test.ts", "src/storage/**/*.test.ts", "src/api/**/*.test.ts"],
+    include: ["src/hooks/**/*.test.ts", "src/server/**/*.test.ts", "src/room/**/*.test.ts", "src/replica/**/*.test.ts", "src/protocol/**/*.test.ts", "src/storage/**/*.test.ts", "src/api/**/*.test.ts"],
   },
 });

@@ -68,6 +68,12 @@ export const SERVERS = {
     vars: {},
     color: "#57606a",
   },
+  hooks: {
+    label: "ours with webhooks on: one endpoint, every event type, a local receiver (bench/webhooks.ts)",
+    short: "webhooks on",
+    vars: {},
+    color: "#cf222e",
+  },
   mirror: {
     label: "ours with the Redis mirror on (Upstash REST shim)",
     short: "mirror on",

@@ -5,7 +5,7 @@
 //   flock /tmp/edge-chat-cpu.lock npm run bench              full run, a few minutes, writes docs/
 //   flock /tmp/edge-chat-cpu.lock npm run bench -- --quick   smoke run, under a minute, docs untouched
 //
-// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow, attachments, replicas),
+// Options: --quick, --only a,b (throughput, rates, connect, mirror, joinview, fanout, rooms, cursors, roomlist, slow, attachments, replicas, webhooks),
 // --procs N (load generators, default 2), --out FILE (markdown path), --keep (leave this run's rooms in Postgres and
 // Redis), --from FILE (re-render the report from a raw record in bench/results/, measuring nothing), --splice (write
 // only the self-contained sections this run measured into the existing page, keeping the rest of it).
@@ -31,12 +31,13 @@ import { mirrorScenarios } from "./mirror.js";
 import { LoadGenPool } from "./pool.js";
 import { tableToText } from "./report.js";
 import { fanout, joinView, manyRooms } from "./scale.js";
+import { type BenchReceiver, startBenchReceiver, WEBHOOKS_TITLE, webhookBench, type WebhookResults, webhookTables, webhooksSection, webhookVars } from "./webhooks.js";
 import { connects, pings, rates, throughput } from "./scenarios.js";
 import { type ReplicaReport, replicaBench, replicaPage } from "./replicas.js";
 import { ATTACHMENTS_TITLE, type AttachmentResults, attachmentBench, attachmentTables, attachmentsSection } from "./attachments.js";
 
 /** The record, with the attachments' measurements (bench/attachments.ts) beside the rest. */
-type RunResults = Results & { attachments?: AttachmentResults; replicas?: ReplicaReport };
+type RunResults = Results & { attachments?: AttachmentResults; replicas?: ReplicaReport; webhooks?: WebhookResults };
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SCENARIOS = [
@@ -53,6 +54,7 @@ const SCENARIOS = [
   "perf",
   "attachments",
   "replicas",
+  "webhooks",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -80,6 +82,9 @@ const freePort = (): Promise<number> =>
     });
   });
 
+/** The local webhook receiver of the `hooks` server (started before the servers when webhooks are measured). */
+let hookReceiver: BenchReceiver | undefined;
+
 /** The benchmark fixture's wrangler config (bench/fixture/): the product plus baseline seams. */
 const FIXTURE_CONFIG = "bench/fixture/wrangler.toml";
 /** The bare runtime baseline (bench/fixture/bare.ts): a Durable Object per room and nothing else. */
@@ -87,7 +92,7 @@ const BARE_CONFIG = "bench/fixture/bare-wrangler.toml";
 
 /** Worker vars for one server: the stack's, plus that server's switch. */
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
-  const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
+  const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars, ...(key === "hooks" && hookReceiver ? webhookVars(hookReceiver.url) : {}) });
   if (!["mirror", "ppmirror", "ppmirror0", "ppmirror50", "ppreplica"].includes(key)) {
     delete vars.UPSTASH_REDIS_REST_URL;
     delete vars.UPSTASH_REDIS_REST_TOKEN;
@@ -139,9 +144,10 @@ async function spliceReport(results: RunResults, out: string): Promise<string> {
   if (results.cursors?.length || results.roomList?.length || results.slow?.length) page = replaceSection(page, COSTS_TITLE, costsSection(results), "Method");
   if (results.perf) page = replaceSection(page, PERF_TITLE, perfSection(results), "Method");
   if (results.attachments) page = replaceSection(page, ATTACHMENTS_TITLE, sectionOfAttachments(results), "Method");
+  if (results.webhooks) page = replaceSection(page, WEBHOOKS_TITLE, webhooksSection(results.webhooks, machineLine(results.machine), results.date, results.command), "Method");
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, page);
-  return `${relative(ROOT, out)} (spliced: "How to run"${results.cursors?.length ? `, "${COSTS_TITLE}"` : ""}${results.perf ? `, "${PERF_TITLE}"` : ""}${results.attachments ? `, "${ATTACHMENTS_TITLE}"` : ""})`;
+  return `${relative(ROOT, out)} (spliced: "How to run"${results.cursors?.length ? `, "${COSTS_TITLE}"` : ""}${results.perf ? `, "${PERF_TITLE}"` : ""}${results.attachments ? `, "${ATTACHMENTS_TITLE}"` : ""}${results.webhooks ? `, "${WEBHOOKS_TITLE}"` : ""})`;
 }
 
 /** `--from FILE`: re-renders tables and the report from a raw record, without measuring anything. */
@@ -183,8 +189,9 @@ async function main(): Promise<void> {
   if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppmirror50", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
   if (only.has("attachments")) wanted.add("ours");
   if (only.has("replicas")) wanted.add("ppreplica");
-  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf", "attachments"].includes(s)))
-    throw new Error("--splice writes only the cursors, roomlist, slow, perf and attachments sections: use it with --only of those");
+  if (only.has("webhooks")) for (const k of ["ours", "hooks"] as const) wanted.add(k);
+  if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf", "attachments", "webhooks"].includes(s)))
+    throw new Error("--splice writes only the cursors, roomlist, slow, perf, attachments and webhooks sections: use it with --only of those");
 
   const say = (text: string): void => console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)}s] ${text}`);
   say(`bench: ${quick ? "quick" : "full"} run; scenarios ${[...only].join(", ")}; servers ${[...wanted].join(", ")}`);
@@ -235,6 +242,7 @@ async function main(): Promise<void> {
       servers.set(key, await start({ port, vars: varsFor(local, key), persistTo: dir, output: "ignore", config }));
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
     };
+    if (wanted.has("hooks")) hookReceiver = await startBenchReceiver();
     for (const key of wanted) await startServer(key, stack);
     pool = LoadGenPool.start(procs);
     const ctx = new Context(stack, pool, servers, plan, started);
@@ -295,11 +303,13 @@ async function main(): Promise<void> {
         say("wrote docs/benchmarks-replicas.md");
       }
     }
+    if (only.has("webhooks") && hookReceiver) results.webhooks = await webhookBench(ctx, hookReceiver);
     results.durationS = (performance.now() - started) / 1000;
 
     console.log("");
     for (const table of allTables(results)) console.log(`${tableToText(table)}\n`);
     for (const table of results.attachments ? attachmentTables(results.attachments) : []) console.log(`${tableToText(table)}\n`);
+    for (const table of results.webhooks ? webhookTables(results.webhooks) : []) console.log(`${tableToText(table)}\n`);
     console.log(`machine: ${machineLine(machine)}`);
 
     // Raw record (gitignored), then the document: full runs update docs/, quick runs only with --out.
@@ -348,6 +358,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await cleanup();
+    await hookReceiver?.close();
   }
   say("done");
 }

@@ -113,6 +113,8 @@ export interface RateRecord {
   cpu: CpuReport;
   pgConnections: number;
   mirror?: RateResult["mirror"];
+  /** The room the run sent to (bench/webhooks.ts counts its deliveries). */
+  room?: string;
 }
 
 /** Above this p99 send→ack, a fixed rate counts as not sustained: the backlog was growing. */
@@ -145,6 +147,7 @@ export async function rateOnce(
   if (r.maxScheduleLagMs > 50) problems.push(`the load generator fell ${ms(r.maxScheduleLagMs)} ms behind its schedule`);
   const record: RateRecord = {
     server,
+    room,
     rate,
     durationMs,
     sent: r.sent,

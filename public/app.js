@@ -221,7 +221,9 @@ const listOf = (names) => {
  */
 const messageItem = (s, message, options = {}) => {
   const mine = message.userId === s.userId;
-  const li = make("li", `message${mine ? " mine" : ""}${message.deleted ? " deleted" : ""}`);
+  const mentioned = !mine && !message.deleted && mentionsOf(message.text).concat(message.mentions ?? []).includes(s.userId);
+  const li = make("li", `message${mine ? " mine" : ""}${message.deleted ? " deleted" : ""}${mentioned ? " mentioned" : ""}`);
+  if (mentioned) li.dataset.mentioned = "true";
   li.dataset.seq = String(message.seq);
   li.dataset.clientMsgId = message.clientMsgId;
   li.dataset.user = message.userId;
@@ -460,6 +462,14 @@ const systemItem = (s, entry) => {
   li.append(text, time, make("span", "seq", `#${entry.seq}`));
   return li;
 };
+
+/**
+ * `@userId` mentions in a text, as the server reads them (src/hooks/notify.ts): at the start or
+ * after whitespace, without trailing punctuation. The server sends a `notification` webhook to a
+ * mentioned member who is away; the page highlights messages that mention you.
+ * @param {string} text
+ */
+const mentionsOf = (text) => [...text.matchAll(/(?:^|\s)@([A-Za-z0-9_.@:-]{1,64})/g)].map((m) => m[1].replace(/[.:@-]+$/, ""));
 
 /** @param {Session} s @param {Line} line */
 const lineItem = (s, line) => (line.kind === "system" ? systemItem(s, line) : messageItem(s, line));
@@ -1098,7 +1108,10 @@ ui.composer.addEventListener("submit", (event) => {
   ui.text.style.height = "";
   // The send shows up at once under "sending…" (the pending event), then as a committed message.
   // Sending ends the typing indicator (the server clears it with the message).
-  s.room.send(text).catch((error) => {
+  // Mentions go to the server explicitly too (it also reads @userId in the text), so they are
+  // carried on the message for every client.
+  const mentions = [...new Set(mentionsOf(text))].filter((id) => id !== s.userId).slice(0, 20);
+  s.room.send(text, mentions.length > 0 ? { mentions } : {}).catch((error) => {
     if (session === s && error?.code !== "left") showBanner(`Not sent: ${error.message}`);
   });
 });

@@ -1,6 +1,8 @@
 // Configuration, read once from the Worker environment. Bad configuration is reported loudly
 // (in logs, and as `internal` to callers) instead of half-working.
 
+import { parseWebhooks, type WebhookEndpoint, type WebhookEnv, type WebhookSettings, webhookSettings } from "./hooks/config.js";
+
 /** How one tenant's tokens are verified and how its rooms behave. */
 export interface TenantConfig {
   id: string;
@@ -27,6 +29,8 @@ export interface TenantConfig {
   corsOrigins: string[];
   /** Sockets of this tenant's rooms go to regional replicas (docs/architecture.md), whatever REPLICATION says. */
   replication: boolean;
+  /** Webhook endpoints (`webhooks` in TENANTS; src/hooks/config.ts, docs/webhooks.md). */
+  webhooks: WebhookEndpoint[];
 }
 
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -82,6 +86,8 @@ export interface Config {
   windowMessages: number;
   /** Regional replicas (src/replica/, docs/architecture.md "Regional replicas"). */
   replication: ReplicationConfig;
+  /** Webhook delivery settings (WEBHOOK_*; the endpoints are per tenant). */
+  webhooks: WebhookSettings;
 }
 
 export interface ReplicationConfig {
@@ -95,7 +101,7 @@ export interface ReplicationConfig {
   syncMs: number;
 }
 
-export interface ConfigEnv {
+export interface ConfigEnv extends WebhookEnv {
   AUTH_SECRET?: string;
   TENANTS?: string;
   AUTO_CREATE_ROOMS?: string;
@@ -179,7 +185,7 @@ export const parseCorsOrigins = (value: string | undefined): { origins: "any" | 
  * AUTH_SECRET (+ AUTO_CREATE_ROOMS, default false) unless TENANTS defines it.
  */
 export const parseTenants = (
-  env: Pick<ConfigEnv, "TENANTS" | "AUTH_SECRET" | "AUTO_CREATE_ROOMS">,
+  env: Pick<ConfigEnv, "TENANTS" | "AUTH_SECRET" | "AUTO_CREATE_ROOMS" | "WEBHOOKS_ALLOW_PRIVATE">,
 ): { tenants: Map<string, TenantConfig>; error: string | undefined } => {
   const tenants = new Map<string, TenantConfig>();
   const devSecret = env.AUTH_SECRET ? encoder.encode(env.AUTH_SECRET) : undefined;
@@ -195,6 +201,7 @@ export const parseTenants = (
       devTokens: true,
       corsOrigins: [],
       replication: false,
+      webhooks: [],
     });
   }
   if (!env.TENANTS) return { tenants, error: undefined };
@@ -229,6 +236,8 @@ export const parseTenants = (
       if (!origin) return { tenants, error: `TENANTS.${id}.corsOrigins: ${JSON.stringify(item)} is not an origin like https://app.example.com` };
       corsOrigins.push(origin);
     }
+    const hooks = parseWebhooks(id, t.webhooks, env.WEBHOOKS_ALLOW_PRIVATE === "true");
+    if (hooks.error) return { tenants, error: hooks.error };
     tenants.set(id, {
       id,
       hs256Secret: devOnly ? devSecret : secret ? encoder.encode(secret) : undefined,
@@ -239,6 +248,7 @@ export const parseTenants = (
       devTokens: devOnly,
       corsOrigins,
       replication: t.replication === true,
+      webhooks: hooks.endpoints,
     });
   }
   return { tenants, error: undefined };
@@ -293,5 +303,6 @@ const parseConfig = (env: ConfigEnv): Config => {
       regionOverride: env.REPLICA_REGION_OVERRIDE === "true",
       syncMs: positiveInt(env.REPLICA_SYNC_MS, 30_000),
     },
+    webhooks: webhookSettings(env),
   };
 };

@@ -87,6 +87,10 @@ const decodeMessageFields = (message: Message, raw: Record<string, unknown>): Me
     if (!isTarget(raw.replyTo)) return undefined;
     message.replyTo = raw.replyTo;
   }
+  if (raw.mentions !== undefined) {
+    if (!Array.isArray(raw.mentions) || !raw.mentions.every((m) => typeof m === "string")) return undefined;
+    message.mentions = raw.mentions as string[];
+  }
   if (raw.editedAt !== undefined) {
     if (typeof raw.editedAt !== "string" || !isSeq(raw.version)) return undefined;
     message.editedAt = raw.editedAt;

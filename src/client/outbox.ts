@@ -25,6 +25,8 @@ export type PendingAction =
       readonly replyTo?: number;
       /** A multipart send's parts, as sent (attachments by id). */
       readonly parts?: readonly SendPart[];
+      /** Users the message mentions (besides `@userId` in its text): they may get a push (docs/webhooks.md). */
+      readonly mentions?: readonly string[];
     }
   | { readonly type: "edit"; readonly target: number; readonly text: string }
   | { readonly type: "delete"; readonly target: number }

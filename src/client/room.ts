@@ -294,14 +294,18 @@ export class Room {
    * (never retried), or `left` if the room is left first (a send already on the wire may still
    * have been committed).
    *
+   * `mentions` names users to notify (up to 20 user ids, besides any `@userId` in the text): a
+   * mentioned member with no socket in the room gets a `notification` webhook (docs/webhooks.md).
+   *
    * @example
    * try {
    *   const { seq } = await room.send("hello");
+   *   await room.send("lunch?", { mentions: ["bob"] });
    * } catch (e) {
    *   if (e instanceof ChatClientError && e.code === "too_large") alert("That message is too long");
    * }
    */
-  send(input: string | { parts: readonly SendPart[] }, options: { clientMsgId?: string } = {}): Promise<Message> {
+  send(input: string | { parts: readonly SendPart[] }, options: { clientMsgId?: string; mentions?: readonly string[] } = {}): Promise<Message> {
     this.#typing.sent();
     return this.#sender.send(input, options);
   }

@@ -71,6 +71,15 @@ describe("Sender", () => {
     await expect(b).rejects.toMatchObject({ code: "left" });
   });
 
+  it("a send's mentions go on the wire (and again on a resend); mentions the server would refuse reject without a frame", async () => {
+    const s = setup();
+    void s.sender.send("lunch?", { mentions: ["bob", "carol"] });
+    expect(s.sends().map((f) => f.mentions)).toEqual([["bob", "carol"]]);
+    await expect(s.sender.send("x", { mentions: ["bob", "bob"] })).rejects.toMatchObject({ code: "bad_request" });
+    expect(s.sends()).toHaveLength(1);
+    expect(s.sender.pending[0]?.action).toMatchObject({ type: "send", mentions: ["bob", "carol"] });
+  });
+
   it("an ack whose message is not in the list yet resolves when settleCommitted finds it there", async () => {
     const s = setup();
     s.entries.set(1, msg(1));

@@ -107,7 +107,8 @@ export const frameOf = (clientMsgId: string, action: PendingAction): EntryFrame 
   switch (action.type) {
     case "send": {
       // A multipart send leaves its text to the server (it writes the summary with file names).
-      const body = action.parts === undefined ? { text: action.text } : { text: "", parts: [...action.parts] };
+      const text = action.parts === undefined ? { text: action.text } : { text: "", parts: [...action.parts] };
+      const body = action.mentions === undefined ? text : { ...text, mentions: [...action.mentions] };
       return action.replyTo === undefined
         ? { type: ClientFrameType.Send, clientMsgId, ...body }
         : { type: ClientFrameType.Send, clientMsgId, ...body, replyTo: action.replyTo };
@@ -134,6 +135,7 @@ const refusalOf = (clientMsgId: string, action: PendingAction): { code: ErrorCod
           clientMsgId,
           ...(action.parts === undefined ? { text: action.text } : { parts: action.parts }),
           ...(action.replyTo === undefined ? {} : { replyTo: action.replyTo }),
+          ...(action.mentions === undefined ? {} : { mentions: action.mentions }),
         })
       : action.type === "edit"
         ? decodeEditRequest({ clientMsgId, text: action.text })
@@ -187,8 +189,12 @@ export class Sender {
   }
 
   /** See Room.send and Room.reply. `input`: the text, or a multipart message's parts. */
-  send(input: string | { parts: readonly SendPart[] }, options: { clientMsgId?: string; replyTo?: number } = {}): Promise<Message> {
-    const body = typeof input === "string" ? { text: input } : { text: summaryOf(input.parts), parts: input.parts };
+  send(
+    input: string | { parts: readonly SendPart[] },
+    options: { clientMsgId?: string; replyTo?: number; mentions?: readonly string[] } = {},
+  ): Promise<Message> {
+    const content = typeof input === "string" ? { text: input } : { text: summaryOf(input.parts), parts: input.parts };
+    const body = options.mentions === undefined || options.mentions.length === 0 ? content : { ...content, mentions: [...options.mentions] };
     const action: PendingAction =
       options.replyTo === undefined ? { type: "send", ...body } : { type: "send", ...body, replyTo: options.replyTo };
     return this.enqueue(action, options.clientMsgId, options.replyTo === undefined ? "send the message" : "reply", {
@@ -363,6 +369,7 @@ export class Sender {
       clientMsgId: ack.clientMsgId,
       createdAt: ack.createdAt,
       ...(action.replyTo === undefined ? {} : { replyTo: action.replyTo }),
+      ...(action.mentions === undefined ? {} : { mentions: [...action.mentions] }),
     };
   }
 

@@ -102,6 +102,14 @@ describe("change frames (edit, delete, react) and replies", () => {
     });
   });
 
+  it("a send's mentions: golden frames (distinct user ids kept in order; an empty list is left out)", () => {
+    expect(frame({ type: "send", clientMsgId: "s", text: "hi @bob", mentions: ["carol", "dan@acme"], replyTo: 2 })).toEqual({
+      ok: true,
+      value: { type: "send", clientMsgId: "s", text: "hi @bob", mentions: ["carol", "dan@acme"], replyTo: 2 },
+    });
+    expect(frame({ type: "send", clientMsgId: "s", text: "t", mentions: [] })).toEqual({ ok: true, value: { type: "send", clientMsgId: "s", text: "t" } });
+  });
+
   it.each([
     ["edit without target", { type: "edit", clientMsgId: "c", text: "t" }, "bad_request"],
     ["edit target 0", { type: "edit", clientMsgId: "c", target: 0, text: "t" }, "bad_request"],
@@ -120,6 +128,11 @@ describe("change frames (edit, delete, react) and replies", () => {
     ["react lone surrogate", { type: "react", clientMsgId: "c", target: 1, emoji: "\ud83d" }, "bad_request"],
     ["reply to 0", { type: "send", clientMsgId: "c", text: "t", replyTo: 0 }, "bad_request"],
     ["reply to string", { type: "send", clientMsgId: "c", text: "t", replyTo: "3" }, "bad_request"],
+    ["mentions not an array", { type: "send", clientMsgId: "c", text: "t", mentions: "bob" }, "bad_request"],
+    ["mentions a bad user id", { type: "send", clientMsgId: "c", text: "t", mentions: ["bob smith"] }, "bad_request"],
+    ["mentions a number", { type: "send", clientMsgId: "c", text: "t", mentions: [1] }, "bad_request"],
+    ["mentions twice", { type: "send", clientMsgId: "c", text: "t", mentions: ["bob", "bob"] }, "bad_request"],
+    ["mentions 21 users", { type: "send", clientMsgId: "c", text: "t", mentions: Array.from({ length: 21 }, (_, i) => `u${i}`) }, "bad_request"],
   ])("%s → %s, naming the clientMsgId", (_, f, code) => {
     const decoded = frame(f);
     expect(decoded).toMatchObject({ ok: false, error: { code, clientMsgId: "c" } });

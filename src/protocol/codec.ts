@@ -25,8 +25,10 @@ import {
   MAX_PROFILE_BATCH,
   MAX_PROFILE_DATA_BYTES,
   MAX_PROFILE_NAME_CHARS,
+  MAX_MENTIONS,
   MAX_TEXT_CHARS,
   ROOM_ID_PATTERN,
+  USER_ID_PATTERN,
 } from "./limits.js";
 
 export interface DecodeError {
@@ -129,9 +131,26 @@ export const decodeSendRequest = (input: unknown): Decoded<SendRequest> => {
     if (!text.ok) return text;
     body = { text: text.value };
   }
-  if (input.replyTo === undefined) return ok({ clientMsgId, ...body });
+  const mentions = validateMentions(input.mentions, clientMsgId);
+  if (!mentions.ok) return mentions;
+  const withMentions = mentions.value === undefined ? body : { ...body, mentions: mentions.value };
+  if (input.replyTo === undefined) return ok({ clientMsgId, ...withMentions });
   const replyTo = validateTarget("replyTo", input.replyTo, clientMsgId);
-  return replyTo.ok ? ok({ clientMsgId, ...body, replyTo: replyTo.value }) : replyTo;
+  return replyTo.ok ? ok({ clientMsgId, ...withMentions, replyTo: replyTo.value }) : replyTo;
+};
+
+/** A send's `mentions`: absent, or 1–MAX_MENTIONS distinct valid user ids (an empty list is left out). */
+const validateMentions = (value: unknown, clientMsgId: string): Decoded<string[] | undefined> => {
+  if (value === undefined) return ok(undefined);
+  if (!Array.isArray(value)) return fail(ErrorCode.BadRequest, "mentions must be an array of user ids", clientMsgId);
+  if (value.length > MAX_MENTIONS) return fail(ErrorCode.BadRequest, `mentions may name at most ${MAX_MENTIONS} users`, clientMsgId);
+  const seen = new Set<string>();
+  for (const id of value) {
+    if (typeof id !== "string" || !USER_ID_PATTERN.test(id)) return fail(ErrorCode.BadRequest, "mentions must be user ids (1–64 of A-Z a-z 0-9 _ . @ : -)", clientMsgId);
+    if (seen.has(id)) return fail(ErrorCode.BadRequest, `mentions names ${id} twice`, clientMsgId);
+    seen.add(id);
+  }
+  return ok(seen.size === 0 ? undefined : [...seen]);
 };
 
 /** Schema of an edit (the `edit` frame without its target, and the PATCH body). */

@@ -61,6 +61,8 @@ export interface Message extends EntryEnvelope {
   parts?: Part[];
   /** The thread this message replies to (the seq of a message that is not itself a reply). */
   replyTo?: number;
+  /** The user ids the sender named in the send's `mentions` (absent: none; `@userId` in the text is not copied here). */
+  mentions?: string[];
   /** Set once edited: when, and how many times (`version`: 1 after the first edit). */
   editedAt?: string;
   version?: number;
@@ -264,6 +266,11 @@ export interface SendFrame {
   parts?: SendPart[];
   /** Reply in the thread of this message (an existing, not deleted message that is not itself a reply). */
   replyTo?: number;
+  /**
+   * Users this message mentions, besides any `@userId` in its text (up to MAX_MENTIONS user ids,
+   * no repeats). Carried on the message and used for `notification` webhooks (docs/webhooks.md).
+   */
+  mentions?: string[];
 }
 
 /** Change the text of my message `target` (exactly once per clientMsgId, like a send). */

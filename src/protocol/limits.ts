@@ -7,6 +7,8 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
  */
 export const USER_ID_PATTERN = /^[A-Za-z0-9_.@:-]{1,64}$/;
 export const MAX_TEXT_CHARS = 4000;
+/** User ids one send may name in `mentions`. */
+export const MAX_MENTIONS = 20;
 export const MAX_CLIENT_MSG_ID_CHARS = 64;
 /** Largest client frame the server parses; anything larger is refused before JSON.parse. */
 export const MAX_FRAME_BYTES = 16 * 1024;

@@ -92,6 +92,7 @@ export const SendRequestSchema = {
     clientMsgId,
     parts: { type: "array", minItems: 1, maxItems: 10, items: SendPartSchema, description: "a multipart message (at most 8 KiB of JSON)" },
     replyTo: { ...target, description: "reply in the thread of this message (not itself a reply, not deleted)" },
+    mentions: { type: "array", maxItems: 20, uniqueItems: true, items: UserIdSchema, description: "users this message mentions (besides @userId in the text); used for notification webhooks" },
   },
   if: { required: ["parts"] },
   // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, not a thenable
@@ -217,6 +218,7 @@ export const EntrySchemas = {
     "message",
     {
       replyTo: target,
+      mentions: { type: "array", items: UserIdSchema, description: "the send's explicit mentions" },
       editedAt: timestamp,
       version: { type: "integer", minimum: 1 },
       deleted: { const: true, description: "a tombstone: text is empty" },

@@ -15,6 +15,8 @@ export const requestOf = (frame: EntryFrame): SendRequestOf => {
         text: frame.text,
         ...(frame.replyTo === undefined ? {} : { replyTo: frame.replyTo }),
         ...(frame.parts === undefined ? {} : { parts: frame.parts }),
+        // Stored in the message's `data` (and spread onto the entry by entryOf).
+        ...(frame.mentions === undefined ? {} : { data: { mentions: frame.mentions } }),
       };
     case ClientFrameType.Edit:
       return { kind: EntryKind.Edit, clientMsgId: frame.clientMsgId, text: frame.text, target: frame.target };

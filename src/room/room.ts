@@ -54,7 +54,7 @@ import { roomKeyOf, roomName } from "./address.js";
 import { RoomAdmin, type SystemEventBody } from "./admin.js";
 import { buildReady, readyQuery } from "./handshake.js";
 import { describeError, failureOf } from "./log.js";
-import { HealAlarm, MIRRORED_KEY, Mirror } from "./mirror.js";
+import { HEAL_INTERVAL_MS, HealAlarm, MIRRORED_KEY, Mirror } from "./mirror.js";
 import type { PipelineOptions } from "./pipeline.js";
 import type { Failure, RoomResult, SendOutcome } from "./results.js";
 import { Sends, type SendRequestOf } from "./sends.js";
@@ -69,6 +69,11 @@ import { ReplicaFanout } from "./replicas.js";
 import { isReplicaOf } from "../replica/address.js";
 import type { ForwardedSend } from "../replica/forwarder.js";
 import type { ReplicaStatus } from "../replica/replica.js";
+import { RoomHooks, WEBHOOKS_KEY } from "../hooks/room-hooks.js";
+import type { HookReport } from "../hooks/dispatcher.js";
+import type { WebhookEvent } from "../hooks/events.js";
+import { WebhookEventType } from "../hooks/config.js";
+import { PostgresDeadLetters } from "../hooks/store.js";
 
 /** Storage key of the replicas subscribed to this room (names), so an evicted primary keeps pushing. */
 const REPLICAS_KEY = "replicas";
@@ -108,6 +113,9 @@ export class Room extends DurableObject<Env> {
   /** Attachments (issue #17): uploads' records and the multipart send check (attachments.ts). */
   private attachments!: RoomAttachments;
   private attachmentStoreInstance: AttachmentStore | undefined;
+  /** Webhooks (issue #18): delivery watermarks per endpoint, jobs to the queue (src/hooks/). */
+  private hooks!: RoomHooks;
+  private deadLetterStore: PostgresDeadLetters | undefined;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
 
@@ -175,6 +183,22 @@ export class Room extends DurableObject<Env> {
       warn: (message, cause) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(cause)}`),
     });
     this.writer = this.createWriter();
+    this.hooks = new RoomHooks({
+      key: this.key,
+      endpoints: this.config.tenants.get(this.key.tenant)?.webhooks ?? [],
+      settings: this.config.webhooks,
+      queue: this.env.WEBHOOKS,
+      read: (afterSeq, uptoSeq) => this.readHistory({ afterSeq, uptoSeq, limit: uptoSeq - afterSeq, from: "oldest" }),
+      lastSeq: () => this.writer.lastSeq,
+      save: (states, confirmed) => ctx.storage.put(WEBHOOKS_KEY, states, confirmed ? {} : { allowUnconfirmed: true }),
+      deadLetters: () => this.deadLetters(),
+      retryIn: (delayMs) => this.alarmClock.arm(delayMs, true),
+      warn: (message, cause) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(cause)}`),
+      lingerMs: this.config.mirrorLingerMs,
+      members: async () => (await this.store().listMembers(this.key, 1000)).map((m) => m.userId),
+      online: () => new Set(this.live.occupancy().presence.map((p) => p.userId)),
+      readSeq: async (userId) => this.live.cursors.known(userId) ?? (await this.store().readCursor(this.key, userId)),
+    });
     this.live = new LiveState({
       room: this.key,
       sockets: this.sockets,
@@ -366,7 +390,11 @@ export class Room extends DurableObject<Env> {
   // Rooms and members (RPC): admin.ts, where the argument for permission changes lives.
 
   createRoom(actor: string, init: { visibility: Visibility; name: string; metadata: Record<string, unknown> }) {
-    return this.rpc("unable to create the room", () => this.admin.create(actor, init));
+    return this.rpc("unable to create the room", async () => {
+      const room = await this.admin.create(actor, init);
+      await this.hooks.roomChanged(WebhookEventType.RoomCreated, { roomId: this.key.roomId, createdBy: actor, ...init });
+      return room;
+    });
   }
 
   getRoom(actor: string) {
@@ -378,7 +406,43 @@ export class Room extends DurableObject<Env> {
   }
 
   deleteRoom(actor: string, purge: boolean) {
-    return this.rpc("unable to delete the room", () => this.admin.delete(actor, purge));
+    return this.rpc("unable to delete the room", async () => {
+      const done = await this.admin.delete(actor, purge);
+      await this.hooks.roomChanged(WebhookEventType.RoomDeleted, { roomId: this.key.roomId, deletedBy: actor, purged: purge });
+      return done;
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Webhooks (RPC from the queue consumer, src/hooks/consumer.ts).
+
+  /** A job was tried: move the endpoint's watermark, schedule the retry or dead-letter. */
+  webhookReport(report: HookReport) {
+    return this.rpc("unable to record the webhook delivery", async () => {
+      await this.writer.ensure();
+      return this.hooks.report(report);
+    });
+  }
+
+  /** The queue gave up on a job (its report never arrived): send it again now. */
+  webhookLost(endpointId: string, token: string) {
+    return this.rpc("unable to re-send the webhook job", async () => {
+      await this.writer.ensure();
+      await this.hooks.lost(endpointId, token);
+    });
+  }
+
+  /** A room event the queue gave up on: recorded as a dead letter. */
+  webhookDeadLetter(endpointId: string, event: WebhookEvent) {
+    return this.rpc("unable to record the webhook dead letter", () => this.hooks.deadLetter(endpointId, event));
+  }
+
+  /** Every endpoint's delivery state in this room (ops and tests). */
+  webhookStatus() {
+    return this.rpc("unable to read the webhook status", async () => {
+      await this.writer.ensure();
+      return this.hooks.status();
+    });
   }
 
   join(actor: string) {
@@ -708,6 +772,7 @@ export class Room extends DurableObject<Env> {
     // A failed mirror pass re-arms the alarm itself; a room that is caught up needs no alarm
     // until its next commit arms one (an idle room is not woken again).
     await this.mirror.run(true);
+    await this.hooks.alarm(HEAL_INTERVAL_MS);
     if (this.writer.inDoubt) await this.alarmClock.retry();
   }
 
@@ -733,12 +798,14 @@ export class Room extends DurableObject<Env> {
             const mirrored = saved.get(MIRRORED_KEY);
             this.mirror.boot(typeof mirrored === "number" ? mirrored : undefined, record.lastSeq);
           }
+          this.hooks.boot(saved.get(WEBHOOKS_KEY), record.lastSeq);
         },
         publish: (entries) => {
           if (entries.length === 0) return;
           this.window.append(entries);
           // Not awaited: Redis being slow or down never delays a broadcast or an ack.
           this.mirror.committed();
+          this.hooks.committed();
           this.broadcast(entries);
           this.replicas.committed(entries);
           this.live.committed(entries);
@@ -757,13 +824,13 @@ export class Room extends DurableObject<Env> {
           this.sockets.endAll(ErrorCode.Unavailable, "room moved; reconnect");
         },
         armAlarm: async () => {
-          if (this.mirrorStore || this.writer.inDoubt) await this.alarmClock.arm();
+          if (this.mirrorStore || this.writer.inDoubt || this.hooks.active) await this.alarmClock.arm();
         },
         failureOf: (error, operation) => this.failureOf(error, operation),
         measured: (size, ms, code) => this.metrics.commit(this.key.tenant, this.key.roomId, size, ms, code),
         redact: (seqs) => this.mirror.redact(seqs),
       },
-      { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY, ROOM_NAME_KEY, REPLICAS_KEY], pipeline: this.pipelineOptions() },
+      { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY, ROOM_NAME_KEY, REPLICAS_KEY, WEBHOOKS_KEY], pipeline: this.pipelineOptions() },
     );
   }
 
@@ -802,6 +869,16 @@ export class Room extends DurableObject<Env> {
     return this.attachmentStoreInstance;
   }
 
+  private deadLetters(): PostgresDeadLetters {
+    if (!this.config.databaseUrl) throw new StorageError("DATABASE_URL is not set", "failed");
+    this.deadLetterStore ??= new PostgresDeadLetters({
+      connectionString: this.config.databaseUrl,
+      statementTimeoutMs: this.config.statementTimeoutMs,
+      idleTimeoutMs: this.config.postgresIdleMs,
+    });
+    return this.deadLetterStore;
+  }
+
   private requireMirrorStore(): MirrorStore {
     if (!this.mirrorStore) throw new Error("mirror without a store");
     return this.mirrorStore;
@@ -831,12 +908,14 @@ export class Room extends DurableObject<Env> {
       await this.ctx.storage.delete(MIRRORED_KEY);
       return;
     }
+    // Events not yet enqueued when a room is deleted are not sent (room.deleted is).
+    await this.hooks.stop();
     this.writer.forget();
     this.access.clear();
     this.live.cursors.clear();
     this.window.reset([]);
     await this.alarmClock.cancel();
-    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY, ROOM_NAME_KEY, REPLICAS_KEY]);
+    await this.ctx.storage.delete([MIRRORED_KEY, IN_DOUBT_KEY, ROOM_NAME_KEY, REPLICAS_KEY, WEBHOOKS_KEY]);
   }
 
   /**

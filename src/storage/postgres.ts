@@ -102,6 +102,7 @@ const toEntry = (roomId: string, row: MessageRow): Entry => {
       const message: Message = { ...envelope, kind: EntryKind.Message };
       if (row.parts && !row.deleted) message.parts = row.parts;
       if (row.reply_to !== null) message.replyTo = Number(row.reply_to);
+      if (Array.isArray(data.mentions) && !row.deleted) message.mentions = data.mentions.filter((m): m is string => typeof m === "string");
       if (row.deleted) message.deleted = true;
       else if (row.edited_at !== null) {
         message.editedAt = toIso(row.edited_at);
