@@ -200,7 +200,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
   // or reacted-to message has a hole and is served by the room, in current form.
   const mirror = mirrorOf(c.env);
   if (after !== undefined && thread === undefined && mirror) {
-    const fromRedis = await mirror.readAfter(room, after, limit).catch((error: unknown) => {
+    const fromRedis = await mirror.readAfter(room, after, limit, c.get("principal").userId).catch((error: unknown) => {
       logger(c.env).warn({ event: "edge_read_fallback", tenant: room.tenant, room: room.roomId, op: "edge_read", ...errorFields(error) });
       return undefined;
     });

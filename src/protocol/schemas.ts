@@ -244,10 +244,14 @@ export const EntrySchemas = {
   system: entryOf(
     "system",
     {
-      event: { type: "string", description: "member_joined, member_left, member_added, member_removed, role_changed, room_updated, …" },
+      event: {
+        type: "string",
+        description: "member_joined, member_left, member_added, member_removed, role_changed, room_updated, member_banned, member_unbanned, member_muted, member_unmuted, …",
+      },
       subject: { type: "string" },
       role: { enum: ["admin", "member", "viewer"] },
       changes: { type: "object", properties: { name: { type: "string" }, visibility: { enum: ["public", "private"] }, metadata: { const: true } } },
+      until: { type: "string", format: "date-time" },
     },
     ["event"],
   ),
