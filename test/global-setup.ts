@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
 import type { TestProject } from "vitest/node";
 import { startLocalStack } from "../tools/local/stack.js";
+import { startHookServer } from "./hook-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -17,6 +18,8 @@ declare module "vitest" {
     /** A tenant's identity provider for the JWKS tests: its published keys' URL and its private keys. */
     jwksUrl: string;
     jwksPrivateKeys: string;
+    /** The before-commit hook receiver (test/hook-server.ts). */
+    hookUrl: string;
   }
 }
 
@@ -102,10 +105,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const jwks = await startJwksServer();
   project.provide("jwksUrl", jwks.url);
   project.provide("jwksPrivateKeys", jwks.privateKeys);
+  const hook = await startHookServer();
+  project.provide("hookUrl", hook.url);
   // Installed last: workerd starts after the global setup, and a failed setup leaves output alone.
   const restoreOutput = hideExpectedWorkerdLines();
   return async () => {
     await jwks.close();
+    await hook.close();
     await stack.close();
     const hidden = restoreOutput();
     if (hidden > 0)

@@ -39,10 +39,11 @@ import { bearerToken, mintDevToken, type Principal, verifyToken } from "./auth.j
 import { readBodyCapped } from "./body.js";
 import * as attachments from "./attachments.js";
 import { openApiDocument } from "./openapi.js";
+import { mountServerApi } from "./server.js";
 import { apiCors, securityHeaders, tenantCors } from "./cors.js";
 import { enforceLimit, ipLimitKey, userLimitKey } from "../limits.js";
 
-type AppEnv = {
+export type AppEnv = {
   Bindings: Env;
   Variables: {
     principal: Principal;
@@ -488,6 +489,9 @@ app.get("/v1/users", async (c) => {
   const profiles = await readProfiles(profileStore(c), tenant, ids).catch(storageFailure("read profiles"));
   return c.json({ profiles });
 });
+
+// Moderation routes and the server API (API keys): src/api/server.ts, docs/server-api.md.
+mountServerApi(app);
 
 // The demo page and the SDK bundle (public/), only where DEMO_PAGE=true. wrangler.toml routes
 // every request to the Worker first (run_worker_first = true), so the assets layer cannot serve
