@@ -333,7 +333,9 @@ export const mountServerApi = (app: Hono<AppEnv>): void => {
     const rooms = await withStore(c, "find the user's rooms", (store) => store.roomsOfUser(tenant, userId));
     let deleted = 0;
     await eachLimited(rooms, 4, async (roomId) => {
-      deleted += unwrap(await roomStub(c.env, { tenant, roomId }).eraseUser(userId)).deleted;
+      // Read after the await: `deleted +=` would read the total before it (rooms run concurrently).
+      const done = unwrap(await roomStub(c.env, { tenant, roomId }).eraseUser(userId)).deleted;
+      deleted += done;
     });
     await withStore(c, "delete the profile", (store) => store.deleteProfile(tenant, userId));
     return c.json({ erased: true, rooms: rooms.length, deleted });
