@@ -112,8 +112,8 @@ describe("super-user actions", () => {
       const page: { rooms: Array<{ roomId: string }>; next: string | null } = await chat.listRooms({ limit: 2, ...(after ? { after } : {}) });
       expect(page.rooms.length).toBeLessThanOrEqual(2);
       seen.push(...page.rooms.map((r) => r.roomId).filter((id) => id.startsWith(prefix)));
-      if (!page.next || !page.next.startsWith(prefix)) break;
-      after = page.next;
+      if (!page.next?.startsWith(prefix)) break;
+      after = page.next ?? undefined;
     }
     expect(seen).toEqual(ids);
   });

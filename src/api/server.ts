@@ -18,7 +18,7 @@ import { MAX_FRAME_BYTES, SERVER_ACTOR, USER_ID_PATTERN } from "../protocol/limi
 import { decodeKeyRequest, decodeReport, decodeRestriction, decodeServerSend } from "../protocol/moderation-codec.js";
 import { roomStub } from "../room/address.js";
 import type { Failure, RoomResult } from "../room/results.js";
-import { ModerationStore, type Restriction, type RestrictionKind, withModerationStore } from "../storage/moderation.js";
+import { type ModerationStore, type Restriction, type RestrictionKind, withModerationStore } from "../storage/moderation.js";
 import { useLocalWsProxy } from "../storage/postgres.js";
 import { readProfiles } from "../storage/profiles.js";
 import { setBanMark, tenantBanKey, UpstashMirror } from "../storage/redis.js";

@@ -25,8 +25,8 @@ export interface RestrictionRequest {
 
 const decodeReason = (value: unknown, required: boolean): Decoded<string | null> => {
   if (value === undefined && !required) return ok(null);
-  if (typeof value !== "string" || value.trim() === "" || [...value].length > MAX_REASON_CHARS || value.includes("\u0000")) {
-    return bad(`reason must be 1–${MAX_REASON_CHARS} characters`);
+  if (typeof value !== "string" || value.trim() === "" || value.length > MAX_REASON_CHARS || value.includes("\u0000")) {
+    return bad(`reason must be 1–${MAX_REASON_CHARS} characters, not blank, no NUL`);
   }
   return ok(value);
 };
@@ -86,6 +86,6 @@ export const decodeKeyRequest = (input: unknown): Decoded<{ name: string }> => {
   const extra = only(input, ["name"]);
   if (extra) return bad(`unknown field ${extra}`);
   const { name } = input;
-  if (typeof name !== "string" || name.trim() === "" || [...name].length > 100) return bad("name must be 1–100 characters");
+  if (typeof name !== "string" || name.trim() === "" || name.length > 100) return bad("name must be 1–100 characters, not blank");
   return ok({ name });
 };

@@ -18,7 +18,7 @@
 import type { BeforeCommitConfig } from "../config.js";
 import { outboundUrlProblem } from "../outbound.js";
 import { ChatError, ErrorCode } from "../protocol/errors.js";
-import { EntryKind } from "../protocol/frames.js";
+import type { EntryKind } from "../protocol/frames.js";
 import { MAX_TEXT_CHARS } from "../protocol/limits.js";
 import type { Part } from "../protocol/parts.js";
 

@@ -97,8 +97,13 @@ export class ModerationCache {
   apply(userId: string, patch: Partial<ModerationState>, pinned = false): () => void {
     const before = this.states.get(userId);
     this.versions.set(userId, (this.versions.get(userId) ?? 0) + 1);
-    // An unloaded user gets a state that says only what this change knows; it is re-read when
-    // stale (but never while pinned), which fills in the rest.
+    if (!before && !pinned && Object.values(patch).every((r) => r === null)) {
+      // Lifting something for a user not loaded: nothing to forget, and assuming "no other
+      // restriction" would hide a room ban behind a lifted tenant ban. The next check reads Postgres.
+      return () => {};
+    }
+    // An unloaded user gets a state that says only what this change knows, marked stale, so it
+    // is re-read at the next check (never while pinned), which fills in the rest.
     this.states.set(userId, { state: { ...(before?.state ?? NO_RESTRICTIONS), ...patch }, loadedAt: before?.loadedAt ?? 0 });
     if (pinned) this.changing.set(userId, (this.changing.get(userId) ?? 0) + 1);
     return () => {
