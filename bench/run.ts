@@ -19,6 +19,7 @@ import { Redis } from "ioredis";
 import { neonPool } from "../tools/local/neon.js";
 import { type LocalStack, startLocalStack } from "../tools/local/stack.js";
 import { stackVars, startWrangler, type WranglerServer } from "../tools/local/wrangler.js";
+import { hookBench, hookTable, hookVars, startHookReceiver } from "./hook.js";
 import { startWorkerd } from "../tools/local/workerd.js";
 import { perfScenarios } from "./perf.js";
 import { PERF_TITLE, perfSection } from "./perfdoc.js";
@@ -53,6 +54,7 @@ const SCENARIOS = [
   "perf",
   "attachments",
   "replicas",
+  "hook",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -86,8 +88,11 @@ const FIXTURE_CONFIG = "bench/fixture/wrangler.toml";
 const BARE_CONFIG = "bench/fixture/bare-wrangler.toml";
 
 /** Worker vars for one server: the stack's, plus that server's switch. */
+/** The before-commit hook's receiver, started before the servers when `--only hook` (bench/hook.ts). */
+let hookReceiver: Awaited<ReturnType<typeof startHookReceiver>> | undefined;
+
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
-  const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars });
+  const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars, ...(key === "hook" && hookReceiver ? hookVars(hookReceiver.url) : {}) });
   if (!["mirror", "ppmirror", "ppmirror0", "ppmirror50", "ppreplica"].includes(key)) {
     delete vars.UPSTASH_REDIS_REST_URL;
     delete vars.UPSTASH_REDIS_REST_TOKEN;
@@ -183,6 +188,7 @@ async function main(): Promise<void> {
   if (only.has("perf")) for (const k of ["pp", "ppunnamed", "ppmirror", "ppmirror0", "ppmirror50", "ours", "mirror", "ppfresh", "ppbare"] as const) wanted.add(k);
   if (only.has("attachments")) wanted.add("ours");
   if (only.has("replicas")) wanted.add("ppreplica");
+  if (only.has("hook")) wanted.add("hook");
   if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf", "attachments"].includes(s)))
     throw new Error("--splice writes only the cursors, roomlist, slow, perf and attachments sections: use it with --only of those");
 
@@ -199,6 +205,7 @@ async function main(): Promise<void> {
       pool?.close();
       await Promise.all([...servers.values()].map((s) => s.stop()));
       await stack?.close();
+      await hookReceiver?.close();
       await Promise.all(persistDirs.map((d) => rm(d, { recursive: true, force: true })));
     })());
   const onSignal = (code: number) => () => {
@@ -235,6 +242,7 @@ async function main(): Promise<void> {
       servers.set(key, await start({ port, vars: varsFor(local, key), persistTo: dir, output: "ignore", config }));
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
     };
+    if (wanted.has("hook")) hookReceiver = await startHookReceiver();
     for (const key of wanted) await startServer(key, stack);
     pool = LoadGenPool.start(procs);
     const ctx = new Context(stack, pool, servers, plan, started);
@@ -294,6 +302,12 @@ async function main(): Promise<void> {
         await writeFile(join(ROOT, "docs/benchmarks-replicas.md"), page);
         say("wrote docs/benchmarks-replicas.md");
       }
+    }
+    if (only.has("hook") && hookReceiver) {
+      const receiver = hookReceiver;
+      const records = await hookBench(ctx, quick, () => receiver.calls());
+      // Printed for docs/benchmarks.md ("Before-commit hook"), which quotes it with the command.
+      console.log(`\n${hookTable(records)}\n`);
     }
     results.durationS = (performance.now() - started) / 1000;
 
