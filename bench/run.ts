@@ -322,7 +322,10 @@ async function main(): Promise<void> {
     const rawPath = join(resultsDir, `${quick ? "quick" : "full"}-${results.date.replace(/[:.]/g, "-")}.json`);
     await writeFile(rawPath, `${JSON.stringify(results, null, 1)}\n`);
     say(`raw results: ${relative(ROOT, rawPath)}`);
-    const out = args.out ? resolve(args.out) : quick ? undefined : join(ROOT, "docs/benchmarks.md");
+    // A hook-only run prints its table (quoted in docs/benchmarks.md by hand): rewriting the
+    // page from it would blank every other section.
+    const hookOnly = only.size === 1 && only.has("hook");
+    const out = args.out ? resolve(args.out) : quick || hookOnly ? undefined : join(ROOT, "docs/benchmarks.md");
     if (out) say(`wrote ${args.splice ? await spliceReport(results, out) : await writeReport(results, out)}`);
     else say("quick run: docs/benchmarks.md left as it was (pass --out FILE to write a report)");
 
