@@ -63,6 +63,20 @@ export default defineConfig({
                 { id: "flaky", url: `${inject("webhookReceiverUrl")}/hook/flaky`, secret: TEST_WEBHOOK_SECRET, events: ["message.created"] },
               ],
             },
+            // Moderation (test/moderation.test.ts): a tenant for tenant bans (its own, so a ban's
+            // fan-out visits few rooms), and two with a before-commit hook on the local receiver
+            // (test/hook-server.ts), failing open and failing closed.
+            modt: { secret: "modt-secret-not-for-production", autoCreateRooms: true },
+            hooked: {
+              secret: "hooked-secret-not-for-production",
+              autoCreateRooms: true,
+              beforeCommit: { url: `${inject("hookUrl")}/review`, secret: "hook-secret-not-for-production", timeoutMs: 300, failMode: "open" },
+            },
+            hookedc: {
+              secret: "hookedc-secret-not-for-production",
+              autoCreateRooms: true,
+              beforeCommit: { url: `${inject("hookUrl")}/review`, secret: "hook-secret-not-for-production", timeoutMs: 300, failMode: "closed" },
+            },
           }),
           // `?region=` picks a replica (or the primary) in tests; production ignores it.
           REPLICA_REGION_OVERRIDE: "true",
@@ -74,6 +88,10 @@ export default defineConfig({
           WEBHOOK_MAX_ATTEMPTS: "3",
           WEBHOOK_TIMEOUT_MS: "2000",
           TEST_WEBHOOK_URL: inject("webhookReceiverUrl"),
+          // The hook receiver listens on loopback: allowed here only (test/moderation.test.ts
+          // checks that the production value refuses it).
+          ALLOW_PRIVATE_URLS: "true",
+          TEST_HOOK_URL: inject("hookUrl"),
           UPSTASH_REDIS_REST_URL: inject("redisRestUrl"),
           UPSTASH_REDIS_REST_TOKEN: inject("redisRestToken"),
           // Test-only bindings: where to inject faults.

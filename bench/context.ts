@@ -28,6 +28,12 @@ export const BENCH_VARS: Record<string, string> = {
  * which would swamp the commit path on 2 cores. The mirror is measured on its own (`mirror`).
  */
 export const SERVERS = {
+  hook: {
+    label: "ours, plus a tenant whose before-commit hook answers from a local receiver (bench/hook.ts)",
+    short: "hook",
+    vars: {},
+    color: "#8250df",
+  },
   ours: {
     label: "group commit + kept-open pool (ours)",
     short: "ours",

@@ -19,6 +19,7 @@ import { Redis } from "ioredis";
 import { neonPool } from "../tools/local/neon.js";
 import { type LocalStack, startLocalStack } from "../tools/local/stack.js";
 import { stackVars, startWrangler, type WranglerServer } from "../tools/local/wrangler.js";
+import { hookBench, hookTable, hookVars, startHookReceiver } from "./hook.js";
 import { startWorkerd } from "../tools/local/workerd.js";
 import { perfScenarios } from "./perf.js";
 import { PERF_TITLE, perfSection } from "./perfdoc.js";
@@ -55,6 +56,7 @@ const SCENARIOS = [
   "attachments",
   "replicas",
   "webhooks",
+  "hook",
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -91,8 +93,16 @@ const FIXTURE_CONFIG = "bench/fixture/wrangler.toml";
 const BARE_CONFIG = "bench/fixture/bare-wrangler.toml";
 
 /** Worker vars for one server: the stack's, plus that server's switch. */
+/** The before-commit hook's receiver, started before the servers when `--only hook` (bench/hook.ts). */
+let reviewReceiver: Awaited<ReturnType<typeof startHookReceiver>> | undefined;
+
 const varsFor = (stack: LocalStack, key: ServerKey): Record<string, string> => {
-  const vars = stackVars(stack, { ...BENCH_VARS, ...SERVERS[key].vars, ...(key === "hooks" && hookReceiver ? webhookVars(hookReceiver.url) : {}) });
+  const vars = stackVars(stack, {
+    ...BENCH_VARS,
+    ...SERVERS[key].vars,
+    ...(key === "hooks" && hookReceiver ? webhookVars(hookReceiver.url) : {}),
+    ...(key === "hook" && reviewReceiver ? hookVars(reviewReceiver.url) : {}),
+  });
   if (!["mirror", "ppmirror", "ppmirror0", "ppmirror50", "ppreplica"].includes(key)) {
     delete vars.UPSTASH_REDIS_REST_URL;
     delete vars.UPSTASH_REDIS_REST_TOKEN;
@@ -190,6 +200,7 @@ async function main(): Promise<void> {
   if (only.has("attachments")) wanted.add("ours");
   if (only.has("replicas")) wanted.add("ppreplica");
   if (only.has("webhooks")) for (const k of ["ours", "hooks"] as const) wanted.add(k);
+  if (only.has("hook")) wanted.add("hook");
   if (args.splice && [...only].some((s) => !["cursors", "roomlist", "slow", "perf", "attachments", "webhooks"].includes(s)))
     throw new Error("--splice writes only the cursors, roomlist, slow, perf, attachments and webhooks sections: use it with --only of those");
 
@@ -206,6 +217,8 @@ async function main(): Promise<void> {
       pool?.close();
       await Promise.all([...servers.values()].map((s) => s.stop()));
       await stack?.close();
+      await hookReceiver?.close();
+      await reviewReceiver?.close();
       await Promise.all(persistDirs.map((d) => rm(d, { recursive: true, force: true })));
     })());
   const onSignal = (code: number) => () => {
@@ -243,6 +256,7 @@ async function main(): Promise<void> {
       say(`server ${key.padEnd(8)} ${SERVERS[key].label} on :${port}`);
     };
     if (wanted.has("hooks")) hookReceiver = await startBenchReceiver();
+    if (wanted.has("hook")) reviewReceiver = await startHookReceiver();
     for (const key of wanted) await startServer(key, stack);
     pool = LoadGenPool.start(procs);
     const ctx = new Context(stack, pool, servers, plan, started);
@@ -304,6 +318,12 @@ async function main(): Promise<void> {
       }
     }
     if (only.has("webhooks") && hookReceiver) results.webhooks = await webhookBench(ctx, hookReceiver);
+    if (only.has("hook") && reviewReceiver) {
+      const receiver = reviewReceiver;
+      const records = await hookBench(ctx, quick, () => receiver.calls());
+      // Printed for docs/benchmarks.md ("Before-commit hook"), which quotes it with the command.
+      console.log(`\n${hookTable(records)}\n`);
+    }
     results.durationS = (performance.now() - started) / 1000;
 
     console.log("");
@@ -318,9 +338,11 @@ async function main(): Promise<void> {
     const rawPath = join(resultsDir, `${quick ? "quick" : "full"}-${results.date.replace(/[:.]/g, "-")}.json`);
     await writeFile(rawPath, `${JSON.stringify(results, null, 1)}\n`);
     say(`raw results: ${relative(ROOT, rawPath)}`);
-    // A run of the replica rows alone writes its own page only (above), not docs/benchmarks.md.
-    const replicasOnly = [...only].every((s) => s === "replicas");
-    const out = args.out ? resolve(args.out) : quick || replicasOnly ? undefined : join(ROOT, "docs/benchmarks.md");
+    // Runs of the replica rows (their own page, above) or the hook row (printed, quoted in
+    // docs/benchmarks.md by hand) alone do not rewrite docs/benchmarks.md: every other section
+    // would be blank.
+    const ownPage = [...only].every((s) => s === "replicas" || s === "hook");
+    const out = args.out ? resolve(args.out) : quick || ownPage ? undefined : join(ROOT, "docs/benchmarks.md");
     if (out) say(`wrote ${args.splice ? await spliceReport(results, out) : await writeReport(results, out)}`);
     else say("quick run: docs/benchmarks.md left as it was (pass --out FILE to write a report)");
 
@@ -358,7 +380,6 @@ async function main(): Promise<void> {
     }
   } finally {
     await cleanup();
-    await hookReceiver?.close();
   }
   say("done");
 }

@@ -1036,6 +1036,8 @@ const join = async (userId, roomId, displayName) => {
     if (session !== s) return;
     // Offline is final: say so and keep it on screen. Anything else the SDK is already retrying.
     const offline = room.state === "offline";
+    // A ban closes the socket for good (close 4451): say so, and offer no rejoin that would fail.
+    if (error.code === "banned") return showBanner(`You are banned here: ${error.message}`, { sticky: true, rejoin: false });
     showBanner(offline ? `Offline: ${error.message}` : error.message, { sticky: offline, rejoin: offline });
   });
   renderMessages(s);

@@ -2,6 +2,7 @@
 // (in logs, and as `internal` to callers) instead of half-working.
 
 import { parseWebhooks, type WebhookEndpoint, type WebhookEnv, type WebhookSettings, webhookSettings } from "./hooks/config.js";
+import { outboundUrlProblem } from "./outbound.js";
 
 /** How one tenant's tokens are verified and how its rooms behave. */
 export interface TenantConfig {
@@ -31,7 +32,44 @@ export interface TenantConfig {
   replication: boolean;
   /** Webhook endpoints (`webhooks` in TENANTS; src/hooks/config.ts, docs/webhooks.md). */
   webhooks: WebhookEndpoint[];
+  /** The tenant's before-commit hook (docs/server-api.md), if it has one. */
+  beforeCommit?: BeforeCommitConfig;
 }
+
+/**
+ * A synchronous HTTP call before a message is sequenced: allow, reject or rewrite it. `failMode`
+ * says what a timeout or a bad answer means: `open` lets the message through, `closed` refuses it
+ * (`unavailable`, retry).
+ */
+export interface BeforeCommitConfig {
+  url: string;
+  /** HMAC-SHA256 key of the request's signature. */
+  secret: string;
+  timeoutMs: number;
+  failMode: "open" | "closed";
+}
+
+export const BEFORE_COMMIT_DEFAULT_TIMEOUT_MS = 1000;
+export const BEFORE_COMMIT_MAX_TIMEOUT_MS = 5000;
+
+/** TENANTS.<id>.beforeCommit, checked (an SSRF-safe URL unless ALLOW_PRIVATE_URLS=true). */
+export const parseBeforeCommit = (id: string, raw: unknown, allowPrivate: boolean): { value?: BeforeCommitConfig; error?: string } => {
+  if (raw === undefined) return {};
+  const where = `TENANTS.${id}.beforeCommit`;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { error: `${where} must be an object {url, secret, timeoutMs?, failMode?}` };
+  const h = raw as Record<string, unknown>;
+  if (typeof h.url !== "string") return { error: `${where}.url must be a URL` };
+  const problem = outboundUrlProblem(h.url, allowPrivate);
+  if (problem) return { error: `${where}.url ${problem}` };
+  if (typeof h.secret !== "string" || h.secret.length < 16) return { error: `${where}.secret must be a string of at least 16 characters` };
+  const timeoutMs = h.timeoutMs ?? BEFORE_COMMIT_DEFAULT_TIMEOUT_MS;
+  if (typeof timeoutMs !== "number" || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > BEFORE_COMMIT_MAX_TIMEOUT_MS) {
+    return { error: `${where}.timeoutMs must be an integer from 1 to ${BEFORE_COMMIT_MAX_TIMEOUT_MS}` };
+  }
+  const failMode = h.failMode ?? "open";
+  if (failMode !== "open" && failMode !== "closed") return { error: `${where}.failMode must be "open" or "closed"` };
+  return { value: { url: h.url, secret: h.secret, timeoutMs, failMode } };
+};
 
 export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const DEFAULT_TENANT = "default";
@@ -128,6 +166,8 @@ export interface ConfigEnv extends WebhookEnv {
   REPLICA_SHARDS?: string;
   REPLICA_REGION_OVERRIDE?: string;
   REPLICA_SYNC_MS?: string;
+  /** Dev only: outbound URLs (before-commit hooks) may point at private and loopback addresses. */
+  ALLOW_PRIVATE_URLS?: string;
 }
 
 const positiveInt = (value: string | undefined, fallback: number): number => {
@@ -185,7 +225,7 @@ export const parseCorsOrigins = (value: string | undefined): { origins: "any" | 
  * AUTH_SECRET (+ AUTO_CREATE_ROOMS, default false) unless TENANTS defines it.
  */
 export const parseTenants = (
-  env: Pick<ConfigEnv, "TENANTS" | "AUTH_SECRET" | "AUTO_CREATE_ROOMS" | "WEBHOOKS_ALLOW_PRIVATE">,
+  env: Pick<ConfigEnv, "TENANTS" | "AUTH_SECRET" | "AUTO_CREATE_ROOMS" | "WEBHOOKS_ALLOW_PRIVATE" | "ALLOW_PRIVATE_URLS">,
 ): { tenants: Map<string, TenantConfig>; error: string | undefined } => {
   const tenants = new Map<string, TenantConfig>();
   const devSecret = env.AUTH_SECRET ? encoder.encode(env.AUTH_SECRET) : undefined;
@@ -238,6 +278,8 @@ export const parseTenants = (
     }
     const hooks = parseWebhooks(id, t.webhooks, env.WEBHOOKS_ALLOW_PRIVATE === "true");
     if (hooks.error) return { tenants, error: hooks.error };
+    const hook = parseBeforeCommit(id, t.beforeCommit, env.ALLOW_PRIVATE_URLS === "true");
+    if (hook.error) return { tenants, error: hook.error };
     tenants.set(id, {
       id,
       hs256Secret: devOnly ? devSecret : secret ? encoder.encode(secret) : undefined,
@@ -249,6 +291,7 @@ export const parseTenants = (
       corsOrigins,
       replication: t.replication === true,
       webhooks: hooks.endpoints,
+      ...(hook.value ? { beforeCommit: hook.value } : {}),
     });
   }
   return { tenants, error: undefined };

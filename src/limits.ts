@@ -24,6 +24,8 @@ export const LIMITS = {
   upload: { binding: "LIMIT_UPLOAD", periodS: 60, what: "uploads" },
   /** Per client IP: dev-token mints and requests whose authentication failed. */
   unauthenticated: { binding: "LIMIT_UNAUTHENTICATED", periodS: 60, what: "unauthenticated requests" },
+  /** Server API calls per tenant (an API key's tenant), across the tenant's rooms. */
+  serverApi: { binding: "LIMIT_SERVER_API", periodS: 10, what: "server API calls" },
 } as const;
 
 export type LimitName = keyof typeof LIMITS;

@@ -5,6 +5,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import type { TestProject } from "vitest/node";
 import { startLocalStack } from "../tools/local/stack.js";
 import { startWebhookReceiver } from "./webhook-receiver.js";
+import { startHookServer } from "./hook-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -20,6 +21,8 @@ declare module "vitest" {
     jwksPrivateKeys: string;
     /** The local webhook receiver (test/webhook-receiver.ts): endpoints at /hook/<name>, control at /control/<name>. */
     webhookReceiverUrl: string;
+    /** The before-commit hook receiver (test/hook-server.ts). */
+    hookUrl: string;
   }
 }
 
@@ -107,11 +110,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("jwksPrivateKeys", jwks.privateKeys);
   const receiver = await startWebhookReceiver();
   project.provide("webhookReceiverUrl", receiver.url);
+  const hook = await startHookServer();
+  project.provide("hookUrl", hook.url);
   // Installed last: workerd starts after the global setup, and a failed setup leaves output alone.
   const restoreOutput = hideExpectedWorkerdLines();
   return async () => {
     await jwks.close();
     await receiver.close();
+    await hook.close();
     await stack.close();
     const hidden = restoreOutput();
     if (hidden > 0)

@@ -18,6 +18,7 @@ export interface TestBindings {
   UPSTASH_REDIS_REST_URL: string;
   UPSTASH_REDIS_REST_TOKEN: string;
   TEST_JWKS_PRIVATE_KEYS: string;
+  TEST_HOOK_URL: string;
 }
 
 export const ACME_SECRET = "acme-secret-not-for-production";

@@ -309,6 +309,34 @@ describe("access at a replica", () => {
     }
   });
 
+  it("a ban closes the user's sockets at every replica at once (4451), before any later entry", async () => {
+    for (let round = 0; round < 5; round++) {
+      const roomId = uniqueRoom("rep-ban");
+      const created = await api("/v1/rooms", { token: await tokenOf("admin"), body: { roomId, visibility: "public" } });
+      expect(created.status).toBe(201);
+      const bad = [await open(roomId, "bad", "weur"), await open(roomId, "bad", "apac"), await open(roomId, "bad", "primary")];
+      const writer = `bw${round}`;
+      const w = await open(roomId, writer, "enam");
+      await Promise.all([...bad, w].map((s) => s.ready()));
+      const sending = (async () => {
+        for (let i = 0; i < 20; i++) {
+          w.send({ type: "send", clientMsgId: `b${i}`, text: `b${i}` });
+          if (i % 4 === 0) await sleep(1);
+        }
+      })();
+      await sleep(round * 3);
+      const ban = await api(`/v1/rooms/${roomId}/bans/bad`, { method: "PUT", token: await tokenOf("admin"), body: { reason: "spam" } });
+      expect(ban.status).toBe(200);
+      await sending;
+      for (const s of bad) await eventually(`bad closed (round ${round})`, () => s.closed);
+      for (const s of bad) expect(s.closed?.code, `round ${round}`).toBe(4451);
+      await eventually("the ban entry", () => w.messages().find((e) => e.kind === "system" && e.event === "member_banned"));
+      const banSeq = w.messages().find((e) => e.kind === "system" && e.event === "member_banned")?.seq ?? 0;
+      for (const s of bad) expect(s.seqs().every((q) => q < banSeq), `round ${round}`).toBe(true);
+      w.close();
+    }
+  });
+
   it("a room going private closes the non-members' sockets at the replica", async () => {
     const roomId = uniqueRoom("rep-going-private");
     const created = await api("/v1/rooms", { token: await tokenOf("admin"), body: { roomId, visibility: "public" } });

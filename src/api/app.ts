@@ -39,10 +39,11 @@ import { bearerToken, mintDevToken, type Principal, verifyToken } from "./auth.j
 import { readBodyCapped } from "./body.js";
 import * as attachments from "./attachments.js";
 import { openApiDocument } from "./openapi.js";
+import { mountServerApi } from "./server.js";
 import { apiCors, securityHeaders, tenantCors } from "./cors.js";
 import { enforceLimit, ipLimitKey, userLimitKey } from "../limits.js";
 
-type AppEnv = {
+export type AppEnv = {
   Bindings: Env;
   Variables: {
     principal: Principal;
@@ -200,7 +201,7 @@ app.get("/v1/rooms/:roomId/messages", async (c) => {
   // or reacted-to message has a hole and is served by the room, in current form.
   const mirror = mirrorOf(c.env);
   if (after !== undefined && thread === undefined && mirror) {
-    const fromRedis = await mirror.readAfter(room, after, limit).catch((error: unknown) => {
+    const fromRedis = await mirror.readAfter(room, after, limit, c.get("principal").userId).catch((error: unknown) => {
       logger(c.env).warn({ event: "edge_read_fallback", tenant: room.tenant, room: room.roomId, op: "edge_read", ...errorFields(error) });
       return undefined;
     });
@@ -488,6 +489,9 @@ app.get("/v1/users", async (c) => {
   const profiles = await readProfiles(profileStore(c), tenant, ids).catch(storageFailure("read profiles"));
   return c.json({ profiles });
 });
+
+// Moderation routes and the server API (API keys): src/api/server.ts, docs/server-api.md.
+mountServerApi(app);
 
 // The demo page and the SDK bundle (public/), only where DEMO_PAGE=true. wrangler.toml routes
 // every request to the Worker first (run_worker_first = true), so the assets layer cannot serve

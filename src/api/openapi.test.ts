@@ -38,6 +38,8 @@ import {
   ServerFrameSchemas,
 } from "../protocol/schemas.js";
 import { schemaValidator } from "../protocol/schema-validator.js";
+import { decodeKeyRequest, decodeReport, decodeRestriction, decodeServerSend } from "../protocol/moderation-codec.js";
+import { KeyRequestSchema, ReportRequestSchema, RestrictionRequestSchema, ServerSendRequestSchema } from "../protocol/schemas.js";
 import { app } from "./app.js";
 import { OPERATIONS, openApiDocument } from "./openapi.js";
 
@@ -111,7 +113,19 @@ describe("OpenAPI: routes", () => {
       "PUT /v1/rooms/{roomId}/members/{userId}",
       "PUT /v1/rooms/{roomId}/read",
       "PUT /v1/users/me",
-    ]);
+      // Moderation and the server API (src/protocol/moderation-codec.ts).
+      "POST /v1/rooms/{roomId}/reports",
+      "POST /v1/server/keys",
+      "POST /v1/server/rooms",
+      "POST /v1/server/rooms/{roomId}/messages",
+      "PATCH /v1/server/rooms/{roomId}",
+      "PUT /v1/rooms/{roomId}/bans/{userId}",
+      "PUT /v1/rooms/{roomId}/mutes/{userId}",
+      "PUT /v1/server/bans/{userId}",
+      "PUT /v1/server/rooms/{roomId}/bans/{userId}",
+      "PUT /v1/server/rooms/{roomId}/members/{userId}",
+      "PUT /v1/server/rooms/{roomId}/mutes/{userId}",
+    ].sort());
   });
 
   it("every frame type and entry kind of the protocol (frames.ts) has its schema, and nothing else does", () => {
@@ -195,6 +209,9 @@ const fieldValues: Record<string, readonly unknown[]> = {
   target: [1, 42, 0, -1, 1.5, "3", null, 2 ** 53],
   emoji: ["👍", "👍🏽", "🇫🇷", "1️⃣", "👨‍👩‍👧", ":thumbs_up:", ":+1:", ":Bad:", "::", `:${"a".repeat(33)}:`, "a", "", "👍👍", "\uD83D", "❤", "x".repeat(40)],
   remove: [true, false, 1, null],
+  durationS: [1, 60, 0, -1, 1.5, 366 * 24 * 60 * 60, 366 * 24 * 60 * 60 + 1, "60", null],
+  reason: [...strings, " ", "spam", "a\u0000b", "x".repeat(500), "x".repeat(501)],
+  userId: ["bob", "a@b.c", "bad id", "", "x".repeat(64), "x".repeat(65), "~system", 7],
   // Every client frame type the protocol has, and one it does not.
   type: [...Object.values(ClientFrameType), "hello", 1],
 };
@@ -263,6 +280,16 @@ describe("request bodies: codec ≡ schema", () => {
   agree("POST /v1/rooms/{roomId}/messages/{seq}/reactions", decodeReactRequest, ReactRequestSchema, (r) =>
     generateBody(r, ["clientMsgId", "emoji", "remove"]),
   );
+  agree("PUT …/bans/{userId}", (input) => decodeRestriction(input, false), RestrictionRequestSchema, (r) => generateBody(r, ["durationS", "reason"]));
+  agree(
+    "PUT …/mutes/{userId}",
+    (input) => decodeRestriction(input, true),
+    { ...RestrictionRequestSchema, required: ["durationS"] },
+    (r) => generateBody(r, ["durationS", "reason"]),
+  );
+  agree("POST /v1/rooms/{roomId}/reports", decodeReport, ReportRequestSchema, (r) => generateBody(r, ["seq", "userId", "reason"]));
+  agree("POST /v1/server/rooms/{roomId}/messages", decodeServerSend, ServerSendRequestSchema, (r) => generateBody(r, ["clientMsgId", "text", "userId"]));
+  agree("POST /v1/server/keys", decodeKeyRequest, KeyRequestSchema, (r) => generateBody(r, ["name"]));
 });
 
 describe("WebSocket client frames: codec ≡ schema", () => {

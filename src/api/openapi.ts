@@ -8,6 +8,7 @@
 // a schema library in the Worker or the SDK would add weight and a second source of truth.
 
 import { MAX_HISTORY_LIMIT, MAX_PROFILE_BATCH } from "../protocol/limits.js";
+import { SERVER_OPERATIONS } from "./openapi.server.js";
 import {
   ClientFrameSchemas,
   DeleteRequestSchema,
@@ -53,6 +54,8 @@ export interface Operation {
   summary: string;
   /** false: no token (health, the spec, dev tokens). */
   auth: boolean;
+  /** Authenticated with a tenant API key (the server API) instead of a user's JWT. */
+  apiKey?: boolean;
   params?: Param[];
   /** `optional`: the body may be left out (DELETE of a message). */
   request?: { schema: Schema; example: Json; optional?: boolean };
@@ -453,6 +456,8 @@ export const OPERATIONS: readonly Operation[] = [
     response: { status: 200, description: "profiles", schema: obj({ profiles: { type: "array", items: ProfileSchema } }), example: { profiles: [profile] } },
     errors: [400, 503],
   },
+  // Moderation and the server API (openapi.server.ts).
+  ...SERVER_OPERATIONS,
 ];
 
 const STATUS_TEXT: Record<number, string> = {
@@ -462,6 +467,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: "not_found",
   409: "conflict",
   413: "too_large",
+  422: "rejected: the tenant's before-commit hook refused the message (no seq was used)",
   429: "rate_limited (Retry-After header)",
   503: "unavailable: retry later (sends: with the same clientMsgId)",
 };
@@ -480,7 +486,7 @@ export const openApiDocument = (origin?: string) => {
     (paths[op.path] as Record<string, unknown>)[op.method] = {
       operationId: `${op.method}${op.path.replace(/[{}]/g, "").replace(/[/.](\w)/g, (_, c: string) => c.toUpperCase())}`,
       summary: op.summary,
-      ...(op.auth ? {} : { security: [] }),
+      ...(op.auth ? (op.apiKey ? { security: [{ apiKey: [] }] } : {}) : { security: [] }),
       ...(op.params ? { parameters: op.params } : {}),
       ...(op.request
         ? { requestBody: { required: !op.request.optional, content: { "application/json": { schema: op.request.schema, example: op.request.example } } } }
@@ -507,7 +513,10 @@ export const openApiDocument = (origin?: string) => {
     security: [{ bearer: [] }],
     paths,
     components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+        apiKey: { type: "http", scheme: "bearer", bearerFormat: "a tenant API key: ecsk_<id>_<secret> (docs/server-api.md)" },
+      },
       schemas: {
         ErrorBody: ErrorBodySchema,
         Entry: EntrySchema,

@@ -61,13 +61,13 @@ afterEach(() => {
 });
 
 describe("Connection", () => {
-  it("every close code of the shared table is acted on by its error code: bad_request, forbidden, not_found end the room; unauthorized drops the token; the rest reconnect", async () => {
+  it("every close code of the shared table is acted on by its error code: bad_request, forbidden, not_found, banned end the room; unauthorized drops the token; the rest reconnect", async () => {
     for (const code of Object.values(ErrorCode)) {
       const s = setup();
       await live(s);
       s.server.latest.serverClose(closeCodeOf[code], "why");
       const expected =
-        code === ErrorCode.BadRequest || code === ErrorCode.Forbidden || code === ErrorCode.NotFound
+        code === ErrorCode.BadRequest || code === ErrorCode.Forbidden || code === ErrorCode.NotFound || code === ErrorCode.Banned
           ? ["lost", `fatal ${code}`]
           : ["lost", `report ${code}`, "retrying"];
       expect(s.calls, code).toEqual(expected);

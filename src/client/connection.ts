@@ -31,7 +31,7 @@ import { type HistoryCursor, roomSocketUrl, WS_OPEN, type WebSocketConstructor, 
  */
 const ERROR_OF_CLOSE: ReadonlyMap<number, ErrorCode> = new Map(Object.values(ErrorCode).map((code) => [closeCodeOf[code], code]));
 /** Closes after which reconnecting cannot help: the same request would be refused again. */
-const FATAL_CLOSES: ReadonlySet<ErrorCode> = new Set([ErrorCode.BadRequest, ErrorCode.Forbidden, ErrorCode.NotFound]);
+const FATAL_CLOSES: ReadonlySet<ErrorCode> = new Set([ErrorCode.BadRequest, ErrorCode.Forbidden, ErrorCode.NotFound, ErrorCode.Banned]);
 /** A server that refuses this many fresh tokens in a row will not accept the next one either. */
 const MAX_UNAUTHORIZED_CLOSES = 3;
 /** Sockets that die before `ready` this many times in a row get a fresh token (a browser cannot see an HTTP 401 on the upgrade). */

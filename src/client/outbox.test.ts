@@ -87,7 +87,7 @@ describe("Outbox", () => {
     });
   });
 
-  it.each(["bad_request", "too_large", "forbidden", "not_found"] as const)(
+  it.each(["bad_request", "too_large", "forbidden", "not_found", "banned", "muted", "rejected"] as const)(
     "%s rejects the send, removes it, and the next one proceeds",
     (code) => {
       const outbox = new Outbox();

@@ -85,6 +85,10 @@ const TERMINAL: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.TooLarge,
   ErrorCode.Forbidden,
   ErrorCode.NotFound,
+  // Moderation: resending cannot change a ban, a mute (until it ends) or the hook's verdict.
+  ErrorCode.Banned,
+  ErrorCode.Muted,
+  ErrorCode.Rejected,
 ]);
 
 interface Entry {

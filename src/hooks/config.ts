@@ -12,6 +12,8 @@ export const WebhookEventType = {
   MemberAdded: "member.added",
   MemberRemoved: "member.removed",
   MemberUpdated: "member.updated",
+  /** Moderation (docs/server-api.md): a ban or mute set or lifted; `data.event` says which. */
+  MemberModerated: "member.moderated",
   RoomCreated: "room.created",
   RoomUpdated: "room.updated",
   RoomDeleted: "room.deleted",

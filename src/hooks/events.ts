@@ -46,6 +46,11 @@ export const typeOfEntry = (entry: Entry): WebhookEventType => {
           return WebhookEventType.MemberUpdated;
         case SystemEvent.RoomUpdated:
           return WebhookEventType.RoomUpdated;
+        case SystemEvent.MemberBanned:
+        case SystemEvent.MemberUnbanned:
+        case SystemEvent.MemberMuted:
+        case SystemEvent.MemberUnmuted:
+          return WebhookEventType.MemberModerated;
       }
   }
 };

@@ -20,6 +20,12 @@ export const ErrorCode = {
   Unavailable: "unavailable",
   /** A bug on our side; the details are in our logs, never in the response. */
   Internal: "internal",
+  /** The user is banned from this room or from the tenant: no connecting, reading or sending (a socket closes at once). */
+  Banned: "banned",
+  /** The user is muted in this room: they may read but not send, until the mute ends. */
+  Muted: "muted",
+  /** The tenant's before-commit hook rejected the message; nothing was committed and no seq was used. */
+  Rejected: "rejected",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -53,6 +59,9 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   rate_limited: 429,
   unavailable: 503,
   internal: 500,
+  banned: 403,
+  muted: 403,
+  rejected: 422,
 };
 
 /**
@@ -69,6 +78,11 @@ export const closeCodeOf: Record<ErrorCode, number> = {
   rate_limited: 4429,
   unavailable: 4503,
   internal: 4500,
+  // Not 4403: a client must tell a ban (do not reconnect, tell the user) from a lost membership.
+  banned: 4451,
+  // A mute never closes a socket; the code exists because every error has one.
+  muted: 4452,
+  rejected: 4422,
 };
 
 export const isErrorCode = (value: unknown): value is ErrorCode =>

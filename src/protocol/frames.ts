@@ -112,6 +112,12 @@ export const SystemEvent = {
   MemberRemoved: "member_removed",
   RoleChanged: "role_changed",
   RoomUpdated: "room_updated",
+  /** A user was banned from the room (`until` when the ban is timed); a member is also removed first (member_removed). */
+  MemberBanned: "member_banned",
+  MemberUnbanned: "member_unbanned",
+  /** A user was muted (`until` when timed): they may read, not send. */
+  MemberMuted: "member_muted",
+  MemberUnmuted: "member_unmuted",
 } as const;
 
 export type SystemEvent = (typeof SystemEvent)[keyof typeof SystemEvent];
@@ -127,6 +133,8 @@ export interface SystemEntry extends EntryEnvelope {
   role?: "admin" | "member" | "viewer";
   /** For room_updated: which fields changed, with the new name and visibility. */
   changes?: { name?: string; visibility?: "public" | "private"; metadata?: true };
+  /** For member_banned and member_muted: when the restriction ends (absent: until lifted). */
+  until?: string;
 }
 
 /** Entries that change a message named by `target`. */

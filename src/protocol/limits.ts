@@ -47,3 +47,9 @@ export const SHORTCODE_PATTERN = /^:[a-z0-9_+-]{1,32}:$/;
 /** Distinct emojis on one message. */
 export const MAX_REACTIONS_PER_MESSAGE = 50;
 /** A thread's page (`GET …/messages?thread=`) has the same limits as history. */
+
+/**
+ * The actor of the server API's super-user actions and the author of system messages. Not a valid
+ * user id (`~` is outside USER_ID_PATTERN), so no token can claim it and no user can pass for it.
+ */
+export const SERVER_ACTOR = "~system";

@@ -246,10 +246,14 @@ export const EntrySchemas = {
   system: entryOf(
     "system",
     {
-      event: { type: "string", description: "member_joined, member_left, member_added, member_removed, role_changed, room_updated, …" },
+      event: {
+        type: "string",
+        description: "member_joined, member_left, member_added, member_removed, role_changed, room_updated, member_banned, member_unbanned, member_muted, member_unmuted, …",
+      },
       subject: { type: "string" },
       role: { enum: ["admin", "member", "viewer"] },
       changes: { type: "object", properties: { name: { type: "string" }, visibility: { enum: ["public", "private"] }, metadata: { const: true } } },
+      until: { type: "string", format: "date-time" },
     },
     ["event"],
   ),
@@ -263,7 +267,7 @@ export const ErrorBodySchema = {
       type: "object",
       required: ["code", "message"],
       properties: {
-        code: { enum: ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "too_large", "rate_limited", "unavailable", "internal"] },
+        code: { enum: ["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "too_large", "rate_limited", "unavailable", "internal", "banned", "muted", "rejected"] },
         message: { type: "string" },
         reason: { enum: ["deleted", "already_reacted", "not_reacted"], description: "with some conflicts: which one" },
       },
@@ -394,3 +398,80 @@ export const ServerFrameSchemas = {
 } as const;
 
 export const ServerFrameSchema = { oneOf: Object.values(ServerFrameSchemas) } as const;
+
+// --- moderation and the server API (src/protocol/moderation-codec.ts, docs/server-api.md) ---------
+
+const reason = { type: "string", pattern: "^(?![\\s\\S]*\\u0000)[\\s\\S]*\\S", "x-maxUtf16Length": 500, description: "1–500 UTF-16 characters, not blank, no NUL" } as const;
+
+/** `PUT …/bans/{userId}` (durationS optional: absent = until lifted) and `PUT …/mutes/{userId}` (durationS required). decodeRestriction. */
+export const RestrictionRequestSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    durationS: { type: "integer", minimum: 1, maximum: 366 * 24 * 60 * 60, description: "seconds until it ends (mutes: required)" },
+    reason,
+  },
+} as const;
+
+export const RestrictionSchema = {
+  type: "object",
+  required: ["userId", "kind", "until", "reason", "createdBy", "createdAt"],
+  properties: {
+    userId: UserIdSchema,
+    kind: { enum: ["ban", "mute"] },
+    until: { oneOf: [timestamp, { type: "null" }], description: "null: until lifted" },
+    reason: { type: ["string", "null"] },
+    createdBy: { type: "string" },
+    createdAt: timestamp,
+  },
+} as const;
+
+/** `POST /v1/rooms/{roomId}/reports`: a message and/or a user, and why. decodeReport. */
+export const ReportRequestSchema = {
+  type: "object",
+  required: ["reason"],
+  additionalProperties: false,
+  anyOf: [{ required: ["seq"] }, { required: ["userId"] }],
+  properties: { seq: target, userId: UserIdSchema, reason },
+} as const;
+
+export const ReportSchema = {
+  type: "object",
+  required: ["id", "roomId", "reporter", "subject", "seq", "reason", "createdAt"],
+  properties: {
+    id: { type: "string" },
+    roomId: RoomIdSchema,
+    reporter: UserIdSchema,
+    subject: { type: ["string", "null"] },
+    seq: { type: ["integer", "null"] },
+    reason: { type: "string" },
+    createdAt: timestamp,
+  },
+} as const;
+
+/** `POST /v1/server/rooms/{roomId}/messages`: a send, with `userId` to send on behalf of a user (absent: as the system). decodeServerSend. */
+export const ServerSendRequestSchema = {
+  ...SendRequestSchema,
+  properties: { ...SendRequestSchema.properties, userId: { ...UserIdSchema, description: "send on behalf of this user (absent: as the system, userId ~system)" } },
+} as const;
+
+/** `POST /v1/server/keys`. decodeKeyRequest. */
+export const KeyRequestSchema = {
+  type: "object",
+  required: ["name"],
+  additionalProperties: false,
+  properties: { name: { type: "string", pattern: "\\S", "x-maxUtf16Length": 100, description: "1–100 UTF-16 characters, not blank" } },
+} as const;
+
+export const ApiKeySchema = {
+  type: "object",
+  required: ["id", "name", "createdAt", "revokedAt"],
+  properties: { id: { type: "string", pattern: "^[0-9a-f]{16}$" }, name: { type: "string" }, createdAt: timestamp, revokedAt: { oneOf: [timestamp, { type: "null" }] } },
+} as const;
+
+/** A room as the server API lists it (no caller role: the server is no member). */
+export const ServerRoomSchema = {
+  type: "object",
+  required: ["roomId", "name", "visibility", "metadata", "createdBy", "createdAt", "latestSeq"],
+  properties: { ...RoomSchema.properties },
+} as const;

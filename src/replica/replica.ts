@@ -512,7 +512,9 @@ const accessAffected = (entries: readonly Entry[]): string[] | "all" | undefined
   for (const e of entries) {
     if (e.kind !== EntryKind.System) continue;
     if (e.event === SystemEvent.RoomUpdated) return "all";
-    if ((e.event === SystemEvent.MemberRemoved || e.event === SystemEvent.MemberLeft || e.event === SystemEvent.RoleChanged) && e.subject) {
+    // A ban (issue #18) takes access too; it follows member_removed for a member, not for a reader of a public room.
+    const revokes = [SystemEvent.MemberRemoved, SystemEvent.MemberLeft, SystemEvent.RoleChanged, SystemEvent.MemberBanned] as const;
+    if ((revokes as readonly string[]).includes(e.event) && e.subject) {
       users.add(e.subject);
     }
   }

@@ -18,6 +18,7 @@
 //    written (awaited) before a room is made private in Postgres, and it fails closed.
 
 import { ChatError, ErrorCode } from "../protocol/errors.js";
+import { SERVER_ACTOR } from "../protocol/limits.js";
 import { SystemEvent, type SystemEntry } from "../protocol/frames.js";
 import type { MirrorStore } from "../storage/redis.js";
 import type { Member, MessageStore, Role, RoomKey, RoomPatch, RoomRecord, Visibility } from "../storage/types.js";
@@ -72,7 +73,7 @@ export interface AdminDeps {
 }
 
 /** The fields of a system entry (src/protocol/frames.ts SystemEntry) besides its envelope. */
-export type SystemEventBody = Pick<SystemEntry, "event"> & Partial<Pick<SystemEntry, "subject" | "role" | "changes">>;
+export type SystemEventBody = Pick<SystemEntry, "event"> & Partial<Pick<SystemEntry, "subject" | "role" | "changes" | "until">>;
 
 export class RoomAdmin {
   private chain: Promise<unknown> = Promise.resolve();
@@ -80,6 +81,14 @@ export class RoomAdmin {
   deleting = false;
 
   constructor(private readonly deps: AdminDeps) {}
+
+  /**
+   * Runs `run` in the same one-at-a-time order as every membership change (moderation.ts uses it:
+   * a ban ends a membership, so it must not interleave with a role change of the same user).
+   */
+  exclusive<T>(run: () => Promise<T>): Promise<T> {
+    return this.serial(run);
+  }
 
   /** Runs changes one at a time, in arrival order; a failed change does not stop the next. */
   private serial<T>(run: () => Promise<T>): Promise<T> {
@@ -91,12 +100,14 @@ export class RoomAdmin {
   create(actor: string, init: { visibility: Visibility; name: string; metadata: Record<string, unknown> }): Promise<RoomInfo> {
     return this.serial(async () => {
       const { key, store, writer, access } = this.deps;
-      const record = await store().createRoom(key, { ...init, createdBy: actor, creatorRole: "admin" });
+      // The server API creates rooms without becoming a member (its actor is no user).
+      const creatorRole = actor === SERVER_ACTOR ? null : "admin";
+      const record = await store().createRoom(key, { ...init, createdBy: actor, creatorRole });
       if (!record) throw new ChatError(ErrorCode.Conflict, "unable to create the room; the id is taken (perhaps by a deleted room)");
       writer.forget(); // re-boot on next use, with this record
-      access.set(actor, "admin");
+      if (creatorRole) access.set(actor, creatorRole);
       if (record.visibility === "public") await this.markAccess("public");
-      return roomInfo(key, record, "admin");
+      return roomInfo(key, record, creatorRole);
     });
   }
 

@@ -83,6 +83,13 @@ export class CursorBook {
     this.saving = undefined;
   }
 
+  /** Forgets one user (erased): call after `flush`, so nothing of theirs is written after their row goes. */
+  forget(userId: string): void {
+    this.cursors.delete(userId);
+    this.pending.delete(userId);
+    this.announce.delete(userId);
+  }
+
   /** Forgets everything (the room was deleted, or the writer role claimed anew). */
   clear(): void {
     this.cursors.clear();

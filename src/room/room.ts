@@ -77,6 +77,11 @@ import { PostgresDeadLetters } from "../hooks/store.js";
 
 /** Storage key of the replicas subscribed to this room (names), so an evicted primary keeps pushing. */
 const REPLICAS_KEY = "replicas";
+import { ModerationCache, RoomModeration, verdictOf } from "./moderation.js";
+import { reviewMessage } from "./before-commit.js";
+import { SERVER_ACTOR } from "../protocol/limits.js";
+import { ModerationStore, type Restriction, type RestrictionKind } from "../storage/moderation.js";
+import type { Part } from "../protocol/parts.js";
 
 const WINDOW_BYTES = 2 * 1024 * 1024;
 
@@ -116,6 +121,10 @@ export class Room extends DurableObject<Env> {
   /** Webhooks (issue #18): delivery watermarks per endpoint, jobs to the queue (src/hooks/). */
   private hooks!: RoomHooks;
   private deadLetterStore: PostgresDeadLetters | undefined;
+  /** Moderation (issue #18): bans, mutes, tenant bans as this room knows them, erasing a user (moderation.ts). */
+  private restrictions!: ModerationCache;
+  private moderation!: RoomModeration;
+  private moderationStoreInstance: ModerationStore | undefined;
   /** Invalid frames per socket (memory only: a wake-up forgives). */
   private readonly badFrames = new WeakMap<WebSocket, TokenBucket>();
 
@@ -182,6 +191,7 @@ export class Room extends DurableObject<Env> {
       later: (run, ms) => void setTimeout(run, ms),
       warn: (message, cause) => console.warn(`room ${roomName(this.key)}: ${message}: ${describeError(cause)}`),
     });
+    this.restrictions = new ModerationCache((userId) => this.moderationStore().stateOf(this.key, userId));
     this.writer = this.createWriter();
     this.hooks = new RoomHooks({
       key: this.key,
@@ -225,13 +235,7 @@ export class Room extends DurableObject<Env> {
       access: this.access,
       writer: this.writer,
       // A socket ended here is ended at every replica too, in order with later entries.
-      sockets: {
-        users: () => this.sockets.users(),
-        endAll: (code, reason, userId) => {
-          this.sockets.endAll(code, reason, userId);
-          this.replicas.control(userId === undefined ? { kind: "end", code, reason } : { kind: "end", code, reason, userId });
-        },
-      },
+      sockets: { users: () => this.sockets.users(), endAll: (code, reason, userId) => this.endEverywhere(code, reason, userId) },
       accessNarrowed: () => this.replicas.control({ kind: "recheck" }),
       mirrorStore: this.mirrorStore,
       stopMirror: () => this.mirror.stop(),
@@ -240,13 +244,52 @@ export class Room extends DurableObject<Env> {
       purgeObjects: () => this.attachments.purgeObjects(),
     });
     this.sends = new Sends({
-      authorize: (userId) => this.authorizeSend(userId),
+      authorize: (userId, asServer) => this.authorizeSend(userId, asServer),
       known: (userId, clientMsgId) => this.window.find(userId, clientMsgId),
       submit: (entry) => this.writer.submit(entry),
       prepare: (userId, request) => this.attachments.prepare(userId, request),
       failureOf: (error, operation) => this.failureOf(error, operation),
       limits: this.config.limits,
       crossRoom: (userId) => limitOf(this.env, "send", userLimitKey(this.key.tenant, userId)),
+      review: (userId, request, parts) => this.review(userId, request, parts),
+    });
+    this.moderation = new RoomModeration({
+      key: this.key,
+      cache: this.restrictions,
+      authorizeManage: async (actor) => {
+        await this.authorize(actor, "manage");
+      },
+      roleOf: (userId) => this.access.roleOf(userId),
+      revokeRole: (userId) => {
+        const before = this.access.known(userId);
+        this.access.set(userId, null);
+        return () => {
+          if (before !== undefined) this.access.set(userId, before);
+        };
+      },
+      // A ban closes the user's sockets here and at every replica, in order with later entries.
+      endSockets: (userId, code, reason) => this.endEverywhere(code, reason, userId),
+      store: {
+        restrict: (...args) => this.moderationStore().restrict(...args),
+        lift: (...args) => this.moderationStore().lift(...args),
+        liveMessageSeqs: (...args) => this.moderationStore().liveMessageSeqs(...args),
+        forgetUserInRoom: (...args) => this.moderationStore().forgetUserInRoom(...args),
+      },
+      ...(this.mirrorStore
+        ? {
+            markBan: (userId: string, until: string | null) => this.requireMirrorStore().markBan?.(this.key, userId, until) ?? Promise.resolve(),
+            unmarkBan: (userId: string) => this.requireMirrorStore().markBan?.(this.key, userId, undefined) ?? Promise.resolve(),
+          }
+        : {}),
+      exclusive: (run) => this.admin.exclusive(run),
+      settled: () => this.writer.settled(),
+      recordEvent: (actor, event, text) => this.recordEvent(actor, event, text),
+      commit: (entry) =>
+        new Promise((resolve) => this.writer.submit({ ...entry, bytes: entry.text.length * 3 + 200, deliver: resolve })),
+      forgetCursor: async (userId) => {
+        await this.live.cursors.flush();
+        this.live.cursors.forget(userId);
+      },
     });
   }
 
@@ -387,6 +430,68 @@ export class Room extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------
+  // Moderation and the server API (RPC): moderation.ts, where the argument for bans lives.
+
+  /** Bans or mutes `target` (room admins, or the server actor). `until`: ISO time, or null until lifted. */
+  restrict(actor: string, target: string, kind: RestrictionKind, until: string | null, reason: string | null) {
+    return this.rpc(`unable to ${kind} the user`, () => this.moderation.restrict(actor, target, kind, until, reason));
+  }
+
+  /** Lifts a ban or a mute. */
+  lift(actor: string, target: string, kind: RestrictionKind) {
+    return this.rpc(`unable to lift the ${kind}`, () => this.moderation.lift(actor, target, kind));
+  }
+
+  /** The Worker banned (or unbanned) `userId` from the tenant; Postgres and Redis have it already. */
+  tenantBanChanged(userId: string, ban: Restriction | null) {
+    return this.rpc("unable to apply the tenant ban", async () => {
+      this.moderation.tenantBanChanged(userId, ban);
+      return { applied: true };
+    });
+  }
+
+  /** `POST /v1/rooms/{roomId}/reports`: readers of the room may report a message or a user. */
+  report(actor: string, report: { seq?: number; userId?: string; reason: string }) {
+    return this.rpc("unable to report", async () => {
+      await this.authorize(actor, "read");
+      if (report.seq !== undefined && report.seq > this.writer.lastSeq) {
+        throw new ChatError(ErrorCode.NotFound, "unable to report; no such message in this room");
+      }
+      return this.moderationStore().insertReport(this.key.tenant, {
+        id: crypto.randomUUID(),
+        roomId: this.key.roomId,
+        reporter: actor,
+        subject: report.userId ?? null,
+        seq: report.seq ?? null,
+        reason: report.reason,
+      });
+    });
+  }
+
+  /** The server API's erase, for this room: tombstones for every message of the user, then their membership and cursor go. */
+  eraseUser(userId: string) {
+    return this.rpc("unable to erase the user", () => this.moderation.erase(userId));
+  }
+
+  /**
+   * The server API's send: as the system (`userId` = SERVER_ACTOR) or on behalf of a user, who
+   * needs no membership but whose bans and mutes hold.
+   */
+  serverSend(userId: string, request: SendRequest): Promise<SendOutcome> {
+    return new Promise((resolve) =>
+      this.sends.enqueue(
+        userId,
+        requestOf({ type: ClientFrameType.Send, ...request }),
+        (outcome) => {
+          this.metrics.sends(this.key.tenant, this.key.roomId, outcome.ok ? "ok" : outcome.code, 1, "http");
+          resolve(outcome);
+        },
+        true,
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Rooms and members (RPC): admin.ts, where the argument for permission changes lives.
 
   createRoom(actor: string, init: { visibility: Visibility; name: string; metadata: Record<string, unknown> }) {
@@ -476,7 +581,8 @@ export class Room extends DurableObject<Env> {
       this.checkReplica(replica);
       await this.authorize(userId, "read", true);
       await this.live.loadCursor(userId);
-      this.decide("read", await this.access.roleOf(userId));
+      await this.restrictions.stateOf(userId);
+      this.decide("read", await this.access.roleOf(userId), userId);
       if (history.kind === "since" && history.since > this.writer.lastSeq) {
         throw new ChatError(ErrorCode.BadRequest, `unable to resume; since=${history.since} is ahead of the room's latest seq ${this.writer.lastSeq}`);
       }
@@ -520,9 +626,11 @@ export class Room extends DurableObject<Env> {
       const refused: string[] = [];
       for (const userId of ask.users) {
         try {
-          this.decide("read", await this.access.roleOf(userId));
+          const [role] = await Promise.all([this.access.roleOf(userId), this.restrictions.stateOf(userId)]);
+          this.decide("read", role, userId);
         } catch (error) {
-          if (error instanceof ChatError && (error.code === ErrorCode.Forbidden || error.code === ErrorCode.NotFound)) refused.push(userId);
+          const lost = [ErrorCode.Forbidden, ErrorCode.NotFound, ErrorCode.Banned] as const;
+          if (error instanceof ChatError && (lost as readonly string[]).includes(error.code)) refused.push(userId);
           else throw error;
         }
       }
@@ -564,6 +672,12 @@ export class Room extends DurableObject<Env> {
       }
       return {};
     });
+  }
+
+  /** Ends sockets here and queues the same end for every replica, before any later commit's entries. */
+  private endEverywhere(code: ErrorCode, reason: string, userId?: string): void {
+    this.sockets.endAll(code, reason, userId);
+    this.replicas.control(userId === undefined ? { kind: "end", code, reason } : { kind: "end", code, reason, userId });
   }
 
   private checkReplica(name: string): void {
@@ -615,7 +729,8 @@ export class Room extends DurableObject<Env> {
     try {
       await this.live.loadCursor(userId);
       // Checked again after that await: the decision stands for the turn that accepts.
-      this.decide("read", await this.access.roleOf(userId));
+      await this.restrictions.stateOf(userId);
+      this.decide("read", await this.access.roleOf(userId), userId);
     } catch (error) {
       const f = this.failureOf(error, "unable to join the room");
       return refuseSocket(f.code, f.message);
@@ -829,6 +944,7 @@ export class Room extends DurableObject<Env> {
         failureOf: (error, operation) => this.failureOf(error, operation),
         measured: (size, ms, code) => this.metrics.commit(this.key.tenant, this.key.roomId, size, ms, code),
         redact: (seqs) => this.mirror.redact(seqs),
+        admit: (entry) => this.restrictions.screen(entry),
       },
       { windowEntries: this.config.windowMessages, bootKeys: [MIRRORED_KEY, ROOM_NAME_KEY, REPLICAS_KEY, WEBHOOKS_KEY], pipeline: this.pipelineOptions() },
     );
@@ -924,24 +1040,86 @@ export class Room extends DurableObject<Env> {
    * `creator`: this call may create an open room (a socket join or a send), reads may not.
    */
   private async authorize(userId: string, action: Action, creator = false): Promise<{ record: RoomRecord; role: Role | null }> {
+    if (userId === SERVER_ACTOR) {
+      // The server API (an API key of this tenant, checked by the Worker) acts as an admin of every room.
+      await this.writer.ensure();
+      return this.decide(action, "admin");
+    }
     await this.writer.ensure(creator ? userId : undefined);
-    return this.decide(action, await this.access.roleOf(userId));
+    const [role] = await Promise.all([this.access.roleOf(userId), this.restrictions.stateOf(userId)]);
+    return this.decide(action, role, userId);
   }
 
   /** A send's check. Open rooms: the first send of a user with no role joins them, explicitly here. */
-  private async authorizeSend(userId: string): Promise<Role | null> {
+  private async authorizeSend(userId: string, asServer = false): Promise<Role | null> {
+    if (userId === SERVER_ACTOR) return (await this.authorize(userId, "send")).role;
+    if (asServer) {
+      // On behalf of a user: no membership needed, their restrictions hold.
+      await this.writer.ensure();
+      await this.restrictions.stateOf(userId);
+      return this.decide("send", "member", userId).role;
+    }
     await this.writer.ensure(userId);
-    let role = await this.access.roleOf(userId);
+    const [loaded] = await Promise.all([this.access.roleOf(userId), this.restrictions.stateOf(userId)]);
+    let role = loaded;
     const record = this.writer.record;
     if (record && joinsOnSend(record, role, this.tenant().autoCreateRooms)) role = await this.admin.joinOnSend(userId);
-    return this.decide("send", role).role;
+    return this.decide("send", role, userId).role;
   }
 
-  private decide(action: Action, role: Role | null): { record: RoomRecord; role: Role | null } {
+  /**
+   * The decision, synchronous, after the caller's last await. `userId`: their restrictions (loaded
+   * by the caller) are checked here too: a ban refuses everything, a mute sending.
+   */
+  private decide(action: Action, role: Role | null, userId?: string): { record: RoomRecord; role: Role | null } {
     const record = this.writer.record;
     if (!record || this.admin.deleting) throw roomNotFound();
+    if (userId !== undefined) {
+      const state = this.restrictions.known(userId);
+      const refused = state && verdictOf(state, action === "send" ? "send" : "read", Date.now());
+      if (refused) throw refused;
+    }
     if (!can(action, record.visibility, role)) throw forbidden(action);
     return { record, role };
+  }
+
+  /** The tenant's before-commit hook for a message or an edit of a user (before-commit.ts). */
+  private async review(userId: string, request: SendRequestOf, parts: Part[] | undefined): Promise<{ text: string; parts?: Part[] } | Failure> {
+    const hook = this.tenant().beforeCommit;
+    const kind = request.kind;
+    if (!hook || userId === SERVER_ACTOR || (kind !== EntryKind.Message && kind !== EntryKind.Edit)) {
+      return parts === undefined ? { text: request.text } : { text: request.text, parts };
+    }
+    const decision = await reviewMessage(
+      hook,
+      {
+        tenant: this.key.tenant,
+        roomId: this.key.roomId,
+        userId,
+        kind,
+        clientMsgId: request.clientMsgId,
+        text: request.text,
+        ...(parts === undefined ? {} : { parts }),
+        ...(request.target === undefined ? {} : { target: request.target }),
+        ...(request.replyTo === undefined ? {} : { replyTo: request.replyTo }),
+      },
+      {
+        allowPrivate: this.env.ALLOW_PRIVATE_URLS === "true",
+        warn: (what) => console.warn(`room ${roomName(this.key)}: ${what} (failMode ${hook.failMode})`),
+      },
+    );
+    if (!decision.ok) return this.failureOf(decision.error, "unable to send");
+    return decision.parts === undefined ? { text: decision.text } : { text: decision.text, parts: decision.parts };
+  }
+
+  private moderationStore(): ModerationStore {
+    if (!this.config.databaseUrl) throw new StorageError("DATABASE_URL is not set", "failed");
+    this.moderationStoreInstance ??= new ModerationStore({
+      connectionString: this.config.databaseUrl,
+      statementTimeoutMs: this.config.statementTimeoutMs,
+      idleTimeoutMs: this.config.postgresIdleMs,
+    });
+    return this.moderationStoreInstance;
   }
 
   private tenant() {

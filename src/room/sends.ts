@@ -37,7 +37,7 @@ export interface SendsDeps {
    * Throws a ChatError when `userId` may not send now (checked against the room as it is now);
    * otherwise their role, which the writer uses for what only admins may do.
    */
-  authorize(userId: string): Promise<Role | null>;
+  authorize(userId: string, asServer?: boolean): Promise<Role | null>;
   /** A committed entry of this (user, clientMsgId) still in memory, if any. */
   known(userId: string, clientMsgId: string): Entry | undefined;
   submit(entry: PendingEntry): void;
@@ -47,6 +47,11 @@ export interface SendsDeps {
    */
   prepare?: (userId: string, request: SendRequestOf) => Promise<PreparedSend>;
   failureOf(error: unknown, operation: string): Failure;
+  /**
+   * The tenant's before-commit hook (before-commit.ts), after every other check and right before
+   * the writer: the final text (and parts), or the refusal. Absent: no hook.
+   */
+  review?: (userId: string, request: SendRequestOf, parts: Part[] | undefined) => Promise<{ text: string; parts?: Part[] } | Failure>;
   /**
    * The limit across all rooms of the tenant (src/limits.ts), checked inside the user's chain so
    * their sends keep their order; absent: no such limit.
@@ -72,7 +77,7 @@ export class Sends {
   }
 
   /** Queues one entry of `userId`; `deliver` is called exactly once with its fate. */
-  enqueue(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
+  enqueue(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void, asServer = false): void {
     // While checks wait on storage, a flood would queue without limit: past a bound, refuse now.
     const pending = this.pending.get(userId) ?? 0;
     if (pending >= this.maxPending) {
@@ -89,15 +94,15 @@ export class Sends {
       else this.pending.delete(userId);
       deliver(outcome);
     };
-    this.chain(userId, request, done);
+    this.chain(userId, request, done, asServer);
   }
 
-  private chain(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void): void {
+  private chain(userId: string, request: SendRequestOf, deliver: (outcome: SendOutcome) => void, asServer: boolean): void {
     const previous = this.chains.get(userId) ?? Promise.resolve();
     const next = previous.then(async () => {
       let role: Role | null;
       try {
-        role = await this.deps.authorize(userId);
+        role = await this.deps.authorize(userId, asServer);
       } catch (error) {
         deliver(this.deps.failureOf(error, "unable to send"));
         return;
@@ -107,24 +112,43 @@ export class Sends {
         deliver(limited);
         return;
       }
-      if (request.parts === undefined || this.deps.known(userId, request.clientMsgId)) {
-        // Plain text, or a resend answered from memory (its attachments are bound already).
+      if (this.deps.known(userId, request.clientMsgId)) {
+        // A resend answered from memory (its attachments are bound, its review done already).
         this.submit(userId, request, role, deliver);
         return;
       }
-      let prepared: PreparedSend;
-      try {
-        if (!this.deps.prepare) throw new Error("multipart sends without a prepare step");
-        prepared = await this.deps.prepare(userId, request);
-      } catch (error) {
-        deliver(this.deps.failureOf(error, "unable to send"));
-        return;
+      let prepared: PreparedSend | undefined;
+      if (request.parts !== undefined) {
+        try {
+          if (!this.deps.prepare) throw new Error("multipart sends without a prepare step");
+          prepared = await this.deps.prepare(userId, request);
+        } catch (error) {
+          deliver(this.deps.failureOf(error, "unable to send"));
+          return;
+        }
       }
-      const settle = prepared.settle;
-      this.submit(userId, { ...request, text: prepared.text }, role, (outcome) => {
+      const settle = prepared?.settle;
+      const settled = (outcome: SendOutcome): void => {
         settle?.();
         deliver(outcome);
-      }, prepared.parts);
+      };
+      let text = prepared?.text ?? request.text;
+      let parts = prepared?.parts;
+      if (this.deps.review) {
+        let reviewed: { text: string; parts?: Part[] } | Failure;
+        try {
+          reviewed = await this.deps.review(userId, { ...request, text }, parts);
+        } catch (error) {
+          reviewed = this.deps.failureOf(error, "unable to send");
+        }
+        if ("ok" in reviewed) {
+          settled(reviewed);
+          return;
+        }
+        text = reviewed.text;
+        parts = reviewed.parts;
+      }
+      this.submit(userId, { ...request, text }, role, settled, parts);
     });
     this.chains.set(userId, next);
     void next.finally(() => {

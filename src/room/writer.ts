@@ -61,6 +61,13 @@ export interface WriterHooks {
    * (the deletes are then refused with `unavailable` and nothing is committed for them).
    */
   redact?(seqs: number[]): Promise<() => void>;
+  /**
+   * The last screen of an entry, synchronous, in the turn its batch is formed (before any await
+   * of the commit): a refusal is delivered at once and the entry takes no seq. The room refuses
+   * entries of users it knows to be banned or muted by then (moderation.ts argues why that is the
+   * moment that matters).
+   */
+  admit?(entry: PendingEntry): Failure | undefined;
 }
 
 /** One entry waiting for its seq. */
@@ -231,7 +238,7 @@ export class Writer {
 
   /** One batch: at most one runs at a time (CommitPipeline). Delivers every outcome; never throws. */
   private async commit(batch: PendingEntry[]): Promise<void> {
-    const { unique: deduped, repeats } = dedupeBatch(batch);
+    const { unique: deduped, repeats } = dedupeBatch(this.admitted(batch));
     let unique = deduped;
     /** For each entry of `unique`, its index in `deduped` (planning replaces refused and rewritten entries). */
     let origin = deduped.map((_, index) => index);
@@ -246,6 +253,7 @@ export class Writer {
       if (epoch === undefined) throw new StorageError("the writer role was lost while booting", "failed");
       if (this.needsResync) await this.resync(epoch);
       if (batch.length === 0) return; // a kick: the resync above was the work
+      if (deduped.length === 0) return; // every entry was refused by the screen
       const createdAt = new Date().toISOString();
       let effects: BatchEffects | undefined;
       if (deduped.some(needsPlan)) {
@@ -326,6 +334,17 @@ export class Writer {
       if (result) pending.deliver({ ok: true, ...result });
     });
     this.deliverRepeats(repeats, refused, new Map(origin.map((at, index) => [at, results[index]] as const)));
+  }
+
+  /** The batch without the entries the room's screen refuses (each told at once). */
+  private admitted(batch: PendingEntry[]): PendingEntry[] {
+    const admit = this.hooks.admit;
+    if (!admit) return batch;
+    return batch.filter((entry) => {
+      const refused = admit(entry);
+      if (refused) entry.deliver(refused);
+      return !refused;
+    });
   }
 
   /**

@@ -25,6 +25,20 @@ export const REDIS_PREFIX = "chat";
 export const streamKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:messages`;
 export const channelKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:live`;
 export const accessKey = (room: RoomKey): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:access`;
+/** Set while `userId` is banned from the room (expires with a timed ban): the edge read path refuses them. */
+export const roomBanKey = (room: RoomKey, userId: string): string => `${REDIS_PREFIX}:{${room.tenant}:${room.roomId}}:ban:${userId}`;
+/** Set while `userId` is banned from the tenant. */
+export const tenantBanKey = (tenant: string, userId: string): string => `${REDIS_PREFIX}:tenant:{${tenant}}:ban:${userId}`;
+
+/** A ban mark: until (ISO) sets the key's expiry; null keeps it until removed. */
+export const setBanMark = async (redis: Redis, key: string, until: string | null): Promise<void> => {
+  try {
+    if (until === null) await redis.set(key, "1");
+    else await redis.set(key, "1", { pxat: Date.parse(until) });
+  } catch (cause) {
+    throw new StorageError("writing a ban mark in Redis failed", "failed", { cause });
+  }
+};
 
 /** Redis' answer to an XADD with an id at or below the stream's top: already mirrored. */
 const ALREADY_MIRRORED = /equal or smaller than the target stream top item/i;
@@ -43,6 +57,8 @@ export interface MirrorStore {
   setAccess(room: RoomKey, visibility: "public" | "private"): Promise<void>;
   /** Removes the room's stream and access mark (the room was deleted). */
   drop(room: RoomKey): Promise<void>;
+  /** Marks (or unmarks: until = undefined) `userId` as banned from the room for the edge read path. */
+  markBan?(room: RoomKey, userId: string, until: string | null | undefined): Promise<void>;
 }
 
 export interface UpstashOptions {
@@ -145,26 +161,49 @@ export class UpstashMirror implements MirrorStore {
     }
   }
 
+  async markBan(room: RoomKey, userId: string, until: string | null | undefined): Promise<void> {
+    if (until !== undefined) return setBanMark(this.redis, roomBanKey(room, userId), until);
+    try {
+      await this.redis.del(roomBanKey(room, userId));
+    } catch (cause) {
+      throw new StorageError("removing a ban mark in Redis failed", "failed", { cause });
+    }
+  }
+
+  /** The client, for the tenant ban marks the Worker writes (src/api/server.ts). */
+  get client(): Redis {
+    return this.redis;
+  }
+
+  /**
+   * `reader`: the user asking. A reader banned from the room or the tenant (a mark written before
+   * the ban took effect anywhere else) gets undefined, so the room answers them (with `banned`).
+   */
   async readAfter(
     room: RoomKey,
     afterSeq: number,
     limit: number,
+    reader?: string,
   ): Promise<{ messages: Message[]; topSeq: number } | undefined> {
     const key = streamKey(room);
     const pipeline = this.redis.pipeline();
     pipeline.get(accessKey(room));
     pipeline.xrange(key, `${afterSeq + 1}-0`, "+", limit);
     pipeline.xrevrange(key, "+", "-", 1);
+    if (reader !== undefined) pipeline.exists(roomBanKey(room, reader), tenantBanKey(room.tenant, reader));
     let access: unknown;
     let range: Record<string, Record<string, unknown>>;
     let top: Record<string, Record<string, unknown>>;
+    let banned: unknown;
     try {
-      [access, range, top] = (await pipeline.exec()) as [unknown, typeof range, typeof top];
+      [access, range, top, banned] = (await pipeline.exec()) as [unknown, typeof range, typeof top, unknown];
     } catch (cause) {
       throw new StorageError("reading the Redis mirror failed", "failed", { cause });
     }
     // Private (or unknown) rooms are only served by the room object, which checks membership.
     if (access !== "public") return undefined;
+    // A banned reader (or an answer we cannot read) goes to the room, which refuses them.
+    if (reader !== undefined && banned !== 0) return undefined;
     const entries = Object.entries(range);
     const first = entries[0];
     // Covered only if the stream still holds the very next seq: then, written strictly in order,
