@@ -48,6 +48,17 @@ const privateV6 = (host: string): boolean => {
   return /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || /^ff/.test(h);
 };
 
+/**
+ * Does this host (a URL's `hostname`, IPv6 in brackets or not) name a loopback, private,
+ * link-local or otherwise internal address? The one check for every outbound URL (the
+ * before-commit hook here, webhook endpoints in src/hooks/config.ts).
+ */
+export const isPrivateHost = (hostname: string): boolean => {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  const v4 = ipv4(host);
+  return (v4 !== undefined && privateV4(v4)) || (host.includes(":") && privateV6(host)) || LOCAL_NAMES.test(host);
+};
+
 /** Why `raw` may not be called from the server, or undefined when it may. */
 export const outboundUrlProblem = (raw: string, allowPrivate: boolean): string | undefined => {
   let url: URL;
@@ -60,9 +71,7 @@ export const outboundUrlProblem = (raw: string, allowPrivate: boolean): string |
   if (url.username || url.password) return "must not carry credentials";
   if (allowPrivate) return undefined;
   if (url.protocol !== "https:") return "must be https: (http: only with ALLOW_PRIVATE_URLS=true, for local development)";
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  const v4 = ipv4(host);
-  if ((v4 !== undefined && privateV4(v4)) || (host.includes(":") && privateV6(host)) || LOCAL_NAMES.test(host)) {
+  if (isPrivateHost(url.hostname)) {
     return "points at a private, loopback or link-local address (allowed only with ALLOW_PRIVATE_URLS=true, for local development)";
   }
   return undefined;

@@ -3,6 +3,8 @@
 // type or a URL that points into a private network is a loud configuration error, not an
 // endpoint that silently never hears anything (or an SSRF probe of our own network).
 
+import { isPrivateHost } from "../outbound.js";
+
 /** Every event type an endpoint may subscribe to (docs/webhooks.md, "Event catalogue"). */
 export const WebhookEventType = {
   MessageCreated: "message.created",
@@ -66,44 +68,9 @@ export const webhookSettings = (env: WebhookEnv): WebhookSettings => ({
 /** Delay before the retry that follows `failures` consecutive failed deliveries (1-based): base · 2^(n−1), at most 1 h. */
 export const retryDelayS = (failures: number, baseS: number): number => Math.min(3600, baseS * 2 ** Math.max(0, failures - 1));
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-const privateIpv4 = (a: number, b: number): boolean =>
-  a === 0 ||
-  a === 10 ||
-  a === 127 ||
-  (a === 100 && b >= 64 && b <= 127) || // carrier-grade NAT
-  (a === 169 && b === 254) || // link-local, cloud metadata (169.254.169.254)
-  (a === 172 && b >= 16 && b <= 31) ||
-  (a === 192 && b === 168) ||
-  (a === 198 && (b === 18 || b === 19)) ||
-  a >= 224;
-
-/**
- * Does this host name a loopback, private, link-local or otherwise internal address? Only what the
- * URL itself says can be checked (a Worker cannot resolve DNS before fetching): IP literals, in
- * any of the forms URL parsing normalises to dotted IPv4 (decimal, hex, octal), IPv6 literals,
- * `localhost` and internal-only suffixes. A public name whose DNS points inside is not caught
- * here; Workers' own fetch cannot reach the deployment's private network anyway (docs/webhooks.md).
- */
-export const isPrivateHost = (hostname: string): boolean => {
-  const host = hostname.toLowerCase().replace(/\.$/, "");
-  if (host === "localhost" || host.endsWith(".localhost") || host.endsWith(".local") || host.endsWith(".internal")) return true;
-  const v4 = IPV4.exec(host);
-  if (v4) return privateIpv4(Number(v4[1]), Number(v4[2]));
-  if (host.startsWith("[")) {
-    const v6 = host.slice(1, -1);
-    if (v6 === "::" || v6 === "::1") return true;
-    // IPv4-mapped (::ffff:a.b.c.d, normalised by URL to ::ffff:xxxx:xxxx): judge the IPv4 inside.
-    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
-    if (mapped) {
-      const hi = Number.parseInt(mapped[1] ?? "0", 16);
-      return privateIpv4(hi >> 8, hi & 0xff);
-    }
-    return /^(fc|fd|fe8|fe9|fea|feb)/.test(v6);
-  }
-  return false;
-};
+// The address check is the one every outbound URL goes through (src/outbound.ts); re-exported
+// for callers that only know this module.
+export { isPrivateHost };
 
 /** Why this URL may not be an endpoint, or undefined when it may. */
 export const refuseUrl = (raw: string, allowPrivate: boolean): string | undefined => {
