@@ -213,6 +213,25 @@ describe("webhooks", () => {
     carol.close();
   });
 
+  it("a report is a signed report.created event (no seq), once, with the report's row", async () => {
+    const room = uniqueRoom("wh-report");
+    expect((await send(room, "alice", "r1", "something rude")).status).toBeLessThan(300);
+    const reported = await call(`/v1/rooms/${room}/reports`, "bob", { body: { seq: 1, reason: "rude" } });
+    expect(reported.status).toBe(201);
+    const reportId = (reported.body as { report: { id: string } }).report.id;
+    const arrival = await eventually(
+      "report.created",
+      async () => (await log("all", room)).arrivals.find((a) => a.type === "report.created"),
+      15_000,
+    );
+    expect(arrival).toMatchObject({ id: `hooks:${room}:report:${reportId}`, seq: null, duplicate: false });
+    expect(arrival.data).toMatchObject({ id: reportId, reporter: "bob", seq: 1, reason: "rude" });
+    const l = await log("all", room);
+    expect(l.badSignatures).toBe(0);
+    // Only the endpoints that asked for it: "created" subscribes to message.created alone.
+    expect((await log("created", room)).arrivals.some((a) => a.type === "report.created")).toBe(false);
+  });
+
   it("a tenant whose endpoint points at loopback is refused when WEBHOOKS_ALLOW_PRIVATE is off (SSRF), with a configuration error", async () => {
     const tenants = JSON.stringify({ evil: { secret: "x".repeat(20), webhooks: [{ url: "http://127.0.0.1:9/hook", secret: "s".repeat(20), events: ["*"] }] } });
     const res = await workerFetchWith({ TENANTS: tenants, WEBHOOKS_ALLOW_PRIVATE: "false" }, `${BASE}/v1/rooms/x/messages`, {

@@ -19,6 +19,8 @@ export const WebhookEventType = {
   RoomCreated: "room.created",
   RoomUpdated: "room.updated",
   RoomDeleted: "room.deleted",
+  /** A user reported a message or a user (`POST /v1/rooms/{id}/reports`); no seq (reports are not in the stream). */
+  ReportCreated: "report.created",
   Notification: "notification",
 } as const;
 

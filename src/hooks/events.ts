@@ -94,15 +94,21 @@ export const notificationEvent = (tenant: string, n: Notification): WebhookEvent
   },
 });
 
-/** room.created / room.deleted: outside the seq order (they take no seq); the id says when. */
+/** The events outside the seq order (they take no seq). */
+export type RoomEventType = typeof WebhookEventType.RoomCreated | typeof WebhookEventType.RoomDeleted | typeof WebhookEventType.ReportCreated;
+
+/** room.created / room.deleted / report.created: the id says when (a report's, which report). */
 export const roomEvent = (
   tenant: string,
   roomId: string,
-  type: typeof WebhookEventType.RoomCreated | typeof WebhookEventType.RoomDeleted,
+  type: RoomEventType,
   at: string,
   data: Record<string, unknown>,
 ): WebhookEvent => ({
-  id: `${tenant}:${roomId}:${type === WebhookEventType.RoomCreated ? "created" : "deleted"}:${Date.parse(at)}`,
+  id:
+    type === WebhookEventType.ReportCreated
+      ? `${tenant}:${roomId}:report:${String(data.id)}`
+      : `${tenant}:${roomId}:${type === WebhookEventType.RoomCreated ? "created" : "deleted"}:${Date.parse(at)}`,
   type,
   tenant,
   roomId,

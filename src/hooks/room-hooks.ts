@@ -7,7 +7,7 @@ import type { RoomKey } from "../storage/types.js";
 import { retryDelayS, type WebhookEndpoint, WebhookEventType, type WebhookSettings } from "./config.js";
 import type { QueueJob } from "./consumer.js";
 import { type EndpointState, HookDispatcher, type HookReport } from "./dispatcher.js";
-import { roomEvent, type WebhookEvent } from "./events.js";
+import { type RoomEventType, roomEvent, type WebhookEvent } from "./events.js";
 import { Notifier, type NotifyDeps } from "./notify.js";
 import type { DeadLetterStore } from "./store.js";
 
@@ -129,7 +129,7 @@ export class RoomHooks {
    * room.created / room.deleted take no seq: one queue message per subscribed endpoint, retried
    * by the queue itself (not ordered with the seq events; docs/webhooks.md).
    */
-  async roomChanged(type: typeof WebhookEventType.RoomCreated | typeof WebhookEventType.RoomDeleted, data: Record<string, unknown>): Promise<void> {
+  async roomChanged(type: RoomEventType, data: Record<string, unknown>): Promise<void> {
     const queue = this.deps.queue;
     if (!queue) return;
     const event = roomEvent(this.deps.key.tenant, this.deps.key.roomId, type, new Date().toISOString(), data);

@@ -457,7 +457,7 @@ export class Room extends DurableObject<Env> {
       if (report.seq !== undefined && report.seq > this.writer.lastSeq) {
         throw new ChatError(ErrorCode.NotFound, "unable to report; no such message in this room");
       }
-      return this.moderationStore().insertReport(this.key.tenant, {
+      const recorded = await this.moderationStore().insertReport(this.key.tenant, {
         id: crypto.randomUUID(),
         roomId: this.key.roomId,
         reporter: actor,
@@ -465,6 +465,10 @@ export class Room extends DurableObject<Env> {
         seq: report.seq ?? null,
         reason: report.reason,
       });
+      // After the row is durable, off the answer's path (best effort like room.created: the row
+      // stays the record, listed by GET /v1/server/reports).
+      this.ctx.waitUntil(this.hooks.roomChanged(WebhookEventType.ReportCreated, { ...recorded }));
+      return recorded;
     });
   }
 
@@ -1114,10 +1118,13 @@ export class Room extends DurableObject<Env> {
 
   private moderationStore(): ModerationStore {
     if (!this.config.databaseUrl) throw new StorageError("DATABASE_URL is not set", "failed");
+    const store = this.store();
     this.moderationStoreInstance ??= new ModerationStore({
       connectionString: this.config.databaseUrl,
       statementTimeoutMs: this.config.statementTimeoutMs,
       idleTimeoutMs: this.config.postgresIdleMs,
+      // The room's own connections (PG_MAX_CONNECTIONS), not one more per active room.
+      ...(store instanceof PostgresStore ? { pool: store.sharedPool } : {}),
     });
     return this.moderationStoreInstance;
   }

@@ -11,6 +11,12 @@ export interface ModerationStoreOptions {
   connectionString: string;
   statementTimeoutMs: number;
   idleTimeoutMs: number;
+  /**
+   * A pool to share (the room object's own, src/storage/postgres.ts): every restriction check at a
+   * join or a first send would otherwise hold one more connection per active room, and 20 busy
+   * rooms plus their idle pools ran a local Postgres out of connections.
+   */
+  pool?: Pool;
 }
 
 export type RestrictionKind = "ban" | "mute";
@@ -78,8 +84,14 @@ const restrictionOf = (row: RestrictionRow): Restriction => ({
 
 export class ModerationStore {
   private readonly pool: Pool;
+  private readonly ownsPool: boolean;
 
   constructor(private readonly options: ModerationStoreOptions) {
+    this.ownsPool = options.pool === undefined;
+    if (options.pool) {
+      this.pool = options.pool;
+      return;
+    }
     this.pool = new Pool({
       connectionString: options.connectionString,
       max: 1,
@@ -92,7 +104,7 @@ export class ModerationStore {
   }
 
   async close(): Promise<void> {
-    await this.pool.end().catch(() => {});
+    if (this.ownsPool) await this.pool.end().catch(() => {});
   }
 
   private async query<T extends object>(what: string, text: string, params: unknown[]): Promise<T[]> {

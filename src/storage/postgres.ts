@@ -449,6 +449,11 @@ const COLUMNS_WITH_REACTIONS = `${COLUMNS},
 
 export class PostgresStore implements MessageStore {
   private readonly pool: Pool;
+
+  /** The pool, for a store of the same object to share (src/storage/moderation.ts). */
+  get sharedPool(): Pool {
+    return this.pool;
+  }
   /**
    * The room's hot statements are named (prepared): Postgres parses and plans each once per
    * connection and afterwards only binds and executes it (the commit statement's parse and plan
