@@ -11,7 +11,22 @@ import { OPERATIONS } from "../src/api/openapi.js";
 import { EntryKind, ServerFrameType } from "../src/protocol/frames.js";
 import { schemaValidator } from "../src/protocol/schema-validator.js";
 import { EntrySchemas, ServerFrameSchema, ServerFrameSchemas } from "../src/protocol/schemas.js";
+import { inject } from "vitest";
+import { mintApiKey } from "../src/api/apikeys.js";
+import { neonPool } from "../tools/local/neon.js";
 import { baseUrl, eventually, mintToken, uniqueRoom } from "./helpers.js";
+
+/** The tenant's first API key, written the way `npm run api-key` writes it (only its hash). */
+const firstApiKey = async (tenant: string): Promise<string> => {
+  const db = neonPool(inject("databaseUrl"), inject("neonWsProxy") || undefined, 1);
+  try {
+    const minted = await mintApiKey();
+    await db.query("INSERT INTO api_keys (id, tenant, name, secret_hash) VALUES ($1, $2, $3, $4)", [minted.id, tenant, "e2e", minted.secretHash]);
+    return minted.key;
+  } finally {
+    await db.end().catch(() => {});
+  }
+};
 
 const ajv = schemaValidator();
 const check = (what: string, schema: object, value: unknown): void => {
@@ -28,7 +43,7 @@ interface Called {
 describe("the OpenAPI document against the real server", () => {
   it("every documented route answers with a body that validates against its response schema", async () => {
     const roomId = uniqueRoom("oas");
-    const tokens = { alice: await mintToken("alice"), bob: await mintToken("bob") };
+    const tokens = { alice: await mintToken("alice"), bob: await mintToken("bob"), server: await firstApiKey("default") };
     const called = new Map<string, Called>();
     const call = async (
       method: string,
@@ -100,6 +115,38 @@ describe("the OpenAPI document against the real server", () => {
     const signed = (await call("GET", "/v1/rooms/{roomId}/attachments/{id}/url", `${room}/attachments/${fileId}/url`, { as: "bob" })) as { attachment: { url: string } };
     const signedUrl = new URL(signed.attachment.url);
     await call("GET", "/v1/attachments/{tenant}/{roomId}/{id}", `${signedUrl.pathname}${signedUrl.search}`);
+    // Moderation, by the room's admin (alice) and any reader (reports).
+    await call("POST", "/v1/rooms/{roomId}/join", `${room}/join`, { as: "bob" });
+    await call("POST", "/v1/rooms/{roomId}/reports", `${room}/reports`, { as: "bob", body: { seq, userId: "alice", reason: "e2e" } });
+    await call("PUT", "/v1/rooms/{roomId}/mutes/{userId}", `${room}/mutes/bob`, { as: "alice", body: { durationS: 60, reason: "calm down" } });
+    await call("DELETE", "/v1/rooms/{roomId}/mutes/{userId}", `${room}/mutes/bob`, { as: "alice" });
+    await call("PUT", "/v1/rooms/{roomId}/bans/{userId}", `${room}/bans/bob`, { as: "alice", body: { reason: "e2e" } });
+    await call("DELETE", "/v1/rooms/{roomId}/bans/{userId}", `${room}/bans/bob`, { as: "alice" });
+    // The server API, with a tenant API key.
+    const srvRoom = uniqueRoom("oas-srv");
+    const srv = `/v1/server/rooms/${srvRoom}`;
+    const created = (await call("POST", "/v1/server/keys", "/v1/server/keys", { as: "server", body: { name: "second" } })) as { key: { id: string } };
+    await call("GET", "/v1/server/keys", "/v1/server/keys", { as: "server" });
+    await call("DELETE", "/v1/server/keys/{keyId}", `/v1/server/keys/${created.key.id}`, { as: "server" });
+    await call("POST", "/v1/server/rooms", "/v1/server/rooms", { as: "server", body: { roomId: srvRoom, name: "Server room", visibility: "private", metadata: {} } });
+    await call("GET", "/v1/server/rooms", "/v1/server/rooms?limit=5", { as: "server" });
+    await call("GET", "/v1/server/rooms/{roomId}", srv, { as: "server" });
+    await call("PATCH", "/v1/server/rooms/{roomId}", srv, { as: "server", body: { name: "Server room, renamed" } });
+    await call("PUT", "/v1/server/rooms/{roomId}/members/{userId}", `${srv}/members/carol`, { as: "server", body: { role: "member" } });
+    await call("GET", "/v1/server/rooms/{roomId}/members", `${srv}/members`, { as: "server" });
+    await call("POST", "/v1/server/rooms/{roomId}/messages", `${srv}/messages`, { as: "server", body: { clientMsgId: "sys-1", text: "Welcome!" } });
+    await call("PUT", "/v1/server/rooms/{roomId}/mutes/{userId}", `${srv}/mutes/carol`, { as: "server", body: { durationS: 60 } });
+    await call("DELETE", "/v1/server/rooms/{roomId}/mutes/{userId}", `${srv}/mutes/carol`, { as: "server" });
+    await call("PUT", "/v1/server/rooms/{roomId}/bans/{userId}", `${srv}/bans/carol`, { as: "server", body: { reason: "e2e" } });
+    await call("DELETE", "/v1/server/rooms/{roomId}/bans/{userId}", `${srv}/bans/carol`, { as: "server" });
+    await call("DELETE", "/v1/server/rooms/{roomId}/members/{userId}", `${srv}/members/carol`, { as: "server" });
+    const banned = `oas-banned-${Date.now().toString(36)}`;
+    await call("PUT", "/v1/server/bans/{userId}", `/v1/server/bans/${banned}`, { as: "server", body: { reason: "e2e" } });
+    await call("DELETE", "/v1/server/bans/{userId}", `/v1/server/bans/${banned}`, { as: "server" });
+    await call("GET", "/v1/server/reports", "/v1/server/reports?limit=5", { as: "server" });
+    await call("GET", "/v1/server/users/{userId}/export", "/v1/server/users/carol/export", { as: "server" });
+    await call("DELETE", "/v1/server/users/{userId}", `/v1/server/users/${banned}`, { as: "server" });
+    await call("DELETE", "/v1/server/rooms/{roomId}", srv, { as: "server" });
     await call("DELETE", "/v1/rooms/{roomId}/messages/{seq}", `${room}/messages/${seq}`, { as: "alice" });
     await call("DELETE", "/v1/rooms/{roomId}", `${room}?purge=true`, { as: "alice" });
 

@@ -400,7 +400,11 @@ export class RoomReplica extends DurableObject<Env> {
       const answer = await this.sync(wanted, gap.after);
       this.fills++;
       const entries = wanted ? answer.entries : fromRedis;
-      this.deliver(this.feed.offer(entries), wanted ? "primary" : "redis");
+      const delivered = this.feed.offer(entries);
+      this.deliver(delivered, wanted ? "primary" : "redis");
+      // A fill that moved nothing (the primary had nothing above `after` to give) backs off
+      // instead of asking again at once: a gap that cannot be filled must not become a hot loop.
+      if (delivered.length === 0) throw new Error(`a fill after seq ${gap.after} brought nothing`);
       this.fillFailures = 0;
     } catch (error) {
       this.note(error);
