@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   allMessages,
   baseUrl,
+  eventually,
   inParallel,
   killServer,
   mintToken,
@@ -406,7 +407,12 @@ describe.skipIf(!installed && !required)("the demo page in Chromium", () => {
     await waitForText(admin, "please remove this");
     await type(admin, "the admin's own");
     await waitForText(member, "the admin's own");
-    const [theirs, own] = (await shownMessages(admin)).map((m) => m.seq);
+    // The admin's own line shows before its ack (seq 0 until then): wait for both seqs.
+    const shown = await eventually("both seqs on the admin's page", async () => {
+      const seqs = (await shownMessages(admin)).map((m) => m.seq);
+      return seqs.length >= 2 && seqs.every((q) => q > 0) ? seqs : undefined;
+    });
+    const [theirs, own] = shown;
     // The admin's page learns its role from the rooms list (refreshed every few seconds).
     await admin.waitForSelector(`#messages > li[data-seq="${theirs}"] button.delete`, { timeout: 15_000 });
     expect(await member.$$(`#messages > li[data-seq="${own}"] button.delete`)).toHaveLength(0);

@@ -52,7 +52,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const port = await freePort();
   // E2E_SERVER_LOG=1 shows wrangler's output (the Worker's logs) among the test output.
   const output = process.env.E2E_SERVER_LOG === "1" ? "inherit" : "ignore";
-  const options = { port, persistTo, output, vars: stackVars(stack, { AUTH_SECRET: DEV_SECRET }) } as const;
+  const options = { port, persistTo, output, vars: stackVars(stack, {
+      AUTH_SECRET: DEV_SECRET,
+      // A tenant for the server API's contract calls (e2e/schemas.test.ts): a tenant ban visits
+      // every room of its tenant, and the default tenant's rooms pile up in a reused database.
+      TENANTS: JSON.stringify({ e2esrv: { devOnly: true, autoCreateRooms: false } }),
+    }) } as const;
   let server: WranglerServer | undefined = await startWrangler(options);
   console.log(`\n[e2e] ${server.url} (wrangler dev, state in ${persistTo})\n${stack.describe()}\n`);
 

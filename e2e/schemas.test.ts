@@ -43,7 +43,7 @@ interface Called {
 describe("the OpenAPI document against the real server", () => {
   it("every documented route answers with a body that validates against its response schema", async () => {
     const roomId = uniqueRoom("oas");
-    const tokens = { alice: await mintToken("alice"), bob: await mintToken("bob"), server: await firstApiKey("default") };
+    const tokens = { alice: await mintToken("alice"), bob: await mintToken("bob"), server: await firstApiKey("e2esrv") };
     const called = new Map<string, Called>();
     const call = async (
       method: string,
