@@ -30,6 +30,9 @@ export default defineConfig({
           NEON_WSPROXY: inject("neonWsProxy"),
           // A short timeout so "Postgres paused" tests do not wait long; still far above a commit.
           PG_STATEMENT_TIMEOUT_MS: "2000",
+          // Idle pools close after 1 s: each room object holds its own connections, and the many
+          // rooms of earlier test files must not run the local Postgres out of them.
+          PG_IDLE_MS: "1000",
           // A small in-memory window, so most handshakes read Postgres while commits race them.
           HISTORY_WINDOW: "16",
           // A short stream, so trimming is exercised.
